@@ -1,0 +1,112 @@
+"""Build the tidy site tables from the raw data folder and print a summary (project issue 4).
+
+Writes to ``--out`` (default ``results/data/``):
+    sites.csv, layers.csv, exclusions.csv       He et al. (2016) forest profiles
+    split.csv                                   calibration/validation split for ``--seed``
+    howland_sites.csv, howland_layers.csv       Howland Forest "Tower Pit" (SOC + BD + 14C)
+    mcfarlane_sites.csv, mcfarlane_layers.csv   McFarlane et al. (2013) sites (14C checks only)
+
+The saved split in ``data/site_split.csv`` is the reference; ``--write-split`` replaces it (only do this
+on purpose: results of earlier runs are then no longer comparable). Without it the script reports whether
+the split for ``--seed`` matches the saved one.
+
+Example:
+    python analyses/00_prepare_data.py --data-dir ../shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from bayes_vmimics.io.sites import (
+    DEFAULT_SPLIT_SEED,
+    FOUR_TYPES,
+    PROJECT_DATA_DIR,
+    build_site_tables,
+    calibration_split,
+    load_howland_profile,
+    load_mcfarlane_sites,
+    summarize,
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", default=None, help="raw-data folder (default: $BAYES_VMIMICS_DATA)")
+    ap.add_argument(
+        "--seed", type=int, default=DEFAULT_SPLIT_SEED, help="seed of the calibration/validation split"
+    )
+    ap.add_argument("--out", type=Path, default=Path("results/data"), help="output folder for the tidy CSVs")
+    ap.add_argument("--quick", action="store_true", help="skip the example sites (Howland, McFarlane)")
+    ap.add_argument(
+        "--exclude-filled-bd",
+        action="store_true",
+        help="drop layers with bulk density gap-filled by He et al.",
+    )
+    ap.add_argument(
+        "--write-split", action="store_true", help="overwrite data/site_split.csv with this split"
+    )
+    args = ap.parse_args(argv)
+
+    tables = build_site_tables(args.data_dir, exclude_filled_bd=args.exclude_filled_bd)
+    split = calibration_split(tables.sites, seed=args.seed)
+    saved = PROJECT_DATA_DIR / "site_split.csv"
+    if args.write_split:
+        if args.exclude_filled_bd:
+            ap.error(
+                "--write-split builds the reference split and cannot be combined with --exclude-filled-bd"
+            )
+        split.to_csv(saved, index=False)
+        print(f"wrote {saved}")
+    elif saved.is_file():
+        # the saved split is the reference: subsets (e.g. --exclude-filled-bd) keep their assignment
+        old = pd.read_csv(saved)
+        if not args.exclude_filled_bd:
+            same = old[["site_id", "split"]].reset_index(drop=True).equals(split[["site_id", "split"]])
+            print(f"split for seed {args.seed} {'matches' if same else 'DIFFERS FROM'} the saved {saved}")
+        split = old[old["site_id"].isin(split["site_id"])].reset_index(drop=True)
+        print(f"using the saved split {saved} (seed {int(old['seed'].iloc[0])})")
+    tables.sites["split"] = tables.sites["site_id"].map(split.set_index("site_id")["split"])
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    tables.sites.to_csv(out / "sites.csv", index=False)
+    tables.layers.to_csv(out / "layers.csv", index=False)
+    tables.log.to_csv(out / "exclusions.csv", index=False)
+    split.to_csv(out / "split.csv", index=False)
+    print(summarize(tables))
+
+    u = tables.usable_sites()
+    print(f"usable four-type profiles: {len(u)} (target >= 150); with 14C: {int(u['has_c14'].sum())}")
+    for ft in FOUR_TYPES:
+        x = u[u["forest_type"] == ft]
+        cal, val = x[x["split"] == "calibration"], x[x["split"] == "validation"]
+        print(
+            f"  {ft}: calibration {len(cal)} ({int(cal['has_c14'].sum())} with 14C), "
+            f"validation {len(val)} ({int(val['has_c14'].sum())} with 14C)"
+        )
+
+    if not args.quick:
+        how = load_howland_profile(args.data_dir)
+        how.sites.to_csv(out / "howland_sites.csv", index=False)
+        how.layers.to_csv(out / "howland_layers.csv", index=False)
+        mcf = load_mcfarlane_sites(args.data_dir)
+        mcf.sites.to_csv(out / "mcfarlane_sites.csv", index=False)
+        mcf.layers.to_csv(out / "mcfarlane_layers.csv", index=False)
+        print(
+            f"Howland Tower Pit: {len(how.layers)} mineral layers, {int(how.layers['f14c'].count())} with 14C"
+        )
+        print(
+            f"McFarlane et al. 2013: {len(mcf.sites)} sites, {len(mcf.layers)} mineral layers "
+            f"({int(mcf.layers['f14c'].count())} with 14C; no bulk density: 14C checks only)"
+        )
+    print(f"tables written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

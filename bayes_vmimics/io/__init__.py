@@ -1,0 +1,33 @@
+"""Input/output: raw data folders, loaders and result files. Nothing in the numerical core imports this."""
+
+from .atmosphere import GRAVEN2017_ZONE_BANDS, load_atmosphere, load_graven2017, load_hua2013, load_hua2021
+from .datadir import DataFolderError, data_file, resolve_data_dir
+from .sites import (
+    FOUR_TYPES,
+    SiteTables,
+    build_site_tables,
+    calibration_split,
+    load_he2016_layers,
+    load_howland_profile,
+    load_mcfarlane_sites,
+    site_forcing,
+)
+
+__all__ = [
+    "FOUR_TYPES",
+    "GRAVEN2017_ZONE_BANDS",
+    "DataFolderError",
+    "SiteTables",
+    "build_site_tables",
+    "calibration_split",
+    "data_file",
+    "load_atmosphere",
+    "load_graven2017",
+    "load_he2016_layers",
+    "load_howland_profile",
+    "load_hua2013",
+    "load_hua2021",
+    "load_mcfarlane_sites",
+    "resolve_data_dir",
+    "site_forcing",
+]

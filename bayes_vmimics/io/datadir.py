@@ -1,0 +1,66 @@
+"""Where the raw data live: the user names a folder, the package never ships the files.
+
+The folder is taken from, in order: an explicit argument (the CLI's ``--data-dir``), the
+``BAYES_VMIMICS_DATA`` environment variable. ``data/README.md`` says where each raw file comes from.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV_VAR = "BAYES_VMIMICS_DATA"
+
+
+class DataFolderError(FileNotFoundError):
+    """The raw-data folder (or a file in it) is missing."""
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None, *, required: bool = True) -> Path | None:
+    """Return the raw-data folder.
+
+    Args:
+        data_dir: folder given by the user (path); if None, ``$BAYES_VMIMICS_DATA`` is used.
+        required: if True, raise when no folder is configured or it does not exist; if False,
+            return None instead.
+
+    Returns:
+        The folder as an absolute ``Path`` (or None when ``required`` is False and none is set).
+
+    Raises:
+        DataFolderError: no folder configured, or the folder does not exist.
+    """
+    src = "argument data_dir"
+    if data_dir is None:
+        env = os.environ.get(ENV_VAR)
+        if not env:
+            if required:
+                raise DataFolderError(
+                    f"no data folder given: pass --data-dir or set {ENV_VAR} to the folder holding the raw "
+                    "files listed in data/README.md"
+                )
+            return None
+        data_dir, src = env, f"${ENV_VAR}"
+    path = Path(data_dir).expanduser().resolve()
+    if not path.is_dir():
+        if required:
+            raise DataFolderError(f"data folder {str(path)!r} (from {src}) does not exist")
+        return None
+    return path
+
+
+def data_file(name: str, data_dir: str | os.PathLike | None = None) -> Path:
+    """Return the path of raw file ``name`` inside the data folder, checking that it exists.
+
+    Args:
+        name: file name, e.g. ``"he2016_forest_layers.csv"``.
+        data_dir: folder (path) or None for ``$BAYES_VMIMICS_DATA``.
+
+    Raises:
+        DataFolderError: the folder or the file is missing (the message names both).
+    """
+    folder = resolve_data_dir(data_dir)
+    path = folder / name
+    if not path.is_file():
+        raise DataFolderError(f"raw file {name!r} not found in data folder {str(folder)!r}; see data/README.md")
+    return path

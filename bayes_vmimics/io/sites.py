@@ -1,0 +1,945 @@
+"""Real site data: raw forest-soil profiles → tidy site and layer tables (project issue 4).
+
+Raw files are read from the data folder (``--data-dir`` or ``$BAYES_VMIMICS_DATA``; see
+``data/README.md``); the small tables this project authors itself (forest-type mapping, lignin:N,
+litter partition, calibration/validation split) live in the repository's ``data/`` folder.
+
+Tables
+    ``sites``: one row per profile, every profile of the source kept, with ``usable`` and
+    ``exclusion_reason``; ``layers``: one row per kept mineral-soil layer; ``log``: one row per excluded
+    layer or profile with the reason. Columns are described in ``data/README.md``.
+
+Decisions (documented in ``data/README.md``)
+    * Depth reference: the mineral-soil surface is 0 cm (He et al. 2016 ``top_cm_mineral0``). Organic
+      layers (bottom ≤ 0) are dropped: the model's aboveground litter input stands for the forest floor.
+      Layers straddling 0 (top < 0 < bottom) are dropped too, because their C concentration mixes organic
+      and mineral material and cannot be apportioned (none occur in the He et al. file; tested).
+    * F14C: computed from Δ14C and the sampling year (``f14c_from_d14c``); the compilation's
+      ``f14c_reported`` is mostly percent modern (pMC), so it is used only where Δ14C is missing, divided
+      by 100 when > 2.
+    * Soil temperature is MAT (°C); Wang et al. (2021) used daily GSWP3 air temperature.
+    * Litter input: measured aboveground litterfall where reported (taken as g C m⁻² yr⁻¹, leaf
+      litterfall; see README), else NPP of the Miami model (Lieth 1975) × 0.47 g C g⁻¹, split above/below
+      by ``data/litter_partition.csv``; lignin:N from ``data/lignin_n.csv``; clay measured or the median
+      of measured profiles of the same forest type. Every estimate carries a flag.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..forcing import SiteForcing
+from .datadir import data_file
+
+log = logging.getLogger(__name__)
+
+#: Repository ``data/`` folder holding the project's own small tables.
+PROJECT_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+
+HE2016_FILE = "he2016_forest_layers.csv"
+MCFARLANE_FILE = "he2016_mcfarlane2013_layers.csv"
+HOWLAND_FILE = "israd_gaudinski2001_howland_layers.csv"
+SIX_SITES_FILE = "six_sites_metadata.csv"
+
+#: The four forest types of Wang et al. (2021) Sect. 2.5.2 (ENF, EBF, DBF, BNF).
+FOUR_TYPES = ("ENF", "EBF", "DBF", "BNF")
+#: Explicit classes kept out of the four-type analyses.
+OTHER_TYPES = ("DNF", "MIX", "UNK", "NFO")
+ALL_TYPES = FOUR_TYPES + OTHER_TYPES
+
+#: Quality limits (issue 4).
+MIN_LAYERS = 3
+SOC_PCT_MAX = 60.0
+BD_RANGE = (0.05, 2.2)
+#: Carbon fraction of dry plant matter (g C g⁻¹) used with the Miami model.
+CARBON_FRACTION = 0.47
+#: Plausible ratio of reported aboveground litterfall to the Miami-based aboveground estimate.
+LITTERFALL_RATIO_RANGE = (0.2, 3.0)
+#: Default seed of the saved calibration/validation split.
+DEFAULT_SPLIT_SEED = 2021
+
+_LAYER_REQUIRED = (
+    "profile_id",
+    "dataset",
+    "doi",
+    "site",
+    "country",
+    "lat",
+    "lon",
+    "mat_c",
+    "map_mm",
+    "veg_class",
+    "veg_local",
+    "top_cm_mineral0",
+    "bottom_cm_mineral0",
+    "sample_year",
+    "d14c_permil",
+    "f14c_reported",
+    "f14c_from_d14c",
+    "soc_pct",
+    "bd_g_cm3",
+    "bd_is_filled",
+    "clay_pct",
+    "litterfall_above",
+)
+
+
+@dataclass
+class SiteTables:
+    """Tidy site data.
+
+    Attributes:
+        sites: one row per profile (columns in ``data/README.md``).
+        layers: one row per kept mineral layer (columns in ``data/README.md``).
+        log: excluded layers and profiles: ``file``, ``row`` (1-based CSV line, header = line 1; empty
+            for profile-level entries), ``profile_id``, ``column``, ``value``, ``reason``.
+    """
+
+    sites: pd.DataFrame
+    layers: pd.DataFrame
+    log: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=_LOG_COLUMNS))
+
+    def usable_sites(self, *, four_types_only: bool = True) -> pd.DataFrame:
+        """Usable profiles, by default only those of the four forest types."""
+        s = self.sites[self.sites["usable"]]
+        if four_types_only:
+            s = s[s["forest_type"].isin(FOUR_TYPES)]
+        return s
+
+
+_LOG_COLUMNS = ["file", "row", "profile_id", "column", "value", "reason"]
+
+
+# --------------------------------------------------------------------------------------------------
+# unit conversions and small published models
+# --------------------------------------------------------------------------------------------------
+def soc_volumetric(soc_pct, bd_g_cm3):
+    """SOC density from mass concentration and bulk density (PROVENANCE: SOC % × 10 × BD).
+
+    Args:
+        soc_pct: organic C concentration (% by mass).
+        bd_g_cm3: bulk density of the fine earth over the whole soil volume (g cm⁻³).
+
+    Returns:
+        SOC density (mg C cm⁻³), same shape as the inputs.
+    """
+    return np.asarray(soc_pct, dtype=float) * 10.0 * np.asarray(bd_g_cm3, dtype=float)
+
+
+def f14c_from_d14c(d14c_permil, year_obs):
+    """Fraction modern from Δ14C (Stuiver & Polach 1977; PROVENANCE conversions).
+
+    Args:
+        d14c_permil: Δ14C (per mil).
+        year_obs: year of sampling (decimal year AD).
+
+    Returns:
+        F14C (fraction modern, dimensionless).
+    """
+    lam_c = 1.0 / 8267.0
+    d = np.asarray(d14c_permil, dtype=float)
+    y = np.asarray(year_obs, dtype=float)
+    return (d / 1000.0 + 1.0) * np.exp(lam_c * (y - 1950.0))
+
+
+def miami_npp(mat_c, map_mm):
+    """Net primary production of the Miami model (Lieth 1975).
+
+    NPP = min(3000 / (1 + exp(1.315 − 0.119 T)), 3000 (1 − exp(−0.000664 P))).
+
+    Args:
+        mat_c: mean annual air temperature T (°C).
+        map_mm: mean annual precipitation P (mm yr⁻¹).
+
+    Returns:
+        NPP (g dry matter m⁻² yr⁻¹).
+    """
+    t = np.asarray(mat_c, dtype=float)
+    p = np.asarray(map_mm, dtype=float)
+    npp_t = 3000.0 / (1.0 + np.exp(1.315 - 0.119 * t))
+    npp_p = 3000.0 * (1.0 - np.exp(-0.000664 * p))
+    return np.minimum(npp_t, npp_p)
+
+
+def _hua_zone_latitude_fallback(lat: float, lon: float) -> str:
+    """Private fallback used only if ``bayes_vmimics.atmosphere`` is unavailable (by latitude alone)."""
+    if lat >= 40.0:
+        return "NH1"
+    if lat >= 23.44:
+        return "NH2"
+    if lat >= 0.0:
+        return "NH3"
+    if lat > -23.44:
+        return "SH3"
+    return "SH12"
+
+
+def _hua_zone(lat: float, lon: float) -> str | None:
+    if not (np.isfinite(lat) and np.isfinite(lon)):
+        return None
+    try:  # lazy: atmosphere is another module of the chain
+        from ..atmosphere import hua2013_zone
+    except ImportError:  # pragma: no cover - only while atmosphere.py is missing
+        return _hua_zone_latitude_fallback(lat, lon)
+    return hua2013_zone(lat, lon)
+
+
+# --------------------------------------------------------------------------------------------------
+# raw-file validation
+# --------------------------------------------------------------------------------------------------
+def _csv_row(idx: int) -> int:
+    """1-based CSV line number of DataFrame index ``idx`` (header is line 1)."""
+    return int(idx) + 2
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot parse CSV ({exc})") from exc
+
+
+def _require_columns(df: pd.DataFrame, path: Path, columns) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: row 1 (header): missing column(s) {', '.join(repr(c) for c in missing)}")
+
+
+def _require_numeric(df: pd.DataFrame, path: Path, columns) -> pd.DataFrame:
+    df = df.copy()
+    for c in columns:
+        conv = pd.to_numeric(df[c], errors="coerce")
+        bad = conv.isna() & df[c].notna()
+        if bad.any():
+            i = bad.idxmax()
+            raise ValueError(f"{path}: row {_csv_row(i)}, column {c!r}: not a number ({df.at[i, c]!r})")
+        df[c] = conv
+    return df
+
+
+def _check_depths(df: pd.DataFrame, path: Path, group: str, top: str, bottom: str) -> None:
+    """Each layer must have top < bottom and layers of a profile must be ordered without overlap."""
+    for col in (top, bottom):
+        if df[col].isna().any():
+            i = df[col].isna().idxmax()
+            raise ValueError(f"{path}: row {_csv_row(i)}, column {col!r}: missing depth")
+    bad = df[bottom] <= df[top]
+    if bad.any():
+        i = bad.idxmax()
+        raise ValueError(
+            f"{path}: row {_csv_row(i)}, column {bottom!r}: bottom depth {df.at[i, bottom]!r} is not below "
+            f"top depth {df.at[i, top]!r}"
+        )
+    for _, g in df.groupby(group, sort=False):
+        t = g[top].to_numpy()
+        b = g[bottom].to_numpy()
+        for k in range(1, len(g)):
+            if t[k] < t[k - 1] or t[k] < b[k - 1] - 1e-6:
+                i = g.index[k]
+                raise ValueError(
+                    f"{path}: row {_csv_row(i)}, column {top!r}: non-monotonic depths in profile "
+                    f"{g[group].iloc[0]!r} (top {t[k]!r} cm after layer {t[k - 1]!r}–{b[k - 1]!r} cm)"
+                )
+
+
+def _check_non_negative(df: pd.DataFrame, path: Path, columns) -> None:
+    for c in columns:
+        bad = df[c] < 0
+        if bad.any():
+            i = bad.idxmax()
+            raise ValueError(f"{path}: row {_csv_row(i)}, column {c!r}: negative value {df.at[i, c]!r}")
+
+
+def _as_bool(series: pd.Series, path: Path, column: str) -> pd.Series:
+    if series.dtype == bool:
+        return series
+    m = {"true": True, "false": False, "1": True, "0": False}
+    s = series.astype(str).str.strip().str.lower()
+    bad = ~s.isin(list(m))
+    if bad.any():
+        i = bad.idxmax()
+        raise ValueError(f"{path}: row {_csv_row(i)}, column {column!r}: not a boolean ({series[i]!r})")
+    return s.map(m).astype(bool)
+
+
+# --------------------------------------------------------------------------------------------------
+# raw loaders
+# --------------------------------------------------------------------------------------------------
+def load_he2016_layers(data_dir: str | os.PathLike | None = None, *, path: str | os.PathLike | None = None):
+    """Read and validate the He et al. (2016) forest layer file (raw rows, all columns).
+
+    Args:
+        data_dir: raw-data folder, or None for ``$BAYES_VMIMICS_DATA`` (path).
+        path: read this file instead of ``he2016_forest_layers.csv`` in the data folder (path).
+
+    Returns:
+        The raw rows as a DataFrame, the index being the 0-based data row (CSV line − 2).
+
+    Raises:
+        DataFolderError: folder or file missing.
+        ValueError: naming file, row and column, for a missing column, a non-numeric value, missing or
+            non-monotonic depths, or negative SOC, bulk density, clay or litterfall.
+    """
+    p = Path(path) if path is not None else data_file(HE2016_FILE, data_dir)
+    df = _read_csv(p)
+    _require_columns(df, p, _LAYER_REQUIRED)
+    numeric = [
+        "lat",
+        "lon",
+        "mat_c",
+        "map_mm",
+        "top_cm_mineral0",
+        "bottom_cm_mineral0",
+        "sample_year",
+        "d14c_permil",
+        "f14c_reported",
+        "f14c_from_d14c",
+        "soc_pct",
+        "bd_g_cm3",
+        "clay_pct",
+        "litterfall_above",
+    ]
+    df = _require_numeric(df, p, numeric)
+    df["bd_is_filled"] = _as_bool(df["bd_is_filled"], p, "bd_is_filled")
+    _check_depths(df, p, "profile_id", "top_cm_mineral0", "bottom_cm_mineral0")
+    _check_non_negative(df, p, ["soc_pct", "bd_g_cm3", "clay_pct", "litterfall_above"])
+    df.attrs["path"] = str(p)
+    return df
+
+
+def load_forest_types(path: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Read the reviewable forest-type table (``data/forest_types.csv``).
+
+    Args:
+        path: alternative table (path); default the repository's ``data/forest_types.csv``.
+
+    Returns:
+        One row per He et al. (2016) profile with ``forest_type``, ``biome``, ``confidence``, ``rationale``.
+
+    Raises:
+        ValueError: missing column, duplicate profile, or a forest type outside ``ALL_TYPES``.
+    """
+    p = Path(path) if path is not None else PROJECT_DATA_DIR / "forest_types.csv"
+    ft = _read_csv(p)
+    _require_columns(ft, p, ["profile_id", "forest_type", "biome", "confidence", "rationale"])
+    dup = ft["profile_id"].duplicated()
+    if dup.any():
+        i = dup.idxmax()
+        raise ValueError(
+            f"{p}: row {_csv_row(i)}, column 'profile_id': duplicate profile {ft.at[i, 'profile_id']}"
+        )
+    bad = ~ft["forest_type"].isin(ALL_TYPES)
+    if bad.any():
+        i = bad.idxmax()
+        raise ValueError(
+            f"{p}: row {_csv_row(i)}, column 'forest_type': {ft.at[i, 'forest_type']!r} not in {ALL_TYPES}"
+        )
+    return ft
+
+
+def _load_type_table(name: str, columns) -> pd.DataFrame:
+    p = PROJECT_DATA_DIR / name
+    t = _read_csv(p)
+    _require_columns(t, p, ["forest_type", *columns])
+    missing = set(ALL_TYPES) - set(t["forest_type"])
+    if missing:
+        raise ValueError(f"{p}: column 'forest_type': no row for {sorted(missing)}")
+    return t.set_index("forest_type")
+
+
+def load_lignin_n() -> pd.DataFrame:
+    """Lignin:N per forest type (``data/lignin_n.csv``; g g⁻¹), indexed by forest type."""
+    t = _load_type_table("lignin_n.csv", ["lignin_n_above", "lignin_n_below", "source"])
+    if (t[["lignin_n_above", "lignin_n_below"]] > 0.85 / 0.013).any().any():
+        raise ValueError("data/lignin_n.csv: lignin:N above 65.38 gives a negative metabolic fraction")
+    return t
+
+
+def load_litter_partition() -> pd.DataFrame:
+    """Belowground fraction of total litter input per forest type (``data/litter_partition.csv``; 0–1)."""
+    t = _load_type_table("litter_partition.csv", ["frac_below", "source"])
+    if ((t["frac_below"] < 0) | (t["frac_below"] > 1)).any():
+        raise ValueError("data/litter_partition.csv: column 'frac_below' must be within 0–1")
+    return t
+
+
+# --------------------------------------------------------------------------------------------------
+# curation
+# --------------------------------------------------------------------------------------------------
+def _f14c_column(raw: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """F14C per layer: from Δ14C where given, else the reported value (pMC → fraction when > 2)."""
+    f = raw["f14c_from_d14c"].copy()
+    src = pd.Series(np.where(f.notna(), "d14c", ""), index=raw.index, dtype=object)
+    recompute = f.isna() & raw["d14c_permil"].notna() & raw["sample_year"].notna()
+    f[recompute] = f14c_from_d14c(raw.loc[recompute, "d14c_permil"], raw.loc[recompute, "sample_year"])
+    src[recompute] = "d14c"
+    rep = raw["f14c_reported"]
+    use_rep = f.isna() & rep.notna()
+    f[use_rep] = np.where(rep[use_rep] > 2.0, rep[use_rep] / 100.0, rep[use_rep])
+    src[use_rep] = "reported"
+    return f, src.replace("", None)
+
+
+def _filter_layers(raw: pd.DataFrame, fname: str, *, exclude_filled_bd: bool):
+    """Apply the layer filters; return kept layers and the log rows."""
+    entries = []
+
+    def drop(mask, reason, column=None):
+        for i in raw.index[mask & keep]:
+            entries.append(
+                dict(
+                    file=fname,
+                    row=_csv_row(i),
+                    profile_id=raw.at[i, "profile_id"],
+                    column=column,
+                    value=None if column is None else raw.at[i, column],
+                    reason=reason,
+                )
+            )
+        keep[mask] = False
+
+    keep = pd.Series(True, index=raw.index)
+    top, bot = raw["top_cm_mineral0"], raw["bottom_cm_mineral0"]
+    drop(bot <= 0, "organic horizon above the mineral-soil surface", "bottom_cm_mineral0")
+    drop(
+        (top < 0) & (bot > 0),
+        "layer straddles the mineral-soil surface (organic + mineral)",
+        "top_cm_mineral0",
+    )
+    drop(raw["soc_pct"].isna(), "missing SOC", "soc_pct")
+    drop(raw["bd_g_cm3"].isna(), "missing bulk density", "bd_g_cm3")
+    drop(raw["soc_pct"] > SOC_PCT_MAX, f"implausible SOC > {SOC_PCT_MAX:g} %", "soc_pct")
+    lo, hi = BD_RANGE
+    drop(
+        (raw["bd_g_cm3"] < lo) | (raw["bd_g_cm3"] > hi),
+        f"implausible bulk density outside {lo}–{hi} g cm-3",
+        "bd_g_cm3",
+    )
+    if exclude_filled_bd:
+        drop(raw["bd_is_filled"], "gap-filled bulk density excluded (exclude_filled_bd)", "bd_is_filled")
+    return keep, entries
+
+
+def _tidy_layers(raw: pd.DataFrame, keep: pd.Series, site_prefix: str) -> pd.DataFrame:
+    f14c, f14c_src = _f14c_column(raw)
+    k = raw[keep]
+    out = pd.DataFrame(
+        {
+            "site_id": site_prefix + k["profile_id"].astype(str),
+            "profile_id": k["profile_id"],
+            "horizon": k.get("horizon"),
+            "top_cm": k["top_cm_mineral0"].astype(float),
+            "bottom_cm": k["bottom_cm_mineral0"].astype(float),
+            "soc_pct": k["soc_pct"],
+            "soc_g_kg": k["soc_pct"] * 10.0,
+            "bd_g_cm3": k["bd_g_cm3"],
+            "bd_is_filled": k["bd_is_filled"].astype(bool),
+            "soc_mg_cm3": soc_volumetric(k["soc_pct"], k["bd_g_cm3"]),
+            "d14c_permil": k["d14c_permil"],
+            "f14c": f14c[keep],
+            "f14c_source": f14c_src[keep],
+            "n_pct": k.get("n_pct"),
+            "clay_pct": k["clay_pct"],
+            "source_row": [_csv_row(i) for i in k.index],
+        }
+    )
+    out["mid_cm"] = 0.5 * (out["top_cm"] + out["bottom_cm"])
+    out["thickness_cm"] = out["bottom_cm"] - out["top_cm"]
+    out.insert(2, "layer", out.groupby("profile_id").cumcount())
+    return out.reset_index(drop=True)
+
+
+def _profile_clay(raw: pd.DataFrame) -> pd.Series:
+    """Thickness-weighted mean clay (%) over mineral layers with measured clay, per profile."""
+    m = raw[(raw["bottom_cm_mineral0"] > 0) & raw["clay_pct"].notna()].copy()
+    m["w"] = m["bottom_cm_mineral0"] - m["top_cm_mineral0"].clip(lower=0.0)
+    m["cw"] = m["clay_pct"] * m["w"]
+    g = m.groupby("profile_id")
+    return g["cw"].sum() / g["w"].sum()
+
+
+def _add_forcing(sites: pd.DataFrame, log_entries: list, fname: str) -> pd.DataFrame:
+    """Litter inputs, lignin:N, clay fallback and soil temperature, each flagged."""
+    lig = load_lignin_n()
+    part = load_litter_partition()
+    s = sites
+    npp_dm = miami_npp(s["mat_c"], s["map_mm"])
+    s["npp_miami_g_c_m2_yr"] = npp_dm * CARBON_FRACTION
+    frac_below = s["forest_type"].map(part["frac_below"]).astype(float)
+    s["frac_below"] = frac_below
+    est_above = s["npp_miami_g_c_m2_yr"] * (1.0 - frac_below)
+    s["litter_below_g_c_m2_yr"] = s["npp_miami_g_c_m2_yr"] * frac_below
+    s["litter_below_source"] = "Miami NPP x frac_below"
+    measured = s["litterfall_above_reported"].notna() & (s["litterfall_above_reported"] > 0)
+    ratio = s["litterfall_above_reported"] / est_above
+    lo, hi = LITTERFALL_RATIO_RANGE
+    implaus = measured & ((ratio < lo) | (ratio > hi))
+    for i in s.index[implaus]:
+        log_entries.append(
+            dict(
+                file=fname,
+                row=None,
+                profile_id=s.at[i, "profile_id"],
+                column="litterfall_above",
+                value=s.at[i, "litterfall_above_reported"],
+                reason=(
+                    f"reported litterfall / Miami estimate = {ratio[i]:.2f} outside {lo}–{hi}; estimate used"
+                ),
+            )
+        )
+    use = measured & ~implaus
+    s["litter_above_g_c_m2_yr"] = np.where(use, s["litterfall_above_reported"], est_above)
+    s["litter_above_is_measured"] = use.astype(bool)
+    s["litter_above_source"] = np.where(
+        use, "reported litterfall (assumed g C m-2 yr-1)", "Miami NPP x 0.47 x (1 - frac_below)"
+    )
+    s["lignin_n_above"] = s["forest_type"].map(lig["lignin_n_above"]).astype(float)
+    s["lignin_n_below"] = s["forest_type"].map(lig["lignin_n_below"]).astype(float)
+    s["lignin_n_is_measured"] = False
+    s["lignin_n_source"] = "data/lignin_n.csv (per forest type)"
+    # clay fallback: median of measured profiles of the same forest type, else of all measured profiles
+    meas = s["clay_pct_measured"]
+    med_type = s.assign(c=meas).groupby("forest_type")["c"].median()
+    med_all = float(meas.median()) if meas.notna().any() else float("nan")
+    fb = s["forest_type"].map(med_type)
+    fb_src = np.where(
+        fb.notna(), "median of measured profiles of the same forest type", "median of all measured"
+    )
+    fb = fb.fillna(med_all)
+    s["clay_is_measured"] = meas.notna()
+    s["clay_pct"] = meas.fillna(fb)
+    s["clay_source"] = np.where(meas.notna(), "measured (thickness-weighted mean of mineral layers)", fb_src)
+    s["soil_temperature_c"] = s["mat_c"]
+    s["soil_temperature_source"] = "MAT (compilation); Wang et al. 2021 used daily GSWP3 air temperature"
+    return s
+
+
+def build_site_tables(
+    data_dir: str | os.PathLike | None = None,
+    *,
+    exclude_filled_bd: bool = False,
+    path: str | os.PathLike | None = None,
+    forest_types: str | os.PathLike | None = None,
+    split: str | os.PathLike | None = None,
+) -> SiteTables:
+    """Build the tidy site and layer tables from the He et al. (2016) forest compilation.
+
+    Args:
+        data_dir: raw-data folder, or None for ``$BAYES_VMIMICS_DATA`` (path).
+        exclude_filled_bd: drop layers whose bulk density was gap-filled by He et al. (bool).
+        path: use this raw layer file instead of the one in the data folder (path).
+        forest_types: alternative forest-type table (path); default ``data/forest_types.csv``.
+        split: calibration/validation table to attach (path); default ``data/site_split.csv`` if present.
+
+    Returns:
+        ``SiteTables`` with every profile in ``sites`` (``usable`` flags those passing all filters), the
+        kept mineral layers of all profiles in ``layers`` and the exclusions in ``log``.
+
+    Raises:
+        DataFolderError: folder or raw file missing.
+        ValueError: bad raw file (naming file, row and column) or a profile missing from the
+            forest-type table.
+    """
+    raw = load_he2016_layers(data_dir, path=path)
+    fname = Path(raw.attrs["path"]).name
+    keep, entries = _filter_layers(raw, fname, exclude_filled_bd=exclude_filled_bd)
+    layers = _tidy_layers(raw, keep, "he2016_")
+
+    g = raw.groupby("profile_id", sort=True)
+    first = g.first()
+    sites = pd.DataFrame(
+        {
+            "site_id": "he2016_" + first.index.astype(str),
+            "profile_id": first.index,
+            "source": "He et al. 2016 (doi:10.1126/science.aad4273)",
+            "dataset": first["dataset"],
+            "doi": first["doi"],
+            "site_name": first["site"].astype(str).str.strip(),
+            "country": first["country"],
+            "lat": first["lat"],
+            "lon": first["lon"],
+            "elevation_m": first.get("elevation_m"),
+            "sample_year": first["sample_year"],
+            "mat_c": first["mat_c"],
+            "mat_is_reported": first["mat_c_reported"].notna() if "mat_c_reported" in first else False,
+            "map_mm": first["map_mm"],
+            "map_is_reported": first["map_mm_reported"].notna() if "map_mm_reported" in first else False,
+            "veg_class": first["veg_class"],
+            "veg_local": first["veg_local"],
+            "litterfall_above_reported": first["litterfall_above"],
+            "clay_pct_measured": _profile_clay(raw).reindex(first.index),
+        }
+    ).reset_index(drop=True)
+
+    ft = load_forest_types(forest_types)
+    missing = sorted(set(sites["profile_id"]) - set(ft["profile_id"]))
+    if missing:
+        raise ValueError(f"data/forest_types.csv: column 'profile_id': no row for profile(s) {missing}")
+    ftx = ft.set_index("profile_id")
+    for c in ("forest_type", "biome", "confidence", "rationale"):
+        sites[c if c != "confidence" else "forest_type_confidence"] = (
+            sites["profile_id"].map(ftx[c]).to_numpy()
+        )
+    sites = sites.rename(columns={"rationale": "forest_type_rationale"})
+    sites["in_four_types"] = sites["forest_type"].isin(FOUR_TYPES)
+    sites["hua2013_zone"] = [_hua_zone(a, b) for a, b in zip(sites["lat"], sites["lon"], strict=True)]
+
+    lg = layers.groupby("profile_id")
+    sites["n_layers"] = sites["profile_id"].map(lg.size()).fillna(0).astype(int)
+    sites["n_layers_c14"] = sites["profile_id"].map(lg["f14c"].count()).fillna(0).astype(int)
+    sites["n_layers_filled_bd"] = sites["profile_id"].map(lg["bd_is_filled"].sum()).fillna(0).astype(int)
+    sites["max_depth_cm"] = sites["profile_id"].map(lg["bottom_cm"].max())
+    sites["has_c14"] = sites["n_layers_c14"] >= 1
+    sites["any_filled_bd"] = sites["n_layers_filled_bd"] > 0
+
+    sites = _add_forcing(sites, entries, fname)
+
+    reason = pd.Series("", index=sites.index, dtype=object)
+    reason[sites["n_layers"] < MIN_LAYERS] = (
+        f"fewer than {MIN_LAYERS} mineral layers with SOC and bulk density"
+    )
+    no_coord = sites["lat"].isna() | sites["lon"].isna()
+    reason[(reason == "") & no_coord] = "missing coordinates"
+    no_clim = sites["mat_c"].isna() | sites["map_mm"].isna()
+    reason[(reason == "") & no_clim] = "missing MAT or MAP (no forcing)"
+    sites["exclusion_reason"] = reason.replace("", None)
+    sites["usable"] = reason == ""
+    for i in sites.index[~sites["usable"]]:
+        entries.append(
+            dict(
+                file=fname,
+                row=None,
+                profile_id=sites.at[i, "profile_id"],
+                column=None,
+                value=None,
+                reason=f"profile: {reason[i]}",
+            )
+        )
+
+    split_path = Path(split) if split is not None else PROJECT_DATA_DIR / "site_split.csv"
+    sites["split"] = None
+    if split_path.is_file():
+        sp = _read_csv(split_path)
+        _require_columns(sp, split_path, ["site_id", "split"])
+        sites["split"] = sites["site_id"].map(sp.set_index("site_id")["split"])
+    log_df = pd.DataFrame(entries, columns=_LOG_COLUMNS)
+    return SiteTables(sites=sites, layers=layers, log=log_df)
+
+
+# --------------------------------------------------------------------------------------------------
+# calibration / validation split
+# --------------------------------------------------------------------------------------------------
+def calibration_split(sites: pd.DataFrame, seed: int = DEFAULT_SPLIT_SEED) -> pd.DataFrame:
+    """Seeded, stratified split of usable four-type profiles into calibration and validation halves.
+
+    Profiles at the same coordinates (rounded to 0.01°) form one group and go to the same half, so
+    replicate pits of one site never sit on both sides. Strata are forest type × (any ¹⁴C in the
+    group); within a stratum the groups are shuffled with ``np.random.default_rng(seed)`` and each is
+    given to the half holding fewer profiles so far (ties to calibration).
+
+    Args:
+        sites: the ``sites`` table of :func:`build_site_tables` (needs ``site_id``, ``forest_type``,
+            ``usable``, ``has_c14``, ``lat``, ``lon``).
+        seed: random seed (integer).
+
+    Returns:
+        DataFrame with ``site_id``, ``profile_id``, ``forest_type``, ``has_c14``, ``group``, ``split``
+        ("calibration" or "validation") and ``seed``, sorted by ``site_id``.
+    """
+    s = sites[sites["usable"] & sites["forest_type"].isin(FOUR_TYPES)].copy()
+    s = s.sort_values("profile_id")
+    s["group"] = (
+        s["forest_type"]
+        + ":"
+        + s["lat"].round(2).map("{:.2f}".format)
+        + ","
+        + s["lon"].round(2).map("{:.2f}".format)
+    )
+    gc14 = s.groupby("group")["has_c14"].transform("any")
+    s["_stratum_c14"] = gc14
+    rng = np.random.default_rng(seed)
+    assign: dict[str, str] = {}
+    for ft in FOUR_TYPES:
+        counts = {"calibration": 0, "validation": 0}
+        for c14 in (True, False):
+            st = s[(s["forest_type"] == ft) & (s["_stratum_c14"] == c14)]
+            sizes = st.groupby("group").size().sort_index()
+            order = rng.permutation(len(sizes))
+            for k in order:
+                grp = sizes.index[k]
+                half = "calibration" if counts["calibration"] <= counts["validation"] else "validation"
+                assign[grp] = half
+                counts[half] += int(sizes.iloc[k])
+    s["split"] = s["group"].map(assign)
+    s["seed"] = int(seed)
+    cols = ["site_id", "profile_id", "forest_type", "has_c14", "group", "split", "seed"]
+    return s[cols].sort_values("profile_id").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# forcing for the model
+# --------------------------------------------------------------------------------------------------
+def site_forcing(site_row) -> SiteForcing:
+    """Model forcing of one site from a row of the ``sites`` table.
+
+    Args:
+        site_row: a row (``pd.Series`` or mapping) with ``soil_temperature_c`` (°C), ``clay_pct`` (%),
+            ``litter_above_g_c_m2_yr`` and ``litter_below_g_c_m2_yr`` (g C m⁻² yr⁻¹), ``lignin_n_above``
+            and ``lignin_n_below`` (g g⁻¹), ``lat`` and ``lon`` (decimal degrees).
+
+    Returns:
+        ``SiteForcing`` with temperature = MAT, clay as a fraction (0–1).
+
+    Raises:
+        ValueError: a required value is missing or out of range (message names the site).
+    """
+    r = site_row
+    sid = r.get("site_id", "?") if hasattr(r, "get") else "?"
+    need = (
+        "soil_temperature_c",
+        "clay_pct",
+        "litter_above_g_c_m2_yr",
+        "litter_below_g_c_m2_yr",
+        "lignin_n_above",
+        "lignin_n_below",
+    )
+    vals = {}
+    for k in need:
+        v = r[k] if k in r else None
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            raise ValueError(f"site {sid}: column {k!r} is missing; cannot build SiteForcing")
+        vals[k] = float(v)
+    lat = r["lat"] if "lat" in r else None
+    lon = r["lon"] if "lon" in r else None
+    lat = None if lat is None or pd.isna(lat) else float(lat)
+    lon = None if lon is None or pd.isna(lon) else float(lon)
+    try:
+        return SiteForcing(
+            temperature=vals["soil_temperature_c"],
+            clay=vals["clay_pct"] / 100.0,
+            litter_above=vals["litter_above_g_c_m2_yr"],
+            litter_below=vals["litter_below_g_c_m2_yr"],
+            lignin_n_above=vals["lignin_n_above"],
+            lignin_n_below=vals["lignin_n_below"],
+            latitude=lat,
+            longitude=lon,
+        )
+    except ValueError as exc:
+        raise ValueError(f"site {sid}: {exc}") from exc
+
+
+# --------------------------------------------------------------------------------------------------
+# named example sites
+# --------------------------------------------------------------------------------------------------
+def _single_site_forcing(sites: pd.DataFrame, entries: list, fname: str) -> pd.DataFrame:
+    """Forcing columns for example sites (clay fallback from the He et al. forest-type medians)."""
+    return _add_forcing(sites, entries, fname)
+
+
+def load_howland_profile(
+    data_dir: str | os.PathLike | None = None, *, profile: str = "Tower Pit"
+) -> SiteTables:
+    """Howland Forest (Gaudinski 2001, ISRaD): one profile with SOC, bulk density and ¹⁴C.
+
+    The ISRaD depths already use the mineral-soil surface as 0 (negative = organic horizons), so the
+    same layer filters as for He et al. apply. Spruce–hemlock forest at 45.2°N → ENF.
+
+    Args:
+        data_dir: raw-data folder, or None for ``$BAYES_VMIMICS_DATA`` (path).
+        profile: ISRaD profile name (text); "Tower Pit" is the only one with ¹⁴C.
+
+    Returns:
+        ``SiteTables`` with one site and its kept mineral layers.
+
+    Raises:
+        DataFolderError: folder or file missing.
+        ValueError: unknown profile, or a bad file (naming file, row and column).
+    """
+    p = data_file(HOWLAND_FILE, data_dir)
+    raw = _read_csv(p)
+    cols = ["site_name", "lat", "lon", "profile", "sample_year", "top_cm", "bottom_cm", "bd_g_cm3", "soc_pct"]
+    _require_columns(raw, p, [*cols, "d14c_permil", "f14c", "mat_c", "map_mm", "horizon"])
+    raw = _require_numeric(raw, p, ["top_cm", "bottom_cm", "bd_g_cm3", "soc_pct", "d14c_permil", "f14c"])
+    if profile not in set(raw["profile"]):
+        raise ValueError(
+            f"{p}: column 'profile': no profile {profile!r} (have {sorted(set(raw['profile']))})"
+        )
+    _check_depths(raw, p, "profile", "top_cm", "bottom_cm")
+    _check_non_negative(raw, p, ["soc_pct", "bd_g_cm3"])
+    r = raw[raw["profile"] == profile].copy()
+    r = r.rename(
+        columns={"top_cm": "top_cm_mineral0", "bottom_cm": "bottom_cm_mineral0", "f14c": "f14c_reported"}
+    )
+    r["profile_id"] = "howland_" + profile.lower().replace(" ", "_")
+    r["bd_is_filled"] = False
+    r["f14c_from_d14c"] = np.nan
+    r["clay_pct"] = np.nan
+    r["n_pct"] = np.nan
+    keep, entries = _filter_layers(r, p.name, exclude_filled_bd=False)
+    layers = _tidy_layers(r, keep, "")
+    f = r.iloc[0]
+    sites = pd.DataFrame(
+        [
+            dict(
+                site_id=r["profile_id"].iloc[0],
+                profile_id=r["profile_id"].iloc[0],
+                source="ISRaD Gaudinski_2001 (Lawrence et al. 2020, doi:10.5194/essd-12-61-2020)",
+                dataset="Gaudinski_2001",
+                doi="10.5194/essd-12-61-2020",
+                site_name=f"{f['site_name']}, {profile}",
+                country="US",
+                lat=float(f["lat"]),
+                lon=float(f["lon"]),
+                sample_year=float(f["sample_year"]),
+                mat_c=float(f["mat_c"]),
+                map_mm=float(f["map_mm"]),
+                forest_type="ENF",
+                biome="temperate",
+                forest_type_rationale="spruce-hemlock forest, Maine (45 N): temperate evergreen needleleaf",
+                in_four_types=True,
+                litterfall_above_reported=np.nan,
+                clay_pct_measured=np.nan,
+            )
+        ]
+    )
+    sites["hua2013_zone"] = [_hua_zone(sites.at[0, "lat"], sites.at[0, "lon"])]
+    sites = _single_site_forcing(sites, entries, p.name)
+    _fill_clay_from_he2016(sites, data_dir)
+    sites["n_layers"] = len(layers)
+    sites["n_layers_c14"] = int(layers["f14c"].count())
+    sites["has_c14"] = sites["n_layers_c14"] >= 1
+    sites["usable"] = len(layers) >= MIN_LAYERS
+    sites["usable_for"] = "SOC and 14C"
+    return SiteTables(sites=sites, layers=layers, log=pd.DataFrame(entries, columns=_LOG_COLUMNS))
+
+
+def _fill_clay_from_he2016(sites: pd.DataFrame, data_dir) -> None:
+    """Replace the clay fallback of example sites by the He et al. median of the same forest type."""
+    need = sites["clay_pct"].isna()
+    if not need.any():
+        return
+    try:
+        he = build_site_tables(data_dir)
+    except (OSError, ValueError):  # pragma: no cover - He file absent: leave NaN, flagged
+        return
+    med = he.sites[he.sites["clay_is_measured"]].groupby("forest_type")["clay_pct"].median()
+    sites.loc[need, "clay_pct"] = sites.loc[need, "forest_type"].map(med)
+    sites.loc[need, "clay_is_measured"] = False
+    sites.loc[need, "clay_source"] = "median of measured He et al. 2016 profiles of the same forest type"
+
+
+def load_mcfarlane_sites(data_dir: str | os.PathLike | None = None) -> SiteTables:
+    """The McFarlane et al. (2013) sites as carried by He et al. (2016): ¹⁴C checks only.
+
+    These rows have no bulk density (and %C at two layers only), so no SOC density profile can be
+    built: ``soc_mg_cm3`` is NaN and ``usable_for`` says "14C check only". Organic layers are dropped as
+    for He et al. Site ids follow ``six_sites_metadata.csv`` where the site is one of Wang et al.'s six
+    (MI-Fine, not in the paper, gets ``mi_fine``). Litterfall is the reported value, taken as leaf
+    litterfall in g C m⁻² yr⁻¹ (units unverified; PROVENANCE file 7).
+
+    Args:
+        data_dir: raw-data folder, or None for ``$BAYES_VMIMICS_DATA`` (path).
+
+    Returns:
+        ``SiteTables`` (``usable`` is False for SOC calibration; ``has_c14`` True).
+    """
+    p = data_file(MCFARLANE_FILE, data_dir)
+    raw = load_he2016_layers(path=p)
+    meta = _read_csv(data_file(SIX_SITES_FILE, data_dir))
+    named = meta[meta["he2016_site_name"].notna()]
+    name_to_id = dict(zip(named["he2016_site_name"].str.strip(), named["site_id"], strict=True))
+    entries: list = []
+    mineral = raw["bottom_cm_mineral0"] > 0
+    straddle = (raw["top_cm_mineral0"] < 0) & mineral
+    for i in raw.index[~mineral | straddle]:
+        entries.append(
+            dict(
+                file=p.name,
+                row=_csv_row(i),
+                profile_id=raw.at[i, "profile_id"],
+                column="bottom_cm_mineral0",
+                value=raw.at[i, "bottom_cm_mineral0"],
+                reason="organic horizon above the mineral-soil surface",
+            )
+        )
+    keep = mineral & ~straddle
+    layers = _tidy_layers(raw, keep, "")
+    sid = {
+        pid: name_to_id.get(str(n).strip(), "mi_fine" if "Fine" in str(n) else str(n))
+        for pid, n in raw.groupby("profile_id")["site"].first().items()
+    }
+    layers["site_id"] = layers["profile_id"].map(sid)
+    first = raw.groupby("profile_id").first()
+    sites = pd.DataFrame(
+        {
+            "site_id": first.index.map(sid),
+            "profile_id": first.index,
+            "source": "He et al. 2016 compilation, McFarlane et al. 2013 rows",
+            "dataset": first["dataset"],
+            "doi": first["doi"],
+            "site_name": first["site"].str.strip(),
+            "country": first["country"],
+            "lat": first["lat"],
+            "lon": first["lon"],
+            "sample_year": first["sample_year"],
+            "mat_c": first["mat_c"],
+            "map_mm": first["map_mm"],
+            "forest_type": "DBF",
+            "biome": "temperate",
+            "forest_type_rationale": "veg_local: deciduous broadleaf forests (McFarlane et al. 2013)",
+            "in_four_types": True,
+            "litterfall_above_reported": first["litterfall_above"],
+            "clay_pct_measured": first["clay_pct"],
+        }
+    ).reset_index(drop=True)
+    sites["hua2013_zone"] = [_hua_zone(a, b) for a, b in zip(sites["lat"], sites["lon"], strict=True)]
+    sites = _add_forcing(sites, entries, p.name)
+    lg = layers.groupby("profile_id")
+    sites["n_layers"] = sites["profile_id"].map(lg.size()).fillna(0).astype(int)
+    sites["n_layers_c14"] = sites["profile_id"].map(lg["f14c"].count()).fillna(0).astype(int)
+    sites["has_c14"] = sites["n_layers_c14"] >= 1
+    sites["usable"] = False
+    sites["usable_for"] = "14C check only (no bulk density)"
+    return SiteTables(sites=sites, layers=layers, log=pd.DataFrame(entries, columns=_LOG_COLUMNS))
+
+
+# --------------------------------------------------------------------------------------------------
+# summary
+# --------------------------------------------------------------------------------------------------
+def summarize(tables: SiteTables) -> str:
+    """Plain-text summary: filter counts, counts per forest type, biome, ¹⁴C and split."""
+    s, lg = tables.sites, tables.log
+    lines = [f"profiles read: {len(s)}; kept mineral layers: {len(tables.layers)}"]
+    lines.append("layer exclusions:")
+    lay = lg[lg["row"].notna()]
+    for reason, n in lay["reason"].value_counts().items():
+        lines.append(f"  {n:5d}  {reason}")
+    lines.append("profile exclusions:")
+    for reason, n in s["exclusion_reason"].value_counts().items():
+        lines.append(f"  {n:5d}  {reason}")
+    other = lg[lg["row"].isna() & ~lg["reason"].str.startswith("profile:")]
+    for reason in other["reason"]:
+        lines.append(f"  note: {reason}")
+    u = s[s["usable"]]
+    lines.append(f"usable profiles: {len(u)} (four types: {int(u['in_four_types'].sum())})")
+    tab = pd.crosstab(u["forest_type"], u["biome"], margins=True, margins_name="total")
+    lines.append("usable profiles by forest type x biome:\n" + tab.to_string())
+    c14 = pd.crosstab(u["forest_type"], u["has_c14"].map({True: "with 14C", False: "without 14C"}))
+    lines.append("usable profiles with/without 14C:\n" + c14.to_string())
+    lines.append(
+        "usable with any gap-filled BD layer: "
+        f"{int(u['any_filled_bd'].sum())}; clay measured: {int(u['clay_is_measured'].sum())}; "
+        f"litterfall measured: {int(u['litter_above_is_measured'].sum())}"
+    )
+    if s["split"].notna().any():
+        f4 = u[u["in_four_types"]]
+        sp = pd.crosstab(f4["forest_type"], [f4["split"], f4["has_c14"].map({True: "14C", False: "no14C"})])
+        lines.append("split (four types):\n" + sp.to_string())
+    return "\n".join(lines)

@@ -1,0 +1,24 @@
+"""Thin wrapper: build the tidy site tables from the raw data folder (logic in ``bayes_vmimics.io.sites``).
+
+Usage: ``python data/curate.py [--data-dir DIR] [--out DIR]``; the full command with the summary and the
+split is ``analyses/00_prepare_data.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bayes_vmimics.io.sites import build_site_tables, summarize
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data-dir", default=None, help="raw-data folder (default: $BAYES_VMIMICS_DATA)")
+    ap.add_argument("--out", type=Path, default=Path("results/data"), help="output folder")
+    a = ap.parse_args()
+    t = build_site_tables(a.data_dir)
+    a.out.mkdir(parents=True, exist_ok=True)
+    t.sites.to_csv(a.out / "sites.csv", index=False)
+    t.layers.to_csv(a.out / "layers.csv", index=False)
+    t.log.to_csv(a.out / "exclusions.csv", index=False)
+    print(summarize(t))
