@@ -38,7 +38,7 @@ K_S_COLS = (1, 4, 6, 7)
 NP = 7
 CFLOOR = 1e-8  # mg C cm⁻³, scale floor of the relative residual norm (WC22's pool floor, spec A18)
 CMAX = 1e6  # mg C cm⁻³ (1 kg C per cm³): beyond any soil; a pool above it means the pools diverge
-CTINY = 1e-12  # mg C cm⁻³: a pool below this that a Newton step drives negative is set to exactly 0
+CTINY = 1e-12  # mg C cm⁻³: a pool below this that a Newton step drives negative counts as extinct
 
 
 @njit(cache=True)
@@ -451,13 +451,12 @@ def _newton_solve(C, X, V, K, mu, phi, kdes, u, eps, lo, up, beta, sv, skm, sks,
                 x0 = X[j, i]
                 xn = x0 + d
                 if xn < shrink * x0:
+                    # positivity: shrink by at most the factor `shrink`. A negligible pool (≤ CTINY) that the
+                    # step drives down is going extinct: keep it positive (so that it could regrow) but do
+                    # not count the limited step against convergence.
+                    xn = shrink * x0
                     if x0 > CTINY:
-                        xn = shrink * x0
                         clipped = True
-                    else:
-                        xn = 0.0  # a negligible pool that the step drives negative: it is extinct
-                elif xn < 0.0:
-                    xn = 0.0
                 X[j, i] = xn
                 s = abs(xn - x0) / (abs(x0) + atol)
                 if s > step:

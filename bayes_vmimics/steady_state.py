@@ -116,6 +116,7 @@ class SolverOptions:
         dt0_cold: first pseudo-time step of a cold start (h).
         shrink: a step may shrink a pool at most to this fraction of its value (positivity safeguard).
         growth: factor by which an accepted pseudo-time step enlarges dt (dimensionless).
+        substeps_per_day: implicit steps per day for a temperature climatology (count; 1 = daily steps).
     """
 
     rtol: float = 1e-10
@@ -124,6 +125,7 @@ class SolverOptions:
     dt0_cold: float = 100.0
     shrink: float = 0.01
     growth: float = 10.0
+    substeps_per_day: int = 1
 
 
 DEFAULT_OPTIONS = SolverOptions()
@@ -138,6 +140,9 @@ def solve_site(site: SiteModel, params, initial=None, *, options: SolverOptions 
         from .annual_cycle import solve_periodic
 
         res = solve_periodic(site, theta, C, warm, options)
+        if warm and not res.converged:
+            C, _ = _initial_internal(site, None)
+            res = solve_periodic(site, theta, C, False, options)
     else:
         res = _solve_constant(site, theta, C, warm, options)
     if not res.converged:

@@ -1,0 +1,30 @@
+"""Bayesian calibration with emcee (the main job; the same as `bayes-vmimics calibrate`).
+
+Without a data folder: a synthetic twin; with one: pooled calibration of a forest type on its calibration
+sites. Writes chains.h5 (resumable: rerun with the same --out to continue), results.nc, summary.csv,
+report.txt and profiles.png to --out (default results/02_calibrate).
+
+Example:
+    python analyses/02_calibrate.py --quick
+    python analyses/02_calibrate.py --quick --data-dir ../shared/data --forest-type ENF
+"""
+
+from __future__ import annotations
+
+import sys
+
+from bayes_vmimics.cli import DEFAULT_OUT, run_command
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(
+        "calibrate",
+        argv,
+        prog="02_calibrate.py",
+        description=__doc__,
+        default_out=str(DEFAULT_OUT / "02_calibrate"),
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

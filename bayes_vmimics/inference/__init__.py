@@ -1,0 +1,23 @@
+"""Inference on top of :mod:`bayes_vmimics.likelihood`: emcee ensembles (``emcee_sampler``)."""
+
+from .emcee_sampler import (
+    EnsembleRun,
+    convergence_report,
+    ensemble_seeds,
+    initial_positions,
+    integrated_time,
+    make_moves,
+    run_ensemble,
+    run_ensembles,
+)
+
+__all__ = [
+    "EnsembleRun",
+    "convergence_report",
+    "ensemble_seeds",
+    "initial_positions",
+    "integrated_time",
+    "make_moves",
+    "run_ensemble",
+    "run_ensembles",
+]

@@ -1,0 +1,340 @@
+"""emcee runner: ensembles of walkers with differential-evolution moves, HDF5 backend, resumable.
+
+One *ensemble* is one ``emcee.EnsembleSampler`` run. Walkers of one ensemble are not independent chains,
+so R-hat is computed only across independent ensembles (``n_ensembles ≥ 4`` recommended); within an
+ensemble convergence is judged by the integrated autocorrelation time τ per parameter (N/τ ≳ 50) and
+the acceptance fraction.
+
+Exact resume: every step is written to an HDF5 group (one per ensemble) together with emcee's random
+state, so stopping after k steps and calling :func:`run_ensemble` again with the same arguments continues
+the same chain: k + (n − k) steps equal an uninterrupted run of n steps when the log-probability is
+deterministic (``warm_start=False``; with warm starts the steady states agree to the solver tolerance).
+
+The log-probability is evaluated *vectorised* over the proposals of one half-ensemble, serially or on a
+process pool, so that evaluation counters (non-converged draws) from workers reach the main process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import emcee
+import numpy as np
+
+from ..likelihood import EvaluationStats
+
+__all__ = [
+    "EnsembleRun",
+    "convergence_report",
+    "integrated_time",
+    "make_moves",
+    "run_ensemble",
+    "run_ensembles",
+]
+
+# ---------------------------------------------------------------- evaluation (serial or pooled)
+_WORKER_FN = None
+
+
+def _init_worker(fn) -> None:
+    global _WORKER_FN
+    _WORKER_FN = fn
+
+
+def _eval_one(fn, theta):
+    stats = getattr(fn, "stats", None)
+    if stats is not None:
+        fn.stats = EvaluationStats()
+    lp = float(fn(theta))
+    out = getattr(fn, "stats", None)
+    if stats is not None:
+        stats.merge(out)
+        fn.stats = stats
+    return lp, out
+
+
+def _eval_in_worker(theta):
+    return _eval_one(_WORKER_FN, theta)
+
+
+class _VectorizedLogProb:
+    """Evaluates a scalar log-probability over rows of ``coords``; merges worker counters into ``stats``."""
+
+    def __init__(self, fn: Callable, pool=None) -> None:
+        self.fn = fn
+        self.pool = pool
+        self.stats = EvaluationStats()
+
+    def __call__(self, coords: np.ndarray) -> np.ndarray:
+        if self.pool is None:
+            res = [_eval_one(self.fn, th) for th in coords]
+        else:
+            res = self.pool.map(_eval_in_worker, list(coords))
+        for _, st in res:
+            if st is not None:
+                self.stats.merge(st)
+        return np.array([r[0] for r in res])
+
+
+def make_moves(kind: str = "de"):
+    """emcee moves: "de" → 80 % differential evolution + 20 % DE snooker (ter Braak 2006, 2008);
+    "stretch" → the affine-invariant stretch move (Goodman & Weare 2010)."""
+    if kind == "de":
+        return [(emcee.moves.DEMove(), 0.8), (emcee.moves.DESnookerMove(), 0.2)]
+    if kind == "stretch":
+        return emcee.moves.StretchMove()
+    raise ValueError(f"move must be 'de' or 'stretch', got {kind!r}")
+
+
+@dataclass
+class EnsembleRun:
+    """Result of one ensemble.
+
+    Attributes:
+        chain: positions, shape (n_steps, n_walkers, n_dim) (parameter units).
+        log_prob: log-probability, shape (n_steps, n_walkers).
+        acceptance_fraction: per walker, shape (n_walkers,) (–).
+        seed: seed of the ensemble (integer).
+        backend_path: HDF5 file, or None (path).
+        name: HDF5 group of the ensemble (–).
+        stats: evaluation counters of this call (failures → −inf, counted here).
+        n_resumed_from: steps already in the backend when this call started (count).
+    """
+
+    chain: np.ndarray
+    log_prob: np.ndarray
+    acceptance_fraction: np.ndarray
+    seed: int
+    backend_path: Path | None
+    name: str
+    stats: EvaluationStats = field(default_factory=EvaluationStats)
+    n_resumed_from: int = 0
+
+
+def initial_positions(
+    log_prob_fn: Callable, prior, n_walkers: int, rng: np.random.Generator, max_tries: int = 50
+) -> np.ndarray:
+    """Walkers drawn from the prior box, redrawing those whose log-probability is not finite.
+
+    Args:
+        log_prob_fn: log-probability θ → float.
+        prior: an object with ``sample(rng, n)`` (e.g. :class:`~bayes_vmimics.priors.BoxPrior`).
+        n_walkers: walkers (count).
+        rng: random generator.
+        max_tries: rounds of redrawing (count).
+
+    Raises:
+        RuntimeError: fewer than ``n_walkers`` finite starting points after ``max_tries`` rounds.
+    """
+    pos = prior.sample(rng, n_walkers)
+    ok = np.array([np.isfinite(log_prob_fn(p)) for p in pos])
+    for _ in range(max_tries):
+        if ok.all():
+            return pos
+        bad = np.flatnonzero(~ok)
+        pos[bad] = prior.sample(rng, bad.size)
+        ok[bad] = [np.isfinite(log_prob_fn(p)) for p in pos[bad]]
+    raise RuntimeError(f"only {int(ok.sum())} of {n_walkers} walkers have a finite log-probability")
+
+
+def run_ensemble(
+    log_prob_fn: Callable,
+    prior,
+    *,
+    n_walkers: int,
+    n_steps: int,
+    seed: int,
+    move: str = "de",
+    backend_path: str | Path | None = None,
+    name: str = "ensemble_0",
+    resume: bool = True,
+    n_processes: int = 1,
+    progress: bool = False,
+) -> EnsembleRun:
+    """Run (or resume) one emcee ensemble.
+
+    Args:
+        log_prob_fn: log-probability θ → float, e.g. a
+            :class:`~bayes_vmimics.likelihood.CalibrationProblem`; must be picklable for ``n_processes > 1``.
+        prior: the prior (``sample(rng, n)``), for the initial walkers.
+        n_walkers: walkers (count; even, ≥ 2 n_dim).
+        n_steps: total steps of the ensemble, including any already in the backend (count).
+        seed: seed of the initial positions and of emcee's random state (integer).
+        move: "de" or "stretch" (see :func:`make_moves`).
+        backend_path: HDF5 file to store the chain in (group ``name``); None keeps it in memory.
+        name: HDF5 group (–).
+        resume: continue a chain found in the backend (True) or start afresh (False).
+        n_processes: worker processes (count; 1 = serial).
+        progress: tqdm progress bar (bool).
+
+    Returns:
+        :class:`EnsembleRun` with the whole chain (n_steps steps).
+    """
+    rng = np.random.default_rng(seed)
+    ndim = len(prior.lower)
+    backend = None
+    if backend_path is not None:
+        backend_path = Path(backend_path)
+        backend_path.parent.mkdir(parents=True, exist_ok=True)
+        backend = emcee.backends.HDFBackend(str(backend_path), name=name)
+    done = 0
+    if backend is not None and backend.initialized:
+        if resume:
+            done = int(backend.iteration)
+            if done and backend.shape != (n_walkers, ndim):
+                raise ValueError(
+                    f"{backend_path}[{name}] holds a chain of shape {backend.shape}, "
+                    f"not (n_walkers={n_walkers}, n_dim={ndim}); use a new --out or resume=False"
+                )
+        else:
+            backend.reset(n_walkers, ndim)
+    pool_cm = (
+        multiprocessing.get_context().Pool(n_processes, initializer=_init_worker, initargs=(log_prob_fn,))
+        if n_processes > 1
+        else contextlib.nullcontext()
+    )
+    with pool_cm as pool:
+        vec = _VectorizedLogProb(log_prob_fn, pool)
+        sampler = emcee.EnsembleSampler(
+            n_walkers, ndim, vec, moves=make_moves(move), backend=backend, vectorize=True
+        )
+        # emcee's Metropolis ratio meets inf − inf when a snooker proposal degenerates; the NaN is rejected
+        with np.errstate(invalid="ignore"):
+            _advance(sampler, log_prob_fn, prior, n_walkers, rng, done, n_steps, progress)
+        chain = sampler.get_chain()
+        log_prob = sampler.get_log_prob()
+        acc = np.asarray(sampler.acceptance_fraction, dtype=float)
+    if chain.shape[0] > n_steps:
+        chain, log_prob = chain[:n_steps], log_prob[:n_steps]
+    return EnsembleRun(chain, log_prob, acc, int(seed), backend_path, name, vec.stats, done)
+
+
+def _advance(sampler, log_prob_fn, prior, n_walkers, rng, done, n_steps, progress) -> None:
+    if done == 0:
+        # emcee needs a legacy RandomState; seed it from the Generator so one seed fixes everything
+        sampler.random_state = np.random.RandomState(int(rng.integers(2**32 - 1))).get_state()
+        p0 = initial_positions(log_prob_fn, prior, n_walkers, rng)
+        if n_steps > 0:
+            sampler.run_mcmc(p0, n_steps, progress=progress)
+    elif n_steps > done:
+        sampler.run_mcmc(None, n_steps - done, progress=progress)
+
+
+def ensemble_seeds(seed: int, n_ensembles: int) -> list[int]:
+    """Independent seeds for ``n_ensembles`` ensembles from one seed (``SeedSequence.spawn``)."""
+    children = np.random.SeedSequence(int(seed)).spawn(int(n_ensembles))
+    return [int(c.generate_state(1)[0]) for c in children]
+
+
+def run_ensembles(
+    log_prob_fn: Callable,
+    prior,
+    *,
+    n_ensembles: int,
+    seed: int,
+    backend_path: str | Path | None = None,
+    progress: bool = False,
+    **kwargs,
+) -> list[EnsembleRun]:
+    """Run ``n_ensembles`` independent ensembles (groups ``ensemble_k`` of one HDF5 file), one after another.
+
+    Args:
+        log_prob_fn, prior: as :func:`run_ensemble`.
+        n_ensembles: independent ensembles (count; ≥ 4 for R-hat).
+        seed: master seed; ensemble k gets the k-th child of ``SeedSequence(seed)`` (integer).
+        backend_path: HDF5 file, or None (path).
+        progress: progress bar per ensemble (bool).
+        **kwargs: passed to :func:`run_ensemble` (n_walkers, n_steps, move, resume, n_processes).
+    """
+    runs = []
+    for k, s in enumerate(ensemble_seeds(seed, n_ensembles)):
+        if hasattr(log_prob_fn, "clear_warm_starts"):
+            log_prob_fn.clear_warm_starts()  # ensembles start from their own cold solves: independent
+        runs.append(
+            run_ensemble(
+                log_prob_fn,
+                prior,
+                seed=s,
+                backend_path=backend_path,
+                name=f"ensemble_{k}",
+                progress=progress,
+                **kwargs,
+            )
+        )
+    return runs
+
+
+def integrated_time(chain: np.ndarray, c: float = 5.0) -> np.ndarray:
+    """Integrated autocorrelation time per parameter of an ensemble chain (n_steps, n_walkers, n_dim).
+
+    As ``emcee.autocorr.integrated_time`` (walker-averaged autocorrelation function, Sokal's automatic
+    window with constant ``c``) but walkers that never moved in a parameter are left out of the average
+    instead of turning the result into NaN. No check of chain length: judge with N/τ.
+
+    Returns:
+        τ per parameter (steps); NaN if no walker moved.
+    """
+    n_steps, _, n_dim = chain.shape
+    tau = np.full(n_dim, np.nan)
+    if n_steps < 2:
+        return tau
+    for d in range(n_dim):
+        x = chain[:, :, d]
+        moving = np.ptp(x, axis=0) > 0
+        if not moving.any():
+            continue
+        acf = np.mean([emcee.autocorr.function_1d(x[:, k]) for k in np.flatnonzero(moving)], axis=0)
+        taus = 2.0 * np.cumsum(acf) - 1.0
+        window = emcee.autocorr.auto_window(taus, c)
+        tau[d] = taus[window]
+    return tau
+
+
+def convergence_report(runs: list[EnsembleRun], names, *, discard: int = 0) -> dict:
+    """Honest convergence diagnostics.
+
+    Args:
+        runs: the ensembles.
+        names: parameter names (–).
+        discard: burn-in steps dropped before computing (count).
+
+    Returns:
+        dict with per-parameter arrays ``tau`` (n_ensembles, n_dim) (steps; emcee's integrated
+        autocorrelation time, quiet mode: may be underestimated for short chains), ``n_over_tau``
+        (steps kept / τ), ``rhat`` (n_dim,) (rank-normalised split R-hat across ensembles; NaN with
+        fewer than 2 ensembles) and scalars ``acceptance_mean``, ``acceptance_min``, ``acceptance_max``,
+        ``n_kept_steps``, ``tau_reliable`` (N/τ ≥ 50 for every parameter and ensemble).
+    """
+    import arviz as az
+
+    names = list(names)
+    taus, kept = [], []
+    for r in runs:
+        c = r.chain[discard:]
+        kept.append(c)
+        taus.append(integrated_time(c))
+    tau = np.array(taus)
+    n_kept = kept[0].shape[0]
+    acc = np.concatenate([r.acceptance_fraction for r in runs])
+    rhat = np.full(len(names), np.nan)
+    if len(runs) >= 2 and n_kept >= 4:
+        # chain = ensemble; draws in step-major order so that split-R-hat compares early with late steps
+        arr = np.stack([c.reshape(-1, c.shape[-1]) for c in kept])  # (n_ens, n_steps*n_walkers, n_dim)
+        rhat = np.array([float(az.rhat(arr[..., j])) for j in range(len(names))])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n_over_tau = n_kept / tau
+    return {
+        "names": names,
+        "tau": tau,
+        "n_over_tau": n_over_tau,
+        "rhat": rhat,
+        "acceptance_mean": float(acc.mean()),
+        "acceptance_min": float(acc.min()),
+        "acceptance_max": float(acc.max()),
+        "n_kept_steps": int(n_kept),
+        "tau_reliable": bool(np.all(n_over_tau >= 50)),
+    }

@@ -1,0 +1,535 @@
+"""Gaussian likelihood of observed SOC and F14C profiles (P Eqs 14–16; spec Sect. 13 and A14).
+
+The paper minimises J = J₁ + λJ₂ with J₁ = Σᵢ (C_obs,i − C_mod,i)²/s₁², J₂ = Σⱼ (F_obs,j − F_mod,j)²/s₂²
+(λ printed twice, used once: spec A14), s₁ = 0.1·C_obs,i and s₂ = 0.1·F_obs,j, λ = 5. The equivalent Gaussian
+likelihood has independent errors
+
+    σ_SOC,i = r_SOC · C_obs,i,        σ_14C,j = r_14C · F_obs,j / √λ,
+
+so that −2 log L = J + constant. SOC is compared in mg C cm⁻³ (Eq 15) or, optionally, g C kg⁻¹; sites
+without ¹⁴C observations contribute only the SOC term.
+
+Each evaluation solves every site's steady state (:func:`~bayes_vmimics.steady_state.solve_site`). A draw
+for which any site fails to converge gets log L = −inf and is counted (:attr:`CalibrationProblem.stats`).
+
+Warm starts: with ``warm_start=True`` each site keeps a small cache of recently converged states and
+starts the Newton iteration from the one nearest to the new θ (distance in the prior's unit box). This
+makes a sampler's step cost a few warm solves, but the model can have several equilibria: near a fold
+bifurcation a warm start may land on a different branch than a cold spin-up, so the log-probability can
+depend (slightly, and only there) on the evaluation history. ``warm_start=False`` starts every solve from
+WC22's initial pools and gives a deterministic log-probability.
+
+¹⁴C uses ``bayes_vmimics.radiocarbon.simulate_radiocarbon`` (imported lazily); if that module is missing
+the ¹⁴C term is disabled and :attr:`CalibrationProblem.c14_enabled` is False.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .constants import C14_POOLS, SOC_POOLS
+from .forcing import SiteForcing
+from .grid import DepthGrid
+from .model import SiteModel
+from .observation import ObservationOperator, required_grid
+from .parameters import PARAMETER_NAMES, Parameters
+from .priors import BoxPrior
+from .steady_state import SteadyState, solve_site
+
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def radiocarbon_available() -> bool:
+    """Whether ``bayes_vmimics.radiocarbon`` can be imported."""
+    return _simulate_radiocarbon() is not None
+
+
+def _simulate_radiocarbon():
+    try:
+        from .radiocarbon import simulate_radiocarbon
+    except ModuleNotFoundError as exc:
+        if exc.name in ("bayes_vmimics.radiocarbon", __package__ + ".radiocarbon"):
+            return None
+        raise
+    return simulate_radiocarbon
+
+
+@dataclass(eq=False)
+class SiteObservations:
+    """One site's forcing and observed profile (the input of a calibration).
+
+    Attributes:
+        site_id: identifier (–).
+        forcing: the site's forcing (see :class:`SiteForcing`).
+        top_cm: top of each observed interval, shape (n_obs,) (cm below the mineral surface).
+        bottom_cm: bottom of each interval, shape (n_obs,) (cm).
+        soc_mg_cm3: observed SOC density, shape (n_obs,) (mg C cm⁻³).
+        bd_g_cm3: bulk density, shape (n_obs,), or None (g cm⁻³); needed for ``soc_unit="g_kg"``.
+        f14c: observed F14C, shape (n_obs,), NaN where not measured, or None (–).
+        zone: Hua et al. (2013) atmospheric zone, e.g. "NH1" (–).
+        sample_year: year of sampling (year AD).
+    """
+
+    site_id: str
+    forcing: SiteForcing
+    top_cm: np.ndarray
+    bottom_cm: np.ndarray
+    soc_mg_cm3: np.ndarray
+    bd_g_cm3: np.ndarray | None = None
+    f14c: np.ndarray | None = None
+    zone: str | None = None
+    sample_year: float | None = None
+
+    def __post_init__(self) -> None:
+        self.top_cm = np.asarray(self.top_cm, dtype=float)
+        self.bottom_cm = np.asarray(self.bottom_cm, dtype=float)
+        self.soc_mg_cm3 = np.asarray(self.soc_mg_cm3, dtype=float)
+        n = self.top_cm.shape
+        if self.bottom_cm.shape != n or self.soc_mg_cm3.shape != n or self.top_cm.ndim != 1:
+            raise ValueError(
+                f"site {self.site_id}: top_cm, bottom_cm and soc_mg_cm3 must be 1-D of equal length"
+            )
+        if not np.all(self.soc_mg_cm3 > 0):
+            raise ValueError(f"site {self.site_id}: observed SOC must be positive (σ is relative to it)")
+        if self.bd_g_cm3 is not None:
+            self.bd_g_cm3 = np.asarray(self.bd_g_cm3, dtype=float)
+            if self.bd_g_cm3.shape != n:
+                raise ValueError(f"site {self.site_id}: bd_g_cm3 must have shape {n}")
+        if self.f14c is not None:
+            self.f14c = np.asarray(self.f14c, dtype=float)
+            if self.f14c.shape != n:
+                raise ValueError(f"site {self.site_id}: f14c must have shape {n}")
+            ok = np.isfinite(self.f14c)
+            if np.any(self.f14c[ok] <= 0):
+                raise ValueError(f"site {self.site_id}: observed F14C must be positive")
+
+    @property
+    def has_c14(self) -> bool:
+        """At least one finite F14C observation, with zone and sampling year known."""
+        return (
+            self.f14c is not None
+            and bool(np.isfinite(self.f14c).any())
+            and self.zone is not None
+            and self.sample_year is not None
+            and np.isfinite(self.sample_year)
+        )
+
+
+@dataclass(eq=False)
+class _PreparedSite:
+    obs: SiteObservations
+    model: SiteModel
+    operator: ObservationOperator
+    soc_obs: np.ndarray  # in the compared unit
+    soc_inv_sigma: np.ndarray
+    soc_const: np.ndarray
+    c14_index: np.ndarray  # intervals with F14C used in the likelihood
+    c14_obs: np.ndarray
+    c14_inv_sigma: np.ndarray
+    c14_const: np.ndarray
+    cache_u: np.ndarray = field(default_factory=lambda: np.empty((0, len(PARAMETER_NAMES))))
+    cache_states: list = field(default_factory=list)
+    cache_next: int = 0
+
+
+@dataclass
+class EvaluationStats:
+    """Counters of a :class:`CalibrationProblem` (in the process that evaluated).
+
+    Attributes:
+        n_evaluations: likelihood evaluations inside the prior support (count).
+        n_failed: of them, evaluations with a non-converged steady state (→ −inf) (count).
+        n_solves: steady-state solves (count).
+        n_warm: of them, warm-started (count).
+        failed_sites: site id → number of non-converged solves.
+    """
+
+    n_evaluations: int = 0
+    n_failed: int = 0
+    n_solves: int = 0
+    n_warm: int = 0
+    failed_sites: dict[str, int] = field(default_factory=dict)
+
+    def merge(self, other: EvaluationStats) -> None:
+        """Add another counter (e.g. from a worker process)."""
+        self.n_evaluations += other.n_evaluations
+        self.n_failed += other.n_failed
+        self.n_solves += other.n_solves
+        self.n_warm += other.n_warm
+        for k, v in other.failed_sites.items():
+            self.failed_sites[k] = self.failed_sites.get(k, 0) + v
+
+
+@dataclass
+class SitePrediction:
+    """Model output of one site at one θ.
+
+    Attributes:
+        soc: SOC per observed interval in the compared unit, shape (n_obs,) (mg C cm⁻³ or g C kg⁻¹).
+        soc_mg_cm3: SOC density per observed interval, shape (n_obs,) (mg C cm⁻³).
+        f14c: F14C per observed interval, shape (n_obs,); NaN without ¹⁴C simulation (–).
+        soc_grid: SOC density per model layer, shape (n_layers,) (mg C cm⁻³).
+        f14c_grid: F14C of pools p + c + a per model layer, shape (n_layers,); NaN without ¹⁴C (–).
+        steady_state: the solver's result.
+    """
+
+    soc: np.ndarray
+    soc_mg_cm3: np.ndarray
+    f14c: np.ndarray
+    soc_grid: np.ndarray
+    f14c_grid: np.ndarray
+    steady_state: SteadyState
+
+
+class CalibrationProblem:
+    """Prior, likelihood and posterior of the seven parameters given one or several sites.
+
+    One parameter vector is shared by all sites (the paper's pooled calibration of a forest type; a
+    single site is the special case of one).
+
+    Args:
+        sites: the sites' observations.
+        prior: the prior (default: uniform on the Table 1 box).
+        grid: base model grid, extended per site below its deepest observation (cm); default 20 × 5 cm.
+        profile: constants profile (–).
+        soc_rel_error: σ_SOC as a fraction of each observed value (–).
+        c14_rel_error: σ_14C before λ as a fraction of each observed F14C (–).
+        c14_weight: λ, used once: σ_14C = c14_rel_error · obs / √λ (–).
+        soc_unit: "mg_cm3" (P Eq 15) or "g_kg" (–).
+        use_c14: include the ¹⁴C term where observed (bool).
+        atmosphere: :class:`~bayes_vmimics.atmosphere.AtmosphericRecord`, needed for the ¹⁴C term.
+        c14_mode: mode of ``simulate_radiocarbon`` (–).
+        warm_start: reuse nearby converged states (bool; see module docstring).
+        warm_cache_size: converged states kept per site (count).
+        max_obs_depth_cm: drop observed intervals reaching deeper than this (cm); None keeps all.
+    """
+
+    def __init__(
+        self,
+        sites: Sequence[SiteObservations],
+        prior: BoxPrior | None = None,
+        *,
+        grid: DepthGrid | None = None,
+        profile: str = "paper",
+        soc_rel_error: float = 0.1,
+        c14_rel_error: float = 0.1,
+        c14_weight: float = 5.0,
+        soc_unit: str = "mg_cm3",
+        use_c14: bool = True,
+        atmosphere=None,
+        c14_mode: str = "tracer",
+        warm_start: bool = False,
+        warm_cache_size: int = 64,
+        max_obs_depth_cm: float | None = None,
+    ) -> None:
+        if not sites:
+            raise ValueError("at least one site is needed")
+        if soc_unit not in ("mg_cm3", "g_kg"):
+            raise ValueError(f"soc_unit must be 'mg_cm3' or 'g_kg', got {soc_unit!r}")
+        for name, v in (
+            ("soc_rel_error", soc_rel_error),
+            ("c14_rel_error", c14_rel_error),
+            ("c14_weight", c14_weight),
+        ):
+            if not v > 0:
+                raise ValueError(f"{name} must be positive, got {v!r}")
+        self.prior = prior if prior is not None else BoxPrior()
+        self.base_grid = grid if grid is not None else DepthGrid.uniform(20, 5.0)
+        self.profile = profile
+        self.soc_rel_error = float(soc_rel_error)
+        self.c14_rel_error = float(c14_rel_error)
+        self.c14_weight = float(c14_weight)
+        self.soc_unit = soc_unit
+        self.atmosphere = atmosphere
+        self.c14_mode = c14_mode
+        self.warm_start = bool(warm_start)
+        self.warm_cache_size = int(warm_cache_size)
+        self.stats = EvaluationStats()
+        any_c14 = any(s.has_c14 for s in sites)
+        self._simulate_c14 = _simulate_radiocarbon() if (use_c14 and any_c14) else None
+        #: whether the ¹⁴C term is active (module present, atmosphere given, use_c14, some site with ¹⁴C)
+        self.c14_enabled = self._simulate_c14 is not None and atmosphere is not None
+        self.sites: list[_PreparedSite] = [self._prepare(s, max_obs_depth_cm) for s in sites]
+
+    # ------------------------------------------------------------------ set-up
+    def _prepare(self, s: SiteObservations, max_depth) -> _PreparedSite:
+        keep = np.ones(s.top_cm.shape, bool) if not max_depth else s.bottom_cm <= max_depth
+        if not keep.any():
+            raise ValueError(f"site {s.site_id}: no observed interval (above {max_depth} cm)")
+        if not keep.all():
+            s = SiteObservations(
+                s.site_id,
+                s.forcing,
+                s.top_cm[keep],
+                s.bottom_cm[keep],
+                s.soc_mg_cm3[keep],
+                None if s.bd_g_cm3 is None else s.bd_g_cm3[keep],
+                None if s.f14c is None else s.f14c[keep],
+                s.zone,
+                s.sample_year,
+            )
+        grid = required_grid(self.base_grid, s.bottom_cm)
+        model = SiteModel(s.forcing, grid, self.profile)
+        op = ObservationOperator(grid, s.top_cm, s.bottom_cm, s.bd_g_cm3)
+        if self.soc_unit == "g_kg":
+            if s.bd_g_cm3 is None or not np.all(s.bd_g_cm3 > 0):
+                raise ValueError(
+                    f"site {s.site_id}: soc_unit='g_kg' needs a positive bulk density everywhere"
+                )
+            soc = s.soc_mg_cm3 / s.bd_g_cm3
+        else:
+            soc = s.soc_mg_cm3
+        sigma = self.soc_rel_error * soc
+        if self.c14_enabled and s.has_c14:
+            idx = np.flatnonzero(np.isfinite(s.f14c))
+            c14 = s.f14c[idx]
+            sig14 = self.c14_rel_error * c14 / math.sqrt(self.c14_weight)  # Eq 16 with λ once (spec A14)
+        else:
+            idx = np.empty(0, dtype=int)
+            c14 = sig14 = np.empty(0)
+        return _PreparedSite(
+            obs=s,
+            model=model,
+            operator=op,
+            soc_obs=soc,
+            soc_inv_sigma=1.0 / sigma,
+            soc_const=-np.log(sigma) - _HALF_LOG_2PI,
+            c14_index=idx,
+            c14_obs=c14,
+            c14_inv_sigma=1.0 / sig14,
+            c14_const=-np.log(sig14) - _HALF_LOG_2PI,
+        )
+
+    @classmethod
+    def from_config(cls, sites, config, *, atmosphere=None) -> CalibrationProblem:
+        """Build from a :class:`~bayes_vmimics.config.StudyConfig` (sections model, priors, likelihood)."""
+        m, lk = config.model, config.likelihood
+        return cls(
+            sites,
+            BoxPrior.from_config(config.priors),
+            grid=DepthGrid.uniform(m.n_layers, m.thickness_cm),
+            profile=m.profile,
+            soc_rel_error=lk.soc_rel_error,
+            c14_rel_error=lk.c14_rel_error,
+            c14_weight=lk.c14_weight,
+            soc_unit=lk.soc_unit,
+            use_c14=lk.use_c14,
+            atmosphere=atmosphere,
+            c14_mode=m.c14_mode,
+            warm_start=lk.warm_start,
+            warm_cache_size=lk.warm_cache_size,
+            max_obs_depth_cm=m.max_obs_depth_cm or None,
+        )
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def ndim(self) -> int:
+        """Number of parameters (7)."""
+        return len(PARAMETER_NAMES)
+
+    @property
+    def site_ids(self) -> list[str]:
+        """Site identifiers, in order."""
+        return [p.obs.site_id for p in self.sites]
+
+    @property
+    def n_soc(self) -> int:
+        """Number of SOC observations over all sites."""
+        return sum(p.soc_obs.size for p in self.sites)
+
+    @property
+    def n_c14(self) -> int:
+        """Number of F14C observations entering the likelihood over all sites."""
+        return sum(p.c14_obs.size for p in self.sites)
+
+    def observations(self) -> dict[str, np.ndarray]:
+        """Flat observation table: for "soc_obs" and "c14_obs" the values and their site/interval labels.
+
+        Returns:
+            dict with ``soc`` (n_soc,) (compared unit), ``soc_site``, ``soc_top_cm``, ``soc_bottom_cm``,
+            ``f14c`` (n_c14,), ``f14c_site``, ``f14c_top_cm``, ``f14c_bottom_cm``.
+        """
+        out: dict[str, list] = {
+            k: []
+            for k in (
+                "soc",
+                "soc_site",
+                "soc_top_cm",
+                "soc_bottom_cm",
+                "f14c",
+                "f14c_site",
+                "f14c_top_cm",
+                "f14c_bottom_cm",
+            )
+        }
+        for p in self.sites:
+            o = p.obs
+            out["soc"].append(p.soc_obs)
+            out["soc_site"].append(np.full(p.soc_obs.size, o.site_id, dtype=object))
+            out["soc_top_cm"].append(p.operator.top_cm)
+            out["soc_bottom_cm"].append(p.operator.bottom_cm)
+            out["f14c"].append(p.c14_obs)
+            out["f14c_site"].append(np.full(p.c14_obs.size, o.site_id, dtype=object))
+            out["f14c_top_cm"].append(p.operator.top_cm[p.c14_index])
+            out["f14c_bottom_cm"].append(p.operator.bottom_cm[p.c14_index])
+        return {k: np.concatenate(v) for k, v in out.items()}
+
+    # ------------------------------------------------------------------ model evaluation
+    def _initial(self, p: _PreparedSite, u: np.ndarray):
+        if not self.warm_start or not p.cache_states:
+            return None
+        d = np.sum((p.cache_u[: len(p.cache_states)] - u) ** 2, axis=1)
+        return p.cache_states[int(np.argmin(d))]
+
+    def _remember(self, p: _PreparedSite, u: np.ndarray, ss: SteadyState) -> None:
+        if not self.warm_start:
+            return
+        if p.cache_u.shape[0] != self.warm_cache_size:
+            p.cache_u = np.zeros((self.warm_cache_size, self.ndim))
+        if len(p.cache_states) < self.warm_cache_size:
+            p.cache_u[len(p.cache_states)] = u
+            p.cache_states.append(ss)
+        else:
+            p.cache_u[p.cache_next] = u
+            p.cache_states[p.cache_next] = ss
+            p.cache_next = (p.cache_next + 1) % self.warm_cache_size
+
+    def clear_warm_starts(self) -> None:
+        """Forget all cached states (the next evaluation starts cold)."""
+        for p in self.sites:
+            p.cache_states = []
+            p.cache_next = 0
+
+    def _solve(self, p: _PreparedSite, theta: np.ndarray, u: np.ndarray) -> SteadyState:
+        init = self._initial(p, u)
+        ss = solve_site(p.model, theta, init, on_failure="ignore")
+        self.stats.n_solves += 1
+        self.stats.n_warm += init is not None
+        if ss.converged:
+            self._remember(p, u, ss)
+        else:
+            self.stats.failed_sites[p.obs.site_id] = self.stats.failed_sites.get(p.obs.site_id, 0) + 1
+        return ss
+
+    def _c14_pools(self, p: _PreparedSite, ss: SteadyState, theta: np.ndarray) -> np.ndarray:
+        res = self._simulate_c14(
+            ss,
+            p.model,
+            Parameters.from_array(theta),
+            self.atmosphere,
+            p.obs.zone,
+            p.obs.sample_year,
+            mode=self.c14_mode,
+        )
+        return np.asarray(res.c14_pools)
+
+    def predict(self, theta, *, grid_outputs: bool = True) -> list[SitePrediction] | None:
+        """Model predictions at θ for every site, or None if a steady state does not converge.
+
+        Args:
+            theta: 7 values in ``PARAMETER_NAMES`` order (parameter units).
+            grid_outputs: also fill the per-layer outputs (bool).
+        """
+        theta = np.asarray(theta, dtype=float)
+        u = self.prior.to_unit(theta)
+        out = []
+        for p in self.sites:
+            ss = self._solve(p, theta, u)
+            if not ss.converged:
+                return None
+            soc_mg = p.operator.soc_mg_cm3(ss.pools)
+            soc = soc_mg if self.soc_unit == "mg_cm3" else soc_mg / p.obs.bd_g_cm3
+            n_obs, n_lay = soc.size, p.model.n_layers
+            f14c = np.full(n_obs, np.nan)
+            f14c_grid = np.full(n_lay, np.nan)
+            if self.c14_enabled and p.obs.has_c14:
+                try:
+                    c14 = self._c14_pools(p, ss, theta)
+                except RuntimeError:  # paper mode: the nonlinear ¹⁴C run did not converge
+                    self.stats.failed_sites[p.obs.site_id] = self.stats.failed_sites.get(p.obs.site_id, 0) + 1
+                    return None
+                f14c = p.operator.f14c(ss.pools, c14)
+                if grid_outputs:
+                    den = ss.pools[list(C14_POOLS)].sum(axis=0)
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        f14c_grid = np.where(den > 0, c14[list(C14_POOLS)].sum(axis=0) / den, np.nan)
+            soc_grid = ss.pools[list(SOC_POOLS)].sum(axis=0) if grid_outputs else np.full(n_lay, np.nan)
+            out.append(SitePrediction(soc, soc_mg, f14c, soc_grid, f14c_grid, ss))
+        return out
+
+    # ------------------------------------------------------------------ densities
+    def log_prior(self, theta) -> float:
+        """Log prior density at θ (−inf outside the box)."""
+        return self.prior.log_prior(theta)
+
+    def pointwise_log_likelihood(self, theta) -> dict[str, np.ndarray] | None:
+        """Log-likelihood of each observation: ``{"soc": (n_soc,), "f14c": (n_c14,)}``; None on failure.
+
+        The order is that of :meth:`observations`.
+        """
+        pred = self.predict(theta, grid_outputs=False)
+        if pred is None:
+            return None
+        return self.pointwise_from_predictions(pred)
+
+    def pointwise_from_predictions(self, pred: list[SitePrediction]) -> dict[str, np.ndarray]:
+        """Pointwise log-likelihood (as :meth:`pointwise_log_likelihood`) of :meth:`predict` output."""
+        soc, c14 = [], []
+        for p, q in zip(self.sites, pred, strict=True):
+            z = (q.soc - p.soc_obs) * p.soc_inv_sigma
+            soc.append(p.soc_const - 0.5 * z * z)
+            if p.c14_index.size:
+                z = (q.f14c[p.c14_index] - p.c14_obs) * p.c14_inv_sigma
+                ll = p.c14_const - 0.5 * z * z
+                c14.append(np.where(np.isfinite(ll), ll, -np.inf))
+        return {"soc": np.concatenate(soc), "f14c": np.concatenate(c14) if c14 else np.empty(0)}
+
+    def log_likelihood(self, theta) -> float:
+        """Log-likelihood at θ (sum over all observations); −inf if a steady state does not converge."""
+        self.stats.n_evaluations += 1
+        pw = self.pointwise_log_likelihood(theta)
+        if pw is None:
+            self.stats.n_failed += 1
+            return -np.inf
+        total = float(pw["soc"].sum() + pw["f14c"].sum())
+        return total if np.isfinite(total) else -np.inf
+
+    def log_probability(self, theta) -> float:
+        """Log posterior density (unnormalised) at θ: log prior + log likelihood; −inf outside the box."""
+        lp = self.log_prior(theta)
+        if not np.isfinite(lp):
+            return -np.inf
+        return lp + self.log_likelihood(theta)
+
+    __call__ = log_probability
+
+    def cost(self, theta) -> float:
+        """The paper's cost J = J₁ + λJ₂ (P Eqs 14–16 with λ once; dimensionless); +inf on failure.
+
+        Equals −2 (log L − Σ constants); the point-estimate baseline minimises it.
+        """
+        pw = self.pointwise_log_likelihood(theta)
+        if pw is None:
+            return np.inf
+        const = sum(float(p.soc_const.sum() + p.c14_const.sum()) for p in self.sites)
+        j = -2.0 * (float(pw["soc"].sum() + pw["f14c"].sum()) - const)
+        return j if np.isfinite(j) else np.inf
+
+    def __getstate__(self):
+        # warm-start caches are not sent to worker processes
+        state = self.__dict__.copy()
+        state["_simulate_c14"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if self.c14_enabled:
+            self._simulate_c14 = _simulate_radiocarbon()
+        self.stats = EvaluationStats()
+        for p in self.sites:
+            p.cache_states = []
+            p.cache_next = 0

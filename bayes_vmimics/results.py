@@ -1,0 +1,334 @@
+"""Calibration results as an ArviZ DataTree (``xarray.DataTree``), netCDF I/O and summary tables.
+
+Groups written by :func:`build_datatree`:
+
+- ``posterior``: the seven parameters, dims (chain, draw); chain = independent ensemble, draw = thinned
+  (step, walker) pairs in step-major order (non-dimension coords ``step``, ``walker``).
+- ``sample_stats``: ``lp`` (log posterior) (chain, draw); ``acceptance_fraction`` (chain, walker).
+- ``log_likelihood``: ``soc`` (chain, draw, soc_obs) and ``f14c`` (chain, draw, c14_obs), pointwise.
+- ``observed_data``: ``soc`` (soc_obs) and ``f14c`` (c14_obs) with site and interval coords.
+- ``posterior_predictive``: ``soc`` and ``f14c`` per observed interval (noise-free model values, the
+  quantity compared with the data), ``soc_grid`` and ``f14c_grid`` per model layer (grid_point), with coords
+  ``grid_site`` and ``grid_mid_cm``.
+- ``convergence``: ``tau`` and ``n_over_tau`` (ensemble, parameter), ``rhat`` (parameter).
+
+Root attributes: study configuration (JSON), data version, seed, package versions, failure counts, and for
+synthetic twins the true parameter values. Files are written with the h5netcdf engine.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .metrics import fit_metrics
+from .parameters import PARAMETER_NAMES, PARAMETER_UNITS
+
+ENGINE = "h5netcdf"
+GROUPS = (
+    "posterior",
+    "sample_stats",
+    "log_likelihood",
+    "observed_data",
+    "posterior_predictive",
+    "convergence",
+)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages that determine the numbers."""
+    out = {"python": platform.python_version()}
+    for pkg in ("bayes_vmimics", "numpy", "scipy", "numba", "emcee", "arviz", "xarray", "h5netcdf", "h5py"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:  # pragma: no cover
+            out[pkg] = "not installed"
+    return out
+
+
+def select_draws(
+    runs, *, discard: int, thin: int, max_draws: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices (step, walker) of the draws kept from every ensemble, the same for all ensembles.
+
+    Steps ``discard, discard + thin, ...``; all walkers; step-major order; evenly sub-sampled to at most
+    ``max_draws``. Returns ``(steps, walkers, positions)`` with ``positions`` (n_ens, n_draws, 7).
+    """
+    n_steps, n_walkers, _ = runs[0].chain.shape
+    steps = np.arange(discard, n_steps, thin)
+    s, w = np.meshgrid(steps, np.arange(n_walkers), indexing="ij")
+    s, w = s.ravel(), w.ravel()
+    if s.size > max_draws:
+        keep = np.unique(np.linspace(0, s.size - 1, max_draws).round().astype(int))
+        s, w = s[keep], w[keep]
+    pos = np.stack([r.chain[s, w] for r in runs])
+    return s, w, pos
+
+
+def _obs_coords(obs: dict, kind: str) -> dict:
+    dim = f"{kind}_obs" if kind == "soc" else "c14_obs"
+    return {
+        dim: np.arange(obs[kind].size),
+        f"{kind}_site": (dim, obs[f"{kind}_site"].astype(str)),
+        f"{kind}_top_cm": (dim, obs[f"{kind}_top_cm"]),
+        f"{kind}_bottom_cm": (dim, obs[f"{kind}_bottom_cm"]),
+    }
+
+
+def build_datatree(
+    problem,
+    runs,
+    *,
+    config=None,
+    discard: int = 0,
+    thin: int = 1,
+    max_draws: int = 1000,
+    seed: int | None = None,
+    data_version: str = "synthetic",
+    truth=None,
+    convergence: dict | None = None,
+    extra_attrs: dict | None = None,
+) -> xr.DataTree:
+    """Assemble the DataTree of a calibration (see module docstring).
+
+    Args:
+        problem: the :class:`~bayes_vmimics.likelihood.CalibrationProblem` that was sampled.
+        runs: the ensembles (:class:`~bayes_vmimics.inference.EnsembleRun`), all of one shape.
+        config: the :class:`~bayes_vmimics.config.StudyConfig`, stored as JSON (–).
+        discard: burn-in steps dropped (count).
+        thin: keep every ``thin``-th step (count).
+        max_draws: at most this many draws per ensemble (count).
+        seed: master seed (integer).
+        data_version: label of the data (e.g. hash or file dates) (–).
+        truth: true parameter vector of a synthetic twin (parameter units), or None.
+        convergence: output of :func:`~bayes_vmimics.inference.convergence_report`.
+        extra_attrs: more root attributes (JSON-serialisable values).
+    """
+    steps, walkers, pos = select_draws(runs, discard=discard, thin=thin, max_draws=max_draws)
+    n_ens, n_draw, _ = pos.shape
+    obs = problem.observations()
+    lp = np.stack([r.log_prob[steps, walkers] for r in runs])
+    sample = {"chain": np.arange(n_ens), "draw": np.arange(n_draw)}
+    draw_coords = {"step": ("draw", steps), "walker": ("draw", walkers)}
+
+    # pointwise log-likelihood and posterior predictive, draw by draw
+    n_soc, n_c14 = obs["soc"].size, obs["f14c"].size
+    grid_site = np.concatenate([np.full(p.model.n_layers, p.obs.site_id) for p in problem.sites]).astype(str)
+    grid_mid = np.concatenate([p.model.grid.mid_cm for p in problem.sites])
+    n_grid = grid_mid.size
+    ll_soc = np.full((n_ens, n_draw, n_soc), np.nan)
+    ll_c14 = np.full((n_ens, n_draw, n_c14), np.nan)
+    pp_soc = np.full((n_ens, n_draw, n_soc), np.nan)
+    pp_c14 = np.full((n_ens, n_draw, n_c14), np.nan)
+    pp_soc_grid = np.full((n_ens, n_draw, n_grid), np.nan)
+    pp_c14_grid = np.full((n_ens, n_draw, n_grid), np.nan)
+    n_failed = 0
+    for c in range(n_ens):
+        for d in range(n_draw):
+            pred = problem.predict(pos[c, d])
+            if pred is None:
+                n_failed += 1
+                continue
+            pw = problem.pointwise_from_predictions(pred)
+            ll_soc[c, d] = pw["soc"]
+            ll_c14[c, d] = pw["f14c"]
+            pp_soc[c, d] = np.concatenate([q.soc for q in pred])
+            pp_c14[c, d] = np.concatenate(
+                [q.f14c[p.c14_index] for p, q in zip(problem.sites, pred, strict=True)]
+            )
+            pp_soc_grid[c, d] = np.concatenate([q.soc_grid for q in pred])
+            pp_c14_grid[c, d] = np.concatenate([q.f14c_grid for q in pred])
+
+    soc_unit = "mg C cm-3" if problem.soc_unit == "mg_cm3" else "g C kg-1"
+    soc_c, c14_c = _obs_coords(obs, "soc"), _obs_coords({**obs, "f14c": obs["f14c"]}, "f14c")
+    posterior = xr.Dataset(
+        {
+            n: (("chain", "draw"), pos[..., i], {"units": PARAMETER_UNITS[n]})
+            for i, n in enumerate(PARAMETER_NAMES)
+        },
+        coords={**sample, **draw_coords},
+    )
+    n_walkers = runs[0].chain.shape[1]
+    sample_stats = xr.Dataset(
+        {
+            "lp": (("chain", "draw"), lp),
+            "acceptance_fraction": (
+                ("chain", "walker_index"),
+                np.stack([r.acceptance_fraction for r in runs]),
+            ),
+        },
+        coords={**sample, **draw_coords, "walker_index": np.arange(n_walkers)},
+    )
+    log_lik = xr.Dataset({"soc": (("chain", "draw", "soc_obs"), ll_soc)}, coords={**sample, **soc_c})
+    observed = xr.Dataset({"soc": ("soc_obs", obs["soc"], {"units": soc_unit})}, coords=soc_c)
+    pp = xr.Dataset(
+        {
+            "soc": (("chain", "draw", "soc_obs"), pp_soc, {"units": soc_unit}),
+            "soc_grid": (("chain", "draw", "grid_point"), pp_soc_grid, {"units": "mg C cm-3"}),
+            "f14c_grid": (("chain", "draw", "grid_point"), pp_c14_grid, {"units": "1"}),
+        },
+        coords={
+            **sample,
+            **soc_c,
+            "grid_point": np.arange(n_grid),
+            "grid_site": ("grid_point", grid_site),
+            "grid_mid_cm": ("grid_point", grid_mid),
+        },
+    )
+    if n_c14:
+        log_lik["f14c"] = xr.DataArray(ll_c14, dims=("chain", "draw", "c14_obs"), coords={**sample, **c14_c})
+        observed["f14c"] = xr.DataArray(obs["f14c"], dims=("c14_obs",), coords=c14_c, attrs={"units": "1"})
+        pp["f14c"] = xr.DataArray(
+            pp_c14, dims=("chain", "draw", "c14_obs"), coords={**sample, **c14_c}, attrs={"units": "1"}
+        )
+    groups = {
+        "posterior": posterior,
+        "sample_stats": sample_stats,
+        "log_likelihood": log_lik,
+        "observed_data": observed,
+        "posterior_predictive": pp,
+    }
+    if convergence is not None:
+        groups["convergence"] = xr.Dataset(
+            {
+                "tau": (("chain", "parameter"), convergence["tau"]),
+                "n_over_tau": (("chain", "parameter"), convergence["n_over_tau"]),
+                "rhat": ("parameter", convergence["rhat"]),
+            },
+            coords={"chain": np.arange(n_ens), "parameter": list(PARAMETER_NAMES)},
+            attrs={
+                k: (int(v) if isinstance(v, bool) else v)
+                for k, v in convergence.items()
+                if isinstance(v, int | float | bool)
+            },
+        )
+    stats = {"n_evaluations": 0, "n_failed": 0}
+    for r in runs:
+        stats["n_evaluations"] += r.stats.n_evaluations
+        stats["n_failed"] += r.stats.n_failed
+    attrs = {
+        "title": "bayes_vmimics calibration",
+        "created_at": datetime.now(UTC).isoformat(),
+        "configuration": json.dumps(config.to_dict() if config is not None else {}),
+        "data_version": data_version,
+        "seed": -1 if seed is None else int(seed),
+        "package_versions": json.dumps(package_versions()),
+        "sites": json.dumps(problem.site_ids),
+        "soc_unit": soc_unit,
+        "c14_enabled": int(problem.c14_enabled),
+        "warm_start": int(problem.warm_start),
+        "n_evaluations": stats["n_evaluations"],
+        "n_failed_steady_state": stats["n_failed"],
+        "n_failed_predictive": n_failed,
+        "discard": int(discard),
+        "thin": int(thin),
+    }
+    if truth is not None:
+        attrs["true_parameters"] = json.dumps(dict(zip(PARAMETER_NAMES, map(float, truth), strict=True)))
+    attrs.update(extra_attrs or {})
+    dt = xr.DataTree.from_dict(groups)
+    dt.attrs = attrs
+    return dt
+
+
+def save_datatree(dt: xr.DataTree, path: str | Path) -> Path:
+    """Write to netCDF-4 (h5netcdf engine); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    dt.to_netcdf(path, engine=ENGINE)
+    return path
+
+
+def load_datatree(path: str | Path) -> xr.DataTree:
+    """Read a results file written by :func:`save_datatree` (loaded into memory, file closed)."""
+    with xr.open_datatree(path, engine=ENGINE) as dt:
+        return dt.load()
+
+
+def posterior_draws(dt: xr.DataTree) -> np.ndarray:
+    """All posterior draws as an array (n_samples, 7) in ``PARAMETER_NAMES`` order."""
+    post = dt["posterior"]
+    return np.stack([post[n].values.ravel() for n in PARAMETER_NAMES], axis=1)
+
+
+def summary_table(dt: xr.DataTree) -> pd.DataFrame:
+    """Posterior mean, sd and 5/50/95 % quantiles per parameter, with R-hat across ensembles, min N/τ and, for
+    synthetic twins, the true value and whether it lies in the 90 % interval."""
+    x = posterior_draws(dt)
+    q = np.quantile(x, [0.05, 0.5, 0.95], axis=0)
+    df = pd.DataFrame(
+        {"mean": x.mean(0), "sd": x.std(0, ddof=1), "q05": q[0], "q50": q[1], "q95": q[2]},
+        index=pd.Index(PARAMETER_NAMES, name="parameter"),
+    )
+    if "convergence" in dt.children:
+        conv = dt["convergence"]
+        df["rhat"] = conv["rhat"].values
+        df["min_n_over_tau"] = np.nanmin(conv["n_over_tau"].values, axis=0)
+    truth = dt.attrs.get("true_parameters")
+    if truth:
+        t = json.loads(truth)
+        df["true"] = [t[n] for n in PARAMETER_NAMES]
+        df["in_90"] = (df["true"] >= df["q05"]) & (df["true"] <= df["q95"])
+    return df
+
+
+def correlation(dt: xr.DataTree, a: str = "x_v", b: str = "x_K") -> float:
+    """Posterior correlation of two parameters (default x_v–x_K; spec Sect. 13)."""
+    post = dt["posterior"]
+    return float(np.corrcoef(post[a].values.ravel(), post[b].values.ravel())[0, 1])
+
+
+def fit_metrics_table(dt: xr.DataTree) -> pd.DataFrame:
+    """Paper metrics (P Table 4: RMSE Eq 17, BIC Eq 18, a, b, r²) of the posterior-predictive median
+    vs the data, for SOC and (if present) F14C, on the calibration sites."""
+    rows = {}
+    for var in ("soc", "f14c"):
+        if var not in dt["observed_data"].data_vars:
+            continue
+        o = dt["observed_data"][var]
+        m = dt["posterior_predictive"][var].median(("chain", "draw"), skipna=True).values
+        site = o[f"{'soc' if var == 'soc' else 'f14c'}_site"].values
+        obs_s, mod_s = [], []
+        for s in pd.unique(site):
+            k = site == s
+            obs_s.append(o.values[k])
+            mod_s.append(m[k])
+        rows[var] = fit_metrics(obs_s, mod_s, n_params=len(PARAMETER_NAMES)).to_dict()
+    return pd.DataFrame(rows).T
+
+
+def format_report(dt: xr.DataTree) -> str:
+    """Text report: summary table, x_v–x_K correlation, fit metrics, convergence and failure counts."""
+    pd_opts = {"display.width": 160, "display.max_columns": 20, "display.float_format": "{:.4g}".format}
+    with pd.option_context(*[v for kv in pd_opts.items() for v in kv]):
+        lines = [
+            "Posterior summary (5/50/95 % quantiles; R-hat across independent ensembles):",
+            str(summary_table(dt)),
+            "",
+            f"posterior correlation x_v–x_K: {correlation(dt):+.3f}",
+            "",
+            f"Fit on the calibration sites (posterior-predictive median; units of the data: "
+            f"SOC {dt.attrs.get('soc_unit')}):",
+            str(fit_metrics_table(dt)),
+        ]
+    if "convergence" in dt.children:
+        c = dt["convergence"].attrs
+        lines += [
+            "",
+            f"acceptance fraction mean {c.get('acceptance_mean', np.nan):.3f} "
+            f"(min {c.get('acceptance_min', np.nan):.3f}, max {c.get('acceptance_max', np.nan):.3f}); "
+            f"steps kept {c.get('n_kept_steps')}; τ reliable (N/τ ≥ 50 everywhere): "
+            f"{bool(c.get('tau_reliable'))}",
+        ]
+    lines.append(
+        f"non-converged steady states: {dt.attrs.get('n_failed_steady_state')} of "
+        f"{dt.attrs.get('n_evaluations')} evaluations in the prior box (→ −inf)"
+    )
+    return "\n".join(lines)
