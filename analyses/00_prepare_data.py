@@ -37,9 +37,7 @@ from bayes_vmimics.io.sites import (
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", default=None, help="raw-data folder (default: $BAYES_VMIMICS_DATA)")
-    ap.add_argument(
-        "--seed", type=int, default=DEFAULT_SPLIT_SEED, help="seed of the calibration/validation split"
-    )
+    ap.add_argument("--seed", type=int, default=DEFAULT_SPLIT_SEED, help="seed of the calibration/validation split")
     ap.add_argument("--out", type=Path, default=Path("results/data"), help="output folder for the tidy CSVs")
     ap.add_argument("--quick", action="store_true", help="skip the example sites (Howland, McFarlane)")
     ap.add_argument(
@@ -47,9 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="drop layers with bulk density gap-filled by He et al.",
     )
-    ap.add_argument(
-        "--write-split", action="store_true", help="overwrite data/site_split.csv with this split"
-    )
+    ap.add_argument("--write-split", action="store_true", help="overwrite data/site_split.csv with this split")
     args = ap.parse_args(argv)
 
     tables = build_site_tables(args.data_dir, exclude_filled_bd=args.exclude_filled_bd)
@@ -57,9 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     saved = PROJECT_DATA_DIR / "site_split.csv"
     if args.write_split:
         if args.exclude_filled_bd:
-            ap.error(
-                "--write-split builds the reference split and cannot be combined with --exclude-filled-bd"
-            )
+            ap.error("--write-split builds the reference split and cannot be combined with --exclude-filled-bd")
         split.to_csv(saved, index=False)
         print(f"wrote {saved}")
     elif saved.is_file():
@@ -97,9 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         mcf = load_mcfarlane_sites(args.data_dir)
         mcf.sites.to_csv(out / "mcfarlane_sites.csv", index=False)
         mcf.layers.to_csv(out / "mcfarlane_layers.csv", index=False)
-        print(
-            f"Howland Tower Pit: {len(how.layers)} mineral layers, {int(how.layers['f14c'].count())} with 14C"
-        )
+        print(f"Howland Tower Pit: {len(how.layers)} mineral layers, {int(how.layers['f14c'].count())} with 14C")
         print(
             f"McFarlane et al. 2013: {len(mcf.sites)} sites, {len(mcf.layers)} mineral layers "
             f"({int(mcf.layers['f14c'].count())} with 14C; no bulk density: 14C checks only)"

@@ -5,7 +5,7 @@ Units inside the package: mg C cm⁻³, hours, cm (α in m⁻¹); inputs in g C 
 boundary (see ``model/README.md``).
 """
 
-from .atmosphere import AtmosphericRecord, ZONES, d14c_to_f14c, f14c_to_d14c, hua2013_zone
+from .atmosphere import ZONES, AtmosphericRecord, d14c_to_f14c, f14c_to_d14c, hua2013_zone
 from .constants import C14_POOLS, POOLS, PROFILES, SOC_POOLS, ModelConstants, get_constants
 from .forcing import SiteForcing
 from .grid import DepthGrid

@@ -253,8 +253,9 @@ def full_rhs(C, V, K, mu, phi, kdes, u, eps, lo, up, beta, sv, skm, sks, F, A, r
     A (N,7,7) (diffusion NOT included; it is added by the solver); per-layer respiration into resp (N,)."""
     n = C.shape[0]
     for j in range(n):
-        resp[j] = layer_fluxes(C[j], V[j], K[j], mu[j], phi[j], kdes[j], u[j], eps, beta, sv, skm, sks,
-                               F[j], A[j], want_jac)
+        resp[j] = layer_fluxes(
+            C[j], V[j], K[j], mu[j], phi[j], kdes[j], u[j], eps, beta, sv, skm, sks, F[j], A[j], want_jac
+        )
     # diffusion, conservative finite volumes with zero-flux top and bottom (spec 7, A9)
     for j in range(n):
         for i in range(NP):
@@ -425,8 +426,34 @@ def _imbalance(F, u, dz):
 
 
 @njit(cache=True)
-def _newton_solve(C, X, V, K, mu, phi, kdes, u, eps, lo, up, beta, sv, skm, sks, inv_dt, max_inner, rtol, atol,
-                  shrink, F, A, G, Ginv, delta, resp):
+def _newton_solve(
+    C,
+    X,
+    V,
+    K,
+    mu,
+    phi,
+    kdes,
+    u,
+    eps,
+    lo,
+    up,
+    beta,
+    sv,
+    skm,
+    sks,
+    inv_dt,
+    max_inner,
+    rtol,
+    atol,
+    shrink,
+    F,
+    A,
+    G,
+    Ginv,
+    delta,
+    resp,
+):
     """Solve X − C − dt·F(X) = 0 for X (backward-Euler step from C; inv_dt = 1/dt, 0 for the steady state)
     by Newton's method from the X given. Returns (status, n_iter): status 0 converged (a full, unclipped
     step with max |δ|/(|X| + atol) < rtol), 1 not converged in max_inner, 2 non-finite, 3 singular."""
@@ -467,8 +494,9 @@ def _newton_solve(C, X, V, K, mu, phi, kdes, u, eps, lo, up, beta, sv, skm, sks,
 
 
 @njit(cache=True)
-def steady_state_iterate(C, V, K, mu, phi, kdes, u, eps, lo, up, beta, sv, skm, sks, dz, dt0, max_iter, rtol,
-                         atol, shrink, growth):
+def steady_state_iterate(
+    C, V, K, mu, phi, kdes, u, eps, lo, up, beta, sv, skm, sks, dz, dt0, max_iter, rtol, atol, shrink, growth
+):
     """Find the root of dC/dt = 0 from the start C (N,7, overwritten with the result).
 
     Globalisation: implicit (backward-Euler) time steps of the true dynamics, each solved by Newton's method,
@@ -479,7 +507,8 @@ def steady_state_iterate(C, V, K, mu, phi, kdes, u, eps, lo, up, beta, sv, skm, 
     (positivity). Converged when a full Newton step on dC/dt = 0 has max |δ_i|/(|C_i| + atol) < rtol.
 
     Returns (status, n_iter, rel_residual_norm, Ginv (N,7,7) block-Thomas factors of the steady-state Jacobian):
-    status 0 converged, 1 max_iter reached, 2 non-finite values, 3 singular Jacobian, 4 no finite steady state, 5 unstable equilibrium (saddle).
+    status 0 converged, 1 max_iter reached, 2 non-finite values, 3 singular Jacobian, 4 no finite steady state,
+    5 unstable equilibrium (saddle).
     """
     N = C.shape[0]
     F = np.empty((N, NP))
@@ -497,8 +526,34 @@ def steady_state_iterate(C, V, K, mu, phi, kdes, u, eps, lo, up, beta, sv, skm, 
     while n_total < max_iter:
         X[:, :] = C
         if dt >= newton_dt_switch:
-            st, k = _newton_solve(C, X, V, K, mu, phi, kdes, u, eps, lo, up, beta, sv, skm, sks, 0.0,
-                                  min(30, max_iter - n_total), rtol, atol, shrink, F, A, G, Ginv, delta, resp)
+            st, k = _newton_solve(
+                C,
+                X,
+                V,
+                K,
+                mu,
+                phi,
+                kdes,
+                u,
+                eps,
+                lo,
+                up,
+                beta,
+                sv,
+                skm,
+                sks,
+                0.0,
+                min(30, max_iter - n_total),
+                rtol,
+                atol,
+                shrink,
+                F,
+                A,
+                G,
+                Ginv,
+                delta,
+                resp,
+            )
             n_total += k
             if st == 0:
                 C[:, :] = X
@@ -506,8 +561,34 @@ def steady_state_iterate(C, V, K, mu, phi, kdes, u, eps, lo, up, beta, sv, skm, 
                 break
             dt = 1e3 if not np.isfinite(dt0) or dt0 >= newton_dt_switch else dt0
             continue
-        st, k = _newton_solve(C, X, V, K, mu, phi, kdes, u, eps, lo, up, beta, sv, skm, sks, 1.0 / dt,
-                              min(8, max_iter - n_total), inner_tol, atol, shrink, F, A, G, Ginv, delta, resp)
+        st, k = _newton_solve(
+            C,
+            X,
+            V,
+            K,
+            mu,
+            phi,
+            kdes,
+            u,
+            eps,
+            lo,
+            up,
+            beta,
+            sv,
+            skm,
+            sks,
+            1.0 / dt,
+            min(8, max_iter - n_total),
+            inner_tol,
+            atol,
+            shrink,
+            F,
+            A,
+            G,
+            Ginv,
+            delta,
+            resp,
+        )
         n_total += k
         if st == 0:
             C[:, :] = X

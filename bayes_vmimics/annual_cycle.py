@@ -25,8 +25,28 @@ SHOOT_MAX = 12
 
 
 @njit(cache=True)
-def annual_map(C0, V, K, mu, phi, kdes, u, eps, lo, up, beta, day_factors, substeps, want_sens, S, states, resp_out,
-               rtol, atol, shrink):
+def annual_map(
+    C0,
+    V,
+    K,
+    mu,
+    phi,
+    kdes,
+    u,
+    eps,
+    lo,
+    up,
+    beta,
+    day_factors,
+    substeps,
+    want_sens,
+    S,
+    states,
+    resp_out,
+    rtol,
+    atol,
+    shrink,
+):
     """Integrate one year from C0 (N,7) with implicit daily steps; return (status, C_end).
 
     If want_sens, S (7N, N, 7) is the identity on entry and holds the monodromy matrix (columns S[c]) on exit.
@@ -49,8 +69,34 @@ def annual_map(C0, V, K, mu, phi, kdes, u, eps, lo, up, beta, day_factors, subst
         sv, skm, sks = day_factors[d, 0], day_factors[d, 1], day_factors[d, 2]
         for _ in range(substeps):
             X[:, :] = C
-            st, _it = _core._newton_solve(C, X, V, K, mu, phi, kdes, u, eps, lo, up, beta, sv, skm, sks, inv_dt,
-                                          30, rtol, atol, shrink, F, A, G, Ginv, delta, resp)
+            st, _it = _core._newton_solve(
+                C,
+                X,
+                V,
+                K,
+                mu,
+                phi,
+                kdes,
+                u,
+                eps,
+                lo,
+                up,
+                beta,
+                sv,
+                skm,
+                sks,
+                inv_dt,
+                30,
+                rtol,
+                atol,
+                shrink,
+                F,
+                A,
+                G,
+                Ginv,
+                delta,
+                resp,
+            )
             if st != 0:
                 return st, C
             # respiration (and, for the sensitivity, the Jacobian) at the converged end state
@@ -99,12 +145,32 @@ def solve_periodic(site, theta, C, warm, options):
     status, mono_lu = 1, None
     C0 = C.copy()
     fn = np.inf
-    for it in range(SHOOT_MAX):
+    for _shoot in range(SHOOT_MAX):
         want = mono_lu is None
         if want:
             S[:] = np.eye(M).reshape(M, N, NP)
-        st, C1 = annual_map(C0, V, K, mu, phi, kdes, u, eps, lo, up, beta, site.day_factors, substeps, want, S,
-                            states, resp, inner_tol, options.atol, options.shrink)
+        st, C1 = annual_map(
+            C0,
+            V,
+            K,
+            mu,
+            phi,
+            kdes,
+            u,
+            eps,
+            lo,
+            up,
+            beta,
+            site.day_factors,
+            substeps,
+            want,
+            S,
+            states,
+            resp,
+            inner_tol,
+            options.atol,
+            options.shrink,
+        )
         n_iter += 1000
         if st != 0:
             status = st
@@ -127,8 +193,17 @@ def solve_periodic(site, theta, C, warm, options):
         # the orbit through C1 (= C0 to tolerance): states hold one period
         mean_pools = states.mean(axis=0)
         mean_resp = resp.mean(axis=0)
-        res = _result(site, rates, np.ascontiguousarray(C0), 0, n_iter, fn, None, respiration=mean_resp,
-                      mean_pools=mean_pools)
+        res = _result(
+            site,
+            rates,
+            np.ascontiguousarray(C0),
+            0,
+            n_iter,
+            fn,
+            None,
+            respiration=mean_resp,
+            mean_pools=mean_pools,
+        )
         res._internal["daily_states"] = states
         res._internal["daily_respiration"] = resp
         res._internal["substeps_per_day"] = substeps

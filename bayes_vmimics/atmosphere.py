@@ -220,13 +220,10 @@ class AtmosphericRecord:
         y = y_raw.astype(np.int64)
         if not np.array_equal(y, y_raw) or np.any(np.diff(y) != 1):
             raise ValueError(
-                f"years must be consecutive integer calendar years, got "
-                f"{y_raw[:3].tolist()}…{y_raw[-3:].tolist()}"
+                f"years must be consecutive integer calendar years, got {y_raw[:3].tolist()}…{y_raw[-3:].tolist()}"
             )
         if f.shape != (len(zones), y.size):
-            raise ValueError(
-                f"values must have shape (n_zones, n_years) = {(len(zones), y.size)}, got {f.shape}"
-            )
+            raise ValueError(f"values must have shape (n_zones, n_years) = {(len(zones), y.size)}, got {f.shape}")
         bad = ~np.isfinite(f) | (f <= 0.0)
         if np.any(bad):
             i, j = np.argwhere(bad)[0]
@@ -332,6 +329,5 @@ class AtmosphericRecord:
 
     def __repr__(self) -> str:
         return (
-            f"AtmosphericRecord(name={self.name!r}, years={self.first_year}–{self.last_year}, "
-            f"zones={list(self.zones)})"
+            f"AtmosphericRecord(name={self.name!r}, years={self.first_year}–{self.last_year}, zones={list(self.zones)})"
         )

@@ -137,11 +137,7 @@ def build_problem(config: StudyConfig, data_dir=None):
 
 # ----------------------------------------------------------------------------- commands
 def _config_from_args(args) -> StudyConfig:
-    cfg = (
-        load_config(args.config)
-        if args.config
-        else load_config("study_quick" if args.quick else "study_default")
-    )
+    cfg = load_config(args.config) if args.config else load_config("study_quick" if args.quick else "study_default")
     changes: dict[str, dict] = {}
     if getattr(args, "synthetic", False):
         changes.setdefault("study", {})["mode"] = "synthetic"

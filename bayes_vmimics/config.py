@@ -258,9 +258,7 @@ def _build(cls, values: dict, section: str):
     known = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(values) - set(known))
     if unknown:
-        raise ValueError(
-            f"unknown key(s) {[f'{section}.{k}' for k in unknown]}; known keys of [{section}]: {known}"
-        )
+        raise ValueError(f"unknown key(s) {[f'{section}.{k}' for k in unknown]}; known keys of [{section}]: {known}")
     return cls(**{k: _coerce(v, hints[k], f"{section}.{k}") for k, v in values.items()})
 
 
@@ -307,9 +305,7 @@ def _validate(cfg: StudyConfig) -> None:
             f"sampler.n_walkers must be even and ≥ {2 * len(PARAMETER_NAMES)}, got {cfg.sampler.n_walkers}"
         )
     if not 0 <= cfg.sampler.discard < cfg.sampler.n_steps:
-        raise ValueError(
-            f"sampler.discard must be in [0, n_steps={cfg.sampler.n_steps}), got {cfg.sampler.discard}"
-        )
+        raise ValueError(f"sampler.discard must be in [0, n_steps={cfg.sampler.n_steps}), got {cfg.sampler.discard}")
     for where, names in (
         ("priors.log_uniform", cfg.priors.log_uniform),
         ("priors.bounds", tuple(cfg.priors.bounds)),

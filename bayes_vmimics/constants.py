@@ -117,9 +117,7 @@ class ModelConstants:
 #: The profiles of spec Sect. 9. "paper" is the default and the contract.
 PROFILES: dict[str, ModelConstants] = {
     "paper": ModelConstants(),
-    "wc22": ModelConstants(
-        P_s_factor=1.0, eps_r=(0.5, 0.25, 0.5), eps_k=(0.35, 0.7, 0.7), v_depth_factor=False
-    ),
+    "wc22": ModelConstants(P_s_factor=1.0, eps_r=(0.5, 0.25, 0.5), eps_k=(0.35, 0.7, 0.7), v_depth_factor=False),
     "w15": ModelConstants(npp_clip=None, npp_total=False, necromass="wieder", v_depth_factor=False, fixed_beta=1.0),
 }
 

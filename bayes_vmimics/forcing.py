@@ -60,9 +60,7 @@ class SiteForcing:
             object.__setattr__(self, "temperature", float(t))
         else:
             if t.shape != (DAYS_PER_YEAR,):
-                raise ValueError(
-                    f"temperature climatology must have {DAYS_PER_YEAR} daily values, got shape {t.shape}"
-                )
+                raise ValueError(f"temperature climatology must have {DAYS_PER_YEAR} daily values, got shape {t.shape}")
             if not np.all(np.isfinite(t)):
                 raise ValueError("temperature climatology contains non-finite values")
             if t.min() < -60.0 or t.max() > 60.0:

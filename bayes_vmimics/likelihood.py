@@ -90,9 +90,7 @@ class SiteObservations:
         self.soc_mg_cm3 = np.asarray(self.soc_mg_cm3, dtype=float)
         n = self.top_cm.shape
         if self.bottom_cm.shape != n or self.soc_mg_cm3.shape != n or self.top_cm.ndim != 1:
-            raise ValueError(
-                f"site {self.site_id}: top_cm, bottom_cm and soc_mg_cm3 must be 1-D of equal length"
-            )
+            raise ValueError(f"site {self.site_id}: top_cm, bottom_cm and soc_mg_cm3 must be 1-D of equal length")
         if not np.all(self.soc_mg_cm3 > 0):
             raise ValueError(f"site {self.site_id}: observed SOC must be positive (σ is relative to it)")
         if self.bd_g_cm3 is not None:
@@ -277,9 +275,7 @@ class CalibrationProblem:
         op = ObservationOperator(grid, s.top_cm, s.bottom_cm, s.bd_g_cm3)
         if self.soc_unit == "g_kg":
             if s.bd_g_cm3 is None or not np.all(s.bd_g_cm3 > 0):
-                raise ValueError(
-                    f"site {s.site_id}: soc_unit='g_kg' needs a positive bulk density everywhere"
-                )
+                raise ValueError(f"site {s.site_id}: soc_unit='g_kg' needs a positive bulk density everywhere")
             soc = s.soc_mg_cm3 / s.bd_g_cm3
         else:
             soc = s.soc_mg_cm3

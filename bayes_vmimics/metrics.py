@@ -20,9 +20,7 @@ def rmse_eq17(observed: Sequence[np.ndarray], modelled: Sequence[np.ndarray]) ->
     """
     if len(observed) != len(modelled) or not observed:
         raise ValueError("observed and modelled must be non-empty lists of equal length (one array per site)")
-    per_site = [
-        float(np.mean((np.asarray(o) - np.asarray(m)) ** 2)) for o, m in zip(observed, modelled, strict=True)
-    ]
+    per_site = [float(np.mean((np.asarray(o) - np.asarray(m)) ** 2)) for o, m in zip(observed, modelled, strict=True)]
     return float(np.sqrt(np.mean(per_site)))
 
 
@@ -75,9 +73,7 @@ class FitMetrics:
         return asdict(self)
 
 
-def fit_metrics(
-    observed: Sequence[np.ndarray], modelled: Sequence[np.ndarray], n_params: int = 7
-) -> FitMetrics:
+def fit_metrics(observed: Sequence[np.ndarray], modelled: Sequence[np.ndarray], n_params: int = 7) -> FitMetrics:
     """RMSE, BIC, a, b, r² of per-site observed and modelled arrays (P §2.4)."""
     observed = [np.asarray(o, dtype=float) for o in observed]
     modelled = [np.asarray(m, dtype=float) for m in modelled]

@@ -60,7 +60,9 @@ def _theta(params) -> np.ndarray:
         return params.to_array()
     theta = np.asarray(params, dtype=np.float64).ravel()
     if theta.size != 7:
-        raise ValueError(f"params must be a Parameters or 7 values (x_v, x_K, x_d, x_D, alpha_r, alpha_v, beta), got {theta.size}")
+        raise ValueError(
+            f"params must be a Parameters or 7 values (x_v, x_K, x_d, x_D, alpha_r, alpha_v, beta), got {theta.size}"
+        )
     if not np.all(np.isfinite(theta)) or np.any(theta <= 0):
         raise ValueError(f"params must be positive and finite, got {theta.tolist()}")
     return theta
@@ -114,8 +116,17 @@ class SiteModel:
         """The compiled core's rate tuple (internal layout) at ``temperature`` (°C; default annual mean)."""
         T = self.T_mean if temperature is None else float(temperature)
         return _core.build_rates(
-            _theta(params), self.kc, T, self.clay, self.edges_cm, self.IA, self.IB, self.fmetA, self.fmetB,
-            self.npp, self.fixed_beta,
+            _theta(params),
+            self.kc,
+            T,
+            self.clay,
+            self.edges_cm,
+            self.IA,
+            self.IB,
+            self.fmetA,
+            self.fmetB,
+            self.npp,
+            self.fixed_beta,
         )
 
     def rates(self, params, temperature: float | None = None) -> Rates:
@@ -171,14 +182,27 @@ class SiteModel:
         return Jm
 
 
-def compute_rates(params, forcing: SiteForcing, grid: DepthGrid | None = None, *, profile="paper",
-                  temperature: float | None = None) -> Rates:
+def compute_rates(
+    params,
+    forcing: SiteForcing,
+    grid: DepthGrid | None = None,
+    *,
+    profile="paper",
+    temperature: float | None = None,
+) -> Rates:
     """Rate constants per layer (units in :class:`Rates`) at ``temperature`` (°C; default annual mean)."""
     return SiteModel(forcing, grid, profile).rates(params, temperature)
 
 
-def dcdt(pools, params, forcing: SiteForcing, grid: DepthGrid | None = None, *, profile="paper",
-         temperature: float | None = None) -> np.ndarray:
+def dcdt(
+    pools,
+    params,
+    forcing: SiteForcing,
+    grid: DepthGrid | None = None,
+    *,
+    profile="paper",
+    temperature: float | None = None,
+) -> np.ndarray:
     """Right-hand side dC/dt of P Eq 1 (7, n_layers) (mg C cm⁻³ h⁻¹).
 
     Args:
@@ -192,7 +216,14 @@ def dcdt(pools, params, forcing: SiteForcing, grid: DepthGrid | None = None, *, 
     return SiteModel(forcing, grid, profile).dcdt(pools, params, temperature)
 
 
-def jacobian(pools, params, forcing: SiteForcing, grid: DepthGrid | None = None, *, profile="paper",
-             temperature: float | None = None) -> np.ndarray:
+def jacobian(
+    pools,
+    params,
+    forcing: SiteForcing,
+    grid: DepthGrid | None = None,
+    *,
+    profile="paper",
+    temperature: float | None = None,
+) -> np.ndarray:
     """Dense Jacobian of :func:`dcdt` (7N, 7N) (h⁻¹), flattened pool-major (index = pool·N + layer)."""
     return SiteModel(forcing, grid, profile).jacobian(pools, params, temperature)

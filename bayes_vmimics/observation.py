@@ -43,8 +43,7 @@ def _intervals(top_cm, bottom_cm) -> tuple[np.ndarray, np.ndarray]:
     bot = np.atleast_1d(np.asarray(bottom_cm, dtype=float))
     if top.ndim != 1 or top.shape != bot.shape or top.size == 0:
         raise ValueError(
-            f"top_cm and bottom_cm must be non-empty 1-D arrays of equal length, "
-            f"got shapes {top.shape}, {bot.shape}"
+            f"top_cm and bottom_cm must be non-empty 1-D arrays of equal length, got shapes {top.shape}, {bot.shape}"
         )
     for name, a in (("top_cm", top), ("bottom_cm", bot)):
         bad = np.flatnonzero(~np.isfinite(a))
@@ -62,8 +61,7 @@ def _intervals(top_cm, bottom_cm) -> tuple[np.ndarray, np.ndarray]:
     if bad.size:
         i = bad[0]
         raise ValueError(
-            f"interval {i} has top_cm = {float(top[i])!r} >= bottom_cm = {float(bot[i])!r}; "
-            "top must be above bottom"
+            f"interval {i} has top_cm = {float(top[i])!r} >= bottom_cm = {float(bot[i])!r}; top must be above bottom"
         )
     return top, bot
 
@@ -137,9 +135,7 @@ class ObservationOperator:
         if bulk_density_g_cm3 is not None:
             bd = np.atleast_1d(np.asarray(bulk_density_g_cm3, dtype=float))
             if bd.shape != top.shape:
-                raise ValueError(
-                    f"bulk_density_g_cm3 must have shape {top.shape} (one per interval), got {bd.shape}"
-                )
+                raise ValueError(f"bulk_density_g_cm3 must have shape {top.shape} (one per interval), got {bd.shape}")
             self.bulk_density_g_cm3 = bd
             bad = np.flatnonzero(~np.isfinite(bd) | (bd <= 0.0))
             if bad.size:

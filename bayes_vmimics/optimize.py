@@ -114,6 +114,4 @@ def fit_point_estimate(
     )
     theta = to_theta(res.x)
     soc, c14 = metrics_at(problem, theta)
-    return PointEstimate(
-        theta, float(problem.cost(theta)), soc, c14, counts["n"], counts["failed"], str(res.message)
-    )
+    return PointEstimate(theta, float(problem.cost(theta)), soc, c14, counts["n"], counts["failed"], str(res.message))

@@ -81,9 +81,7 @@ def plot_profiles(dt, path: str | Path, *, max_sites: int = 6) -> Path:
             if kc.any():
                 t14, b14 = obs["f14c_top_cm"].values[kc], obs["f14c_bottom_cm"].values[kc]
                 lo, med, hi = _band(pp["f14c"].values[..., kc])
-                ax.errorbar(
-                    med, 0.5 * (t14 + b14), xerr=[med - lo, hi - med], fmt="o", mfc="none", color="C1"
-                )
+                ax.errorbar(med, 0.5 * (t14 + b14), xerr=[med - lo, hi - med], fmt="o", mfc="none", color="C1")
                 ax.vlines(obs["f14c"].values[kc], t14, b14, color="k", lw=2)
             ax.set_ylim(max(bot.max(), 1.0) * 1.05, 0)
             ax.set_xlabel("F14C (–)")

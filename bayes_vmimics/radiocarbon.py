@@ -460,18 +460,12 @@ def _paper_transient(X, V, K, mu, phi, kdes, u, eps, lo, up, beta, lam, f, n_ful
 
 def _check_inputs(steady_state, site: SiteModel):
     if not isinstance(site, SiteModel):
-        raise TypeError(
-            f"site must be the SiteModel the steady state was solved with, got {type(site).__name__}"
-        )
+        raise TypeError(f"site must be the SiteModel the steady state was solved with, got {type(site).__name__}")
     internal = getattr(steady_state, "_internal", None)
     if not isinstance(internal, dict) or "C" not in internal or "rates" not in internal:
-        raise TypeError(
-            f"steady_state must be a SteadyState from solve_site, got {type(steady_state).__name__}"
-        )
+        raise TypeError(f"steady_state must be a SteadyState from solve_site, got {type(steady_state).__name__}")
     if not steady_state.converged:
-        raise ValueError(
-            f"the carbon steady state did not converge ({steady_state.message}); no radiocarbon on it"
-        )
+        raise ValueError(f"the carbon steady state did not converge ({steady_state.message}); no radiocarbon on it")
     if steady_state.pools.shape != (N_POOLS, site.n_layers):
         raise ValueError(
             f"steady state has {steady_state.pools.shape[1]} layers but the site {site.n_layers}; "
@@ -529,9 +523,7 @@ def _unit_steady_state(B, u, lo, up, decay: bool) -> np.ndarray:
     Ginv = np.empty((N, NP, NP))
     shift = 0.0 if decay else -LAMBDA_14C_PER_HOUR
     if _factor_shifted(B, lo, up, shift, G, Ginv) == 0:
-        raise np.linalg.LinAlgError(
-            "the tracer matrix is singular (a pool with no outflow, e.g. extinct microbes)"
-        )
+        raise np.linalg.LinAlgError("the tracer matrix is singular (a pool with no outflow, e.g. extinct microbes)")
     X1 = -np.ascontiguousarray(u, dtype=np.float64)
     _core.btd_solve(Ginv, lo, up, X1)
     return X1

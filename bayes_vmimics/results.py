@@ -53,9 +53,7 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def select_draws(
-    runs, *, discard: int, thin: int, max_draws: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def select_draws(runs, *, discard: int, thin: int, max_draws: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices (step, walker) of the draws kept from every ensemble, the same for all ensembles.
 
     Steps ``discard, discard + thin, ...``; all walkers; step-major order; evenly sub-sampled to at most
@@ -140,19 +138,14 @@ def build_datatree(
             ll_soc[c, d] = pw["soc"]
             ll_c14[c, d] = pw["f14c"]
             pp_soc[c, d] = np.concatenate([q.soc for q in pred])
-            pp_c14[c, d] = np.concatenate(
-                [q.f14c[p.c14_index] for p, q in zip(problem.sites, pred, strict=True)]
-            )
+            pp_c14[c, d] = np.concatenate([q.f14c[p.c14_index] for p, q in zip(problem.sites, pred, strict=True)])
             pp_soc_grid[c, d] = np.concatenate([q.soc_grid for q in pred])
             pp_c14_grid[c, d] = np.concatenate([q.f14c_grid for q in pred])
 
     soc_unit = "mg C cm-3" if problem.soc_unit == "mg_cm3" else "g C kg-1"
     soc_c, c14_c = _obs_coords(obs, "soc"), _obs_coords({**obs, "f14c": obs["f14c"]}, "f14c")
     posterior = xr.Dataset(
-        {
-            n: (("chain", "draw"), pos[..., i], {"units": PARAMETER_UNITS[n]})
-            for i, n in enumerate(PARAMETER_NAMES)
-        },
+        {n: (("chain", "draw"), pos[..., i], {"units": PARAMETER_UNITS[n]}) for i, n in enumerate(PARAMETER_NAMES)},
         coords={**sample, **draw_coords},
     )
     n_walkers = runs[0].chain.shape[1]

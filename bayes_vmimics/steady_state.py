@@ -131,8 +131,14 @@ class SolverOptions:
 DEFAULT_OPTIONS = SolverOptions()
 
 
-def solve_site(site: SiteModel, params, initial=None, *, options: SolverOptions = DEFAULT_OPTIONS,
-               on_failure: str = "warn") -> SteadyState:
+def solve_site(
+    site: SiteModel,
+    params,
+    initial=None,
+    *,
+    options: SolverOptions = DEFAULT_OPTIONS,
+    on_failure: str = "warn",
+) -> SteadyState:
     """Steady state of a prepared :class:`SiteModel` (see :func:`solve_steady_state`)."""
     theta = _theta(params)
     C, warm = _initial_internal(site, initial)
@@ -160,15 +166,53 @@ def _solve_constant(site: SiteModel, theta, C, warm, options) -> SteadyState:
     V, K, mu, phi, kdes, u, eps, lo, up, beta, _ = rates
     dt0 = np.inf if warm else options.dt0_cold
     status, n_iter, fn, Ginv = _core.steady_state_iterate(
-        C, V, K, mu, phi, kdes, u, eps, lo, up, beta, 1.0, 1.0, 1.0, site.thickness_cm, dt0, options.max_iter, options.rtol,
-        options.atol, options.shrink, options.growth,
+        C,
+        V,
+        K,
+        mu,
+        phi,
+        kdes,
+        u,
+        eps,
+        lo,
+        up,
+        beta,
+        1.0,
+        1.0,
+        1.0,
+        site.thickness_cm,
+        dt0,
+        options.max_iter,
+        options.rtol,
+        options.atol,
+        options.shrink,
+        options.growth,
     )
     if warm and status != 0:
         # a warm start that failed even with its own time-step fallback: retry from the cold start
         C, _ = _initial_internal(site, None)
         status, n2, fn, Ginv = _core.steady_state_iterate(
-            C, V, K, mu, phi, kdes, u, eps, lo, up, beta, 1.0, 1.0, 1.0, site.thickness_cm, options.dt0_cold, options.max_iter,
-            options.rtol, options.atol, options.shrink, options.growth,
+            C,
+            V,
+            K,
+            mu,
+            phi,
+            kdes,
+            u,
+            eps,
+            lo,
+            up,
+            beta,
+            1.0,
+            1.0,
+            1.0,
+            site.thickness_cm,
+            options.dt0_cold,
+            options.max_iter,
+            options.rtol,
+            options.atol,
+            options.shrink,
+            options.growth,
         )
         n_iter += n2
     return _result(site, rates, C, status, n_iter, fn, Ginv)
@@ -202,9 +246,16 @@ def _result(site: SiteModel, rates, C, status, n_iter, fn, Ginv, *, respiration=
     )
 
 
-def solve_steady_state(params, forcing: SiteForcing, grid: DepthGrid | None = None, *,
-                       profile: str | ModelConstants = "paper", initial=None,
-                       options: SolverOptions | None = None, on_failure: str = "warn") -> SteadyState:
+def solve_steady_state(
+    params,
+    forcing: SiteForcing,
+    grid: DepthGrid | None = None,
+    *,
+    profile: str | ModelConstants = "paper",
+    initial=None,
+    options: SolverOptions | None = None,
+    on_failure: str = "warn",
+) -> SteadyState:
     """Steady state of vertically resolved MIMICS for one site.
 
     Args:

@@ -41,10 +41,7 @@ def main() -> None:
     sites = make_synthetic_sites(1, theta, rng=np.random.default_rng(1))
     for warm in (True, False):
         pb = CalibrationProblem(sites, warm_start=warm)
-        print(
-            f"1 synthetic site (20 layers, 6 SOC obs), warm_start={warm}: "
-            f"{rate(pb, theta, 5 * args.n):8.0f} eval/s"
-        )
+        print(f"1 synthetic site (20 layers, 6 SOC obs), warm_start={warm}: {rate(pb, theta, 5 * args.n):8.0f} eval/s")
 
     from bayes_vmimics.cli import real_site_observations
     from bayes_vmimics.io.atmosphere import load_atmosphere

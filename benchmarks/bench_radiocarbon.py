@@ -69,9 +69,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=300, help="timed calls per figure")
     ap.add_argument(
         "--data",
-        default=os.environ.get(
-            "BAYES_VMIMICS_DATA", str(Path(__file__).parents[1] / ".." / "shared" / "data")
-        ),
+        default=os.environ.get("BAYES_VMIMICS_DATA", str(Path(__file__).parents[1] / ".." / "shared" / "data")),
     )
     args = ap.parse_args()
 

@@ -49,11 +49,15 @@ def main() -> None:
     ours = solve_site(site, nearby)
     err = np.max(np.abs(ours.pools - bdf_pools) / (np.abs(bdf_pools) + 1e-12))
     print("steady state, 20 x 5 cm layers, paper profile, T = 10 °C (median of", args.repeats, "runs)")
-    print(f"  cold start, prepared SiteModel     {cold_site * 1e3:8.3f} ms   ({ours.n_iter} Newton/implicit iterations)")
+    print(
+        f"  cold start, prepared SiteModel     {cold_site * 1e3:8.3f} ms   ({ours.n_iter} Newton/implicit iterations)"
+    )
     print(f"  warm start, prepared SiteModel     {warm_site * 1e3:8.3f} ms")
     print(f"  cold start, solve_steady_state()   {cold_api * 1e3:8.3f} ms   (includes building the SiteModel)")
     print(f"  warm start, solve_steady_state()   {warm_api * 1e3:8.3f} ms")
-    print(f"  brute-force BDF (scipy, rtol 1e-12) {t_bdf:8.3f} s    ({sol.t.size} steps); max rel. difference {err:.1e}")
+    print(
+        f"  brute-force BDF (scipy, rtol 1e-12) {t_bdf:8.3f} s    ({sol.t.size} steps); max rel. difference {err:.1e}"
+    )
     print(f"  ratio BDF / cold                   {t_bdf / cold_site:8.0f} x")
     print(f"  ratio BDF / warm                   {t_bdf / warm_site:8.0f} x")
 

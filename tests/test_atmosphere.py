@@ -202,9 +202,7 @@ def test_hua2013_values_and_gap_fills():
     r = load_hua2013(DATA)
     assert (r.first_year, r.last_year) == (1950, 2010)
     # F14C in 1950 (spec Sect. 11).
-    np.testing.assert_allclose(
-        [r.f14c(z, 1950) for z in ZONES], [0.9743, 0.9779, 0.9730, 0.9755, 0.9730], atol=1e-9
-    )
+    np.testing.assert_allclose([r.f14c(z, 1950) for z in ZONES], [0.9743, 0.9779, 0.9730, 0.9755, 0.9730], atol=1e-9)
     # Gaps from Hua 2021 (PROVENANCE file 3: NH1 in 2010 = 1.04701), recorded in notes.
     assert r.f14c("NH1", 2010) == pytest.approx(1.04701)
     assert r.f14c("SH12", 1952) == pytest.approx(0.97431)

@@ -15,9 +15,7 @@ GRID = DepthGrid.uniform(6, 10.0)
 
 @pytest.fixture(scope="module")
 def problem():
-    sites = make_synthetic_sites(
-        1, rng=np.random.default_rng(5), interval_edges_cm=(0, 10, 30, 60), grid=GRID
-    )
+    sites = make_synthetic_sites(1, rng=np.random.default_rng(5), interval_edges_cm=(0, 10, 30, 60), grid=GRID)
     return CalibrationProblem(sites, grid=GRID, warm_start=False)
 
 
@@ -46,9 +44,7 @@ def test_resume_equals_uninterrupted_run(problem, tmp_path, move):
     np.testing.assert_array_equal(full.chain, resumed.chain)
     np.testing.assert_array_equal(full.log_prob, resumed.log_prob)
     # a fresh start discards the stored chain
-    again = run_ensemble(
-        problem, problem.prior, n_steps=40, backend_path=tmp_path / "b.h5", resume=False, **kw
-    )
+    again = run_ensemble(problem, problem.prior, n_steps=40, backend_path=tmp_path / "b.h5", resume=False, **kw)
     assert again.n_resumed_from == 0
     np.testing.assert_array_equal(full.chain, again.chain)
 

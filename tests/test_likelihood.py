@@ -21,9 +21,7 @@ DATA = resolve_data_dir("/work/shared/data", required=False) or resolve_data_dir
 
 @pytest.fixture(scope="module")
 def site():
-    return make_synthetic_sites(
-        1, rng=np.random.default_rng(5), interval_edges_cm=(0, 10, 30, 60), grid=GRID
-    )[0]
+    return make_synthetic_sites(1, rng=np.random.default_rng(5), interval_edges_cm=(0, 10, 30, 60), grid=GRID)[0]
 
 
 def _hand_soc_loglik(site, theta, unit="mg_cm3", rel=0.1):

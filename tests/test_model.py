@@ -32,20 +32,31 @@ def assert_printed(value: float, printed: str) -> None:
 
 def _spec12_forcing(total_litter: float = 500.0) -> SiteForcing:
     return SiteForcing(
-        temperature=10.0, clay=0.2, litter_above=total_litter / 2, litter_below=total_litter / 2,
-        lignin_n_above=LN, lignin_n_below=LN,
+        temperature=10.0,
+        clay=0.2,
+        litter_above=total_litter / 2,
+        litter_below=total_litter / 2,
+        lignin_n_above=LN,
+        lignin_n_below=LN,
     )
 
 
 def test_spec12_rate_constants():
     params = Parameters(x_v=4, x_K=8, x_d=2)
     # spec Sect. 12 uses α_v = 0: no depth factor
-    rates = compute_rates(params, _spec12_forcing(), DepthGrid.uniform(1, 5.0),
-                          profile=get_constants("paper").replace(v_depth_factor=False))
+    rates = compute_rates(
+        params,
+        _spec12_forcing(),
+        DepthGrid.uniform(1, 5.0),
+        profile=get_constants("paper").replace(v_depth_factor=False),
+    )
     for v, s in zip(rates.V[0], ["0.14267", "0.028535", "0.14267", "0.042802", "0.042802", "0.028535"], strict=True):
         assert_printed(v, s)
-    for v, s in zip(rates.K[0, [0, 1, 3, 4, 2, 5]], ["287.89", "1272.68", "1151.57", "636.34", "704.16", "469.44"],
-                    strict=True):
+    for v, s in zip(
+        rates.K[0, [0, 1, 3, 4, 2, 5]],
+        ["287.89", "1272.68", "1151.57", "636.34", "704.16", "469.44"],
+        strict=True,
+    ):
         assert_printed(v, s)
     assert_printed(rates.mu[0, 0], "7.8540e-4")
     assert_printed(rates.mu[0, 1], "3.2800e-4")
@@ -65,14 +76,36 @@ STATE = np.array([1.0, 2.0, 0.1, 0.2, 3.0, 5.0, 2.0])[:, None]
 I_LAYER = 2.32894e-4  # mg C cm⁻³ h⁻¹ each to m and s
 LITTER = I_LAYER * 2 * 5.0 * 87600.0 / 2  # g C m⁻² yr⁻¹ above and below giving that in one 5-cm layer
 
-WC22_VECTOR = ["1.64435e-4", "1.89951e-4", "-1.36263e-5", "-1.76790e-5", "-4.56060e-5", "5.27040e-5", "8.09280e-5"]
-PAPER_VECTOR = ["1.65838e-4", "1.90724e-4", "-2.95807e-7", "-1.52468e-5", "-4.56060e-5", "5.31875e-5", "4.97848e-5"]
+WC22_VECTOR = [
+    "1.64435e-4",
+    "1.89951e-4",
+    "-1.36263e-5",
+    "-1.76790e-5",
+    "-4.56060e-5",
+    "5.27040e-5",
+    "8.09280e-5",
+]
+PAPER_VECTOR = [
+    "1.65838e-4",
+    "1.90724e-4",
+    "-2.95807e-7",
+    "-1.52468e-5",
+    "-4.56060e-5",
+    "5.31875e-5",
+    "4.97848e-5",
+]
 
 
 @pytest.mark.parametrize(("profile", "expected"), [("wc22", WC22_VECTOR), ("paper", PAPER_VECTOR)])
 def test_spec12_dcdt_vectors(profile, expected):
-    forcing = SiteForcing(temperature=10.0, clay=0.2, litter_above=LITTER, litter_below=LITTER,
-                          lignin_n_above=LN, lignin_n_below=LN)
+    forcing = SiteForcing(
+        temperature=10.0,
+        clay=0.2,
+        litter_above=LITTER,
+        litter_below=LITTER,
+        lignin_n_above=LN,
+        lignin_n_below=LN,
+    )
     params = Parameters(x_v=4, x_K=8, x_d=2, beta=1.2, alpha_v=1.0)  # z̄ = 0.025 m in the paper profile
     out = dcdt(STATE, params, forcing, DepthGrid.uniform(1, 5.0), profile=profile).ravel()
     for v, s in zip(out, expected, strict=True):
@@ -114,7 +147,9 @@ def test_jacobian_matches_finite_differences(beta):
         xp, xm = flat.copy(), flat.copy()
         xp[q] += h
         xm[q] -= h
-        Jfd[:, q] = (dcdt(xp.reshape(C.shape), params, forcing, grid) - dcdt(xm.reshape(C.shape), params, forcing, grid)).ravel() / (2 * h)
+        Jfd[:, q] = (
+            dcdt(xp.reshape(C.shape), params, forcing, grid) - dcdt(xm.reshape(C.shape), params, forcing, grid)
+        ).ravel() / (2 * h)
     np.testing.assert_allclose(J, Jfd, rtol=1e-6, atol=1e-12)
 
 
@@ -166,8 +201,12 @@ def test_bad_forcing_raises_naming_argument(kwargs, match):
 
 @pytest.mark.parametrize(
     ("edges", "match"),
-    [([0.0, 5.0, 5.0, 10.0], "strictly increasing"), ([0.0, 10.0, 5.0], "strictly increasing"),
-     ([1.0, 5.0], "start at 0"), ([0.0], "at least 2")],
+    [
+        ([0.0, 5.0, 5.0, 10.0], "strictly increasing"),
+        ([0.0, 10.0, 5.0], "strictly increasing"),
+        ([1.0, 5.0], "start at 0"),
+        ([0.0], "at least 2"),
+    ],
 )
 def test_bad_grid_raises(edges, match):
     with pytest.raises(ValueError, match=match):

@@ -29,9 +29,7 @@ GRID = DepthGrid.uniform(6, 10.0)
 
 @pytest.fixture(scope="module")
 def tree():
-    sites = make_synthetic_sites(
-        2, rng=np.random.default_rng(5), interval_edges_cm=(0, 10, 30, 60), grid=GRID
-    )
+    sites = make_synthetic_sites(2, rng=np.random.default_rng(5), interval_edges_cm=(0, 10, 30, 60), grid=GRID)
     pb = CalibrationProblem(sites, grid=GRID, warm_start=False)
     runs = run_ensembles(pb, pb.prior, n_ensembles=2, seed=4, n_walkers=14, n_steps=12)
     conv = convergence_report(runs, PARAMETER_NAMES, discard=4)
@@ -54,9 +52,7 @@ def test_groups_and_shapes(tree):
     assert set(GROUPS) <= set(dt.children)
     post = dt["posterior"]
     assert list(post.data_vars) == list(PARAMETER_NAMES)
-    assert (
-        post.sizes["chain"] == 2 and post.sizes["draw"] == 30
-    )  # 4 kept steps × 14 walkers = 56, sub-sampled to 30
+    assert post.sizes["chain"] == 2 and post.sizes["draw"] == 30  # 4 kept steps × 14 walkers = 56, sub-sampled to 30
     assert dt["log_likelihood"]["soc"].shape == (2, 30, pb.n_soc)
     assert dt["observed_data"]["soc"].shape == (pb.n_soc,)
     assert dt["posterior_predictive"]["soc_grid"].sizes["grid_point"] == 2 * GRID.n_layers

@@ -61,9 +61,9 @@ def _write(tmp_path, rows, name="layers.csv"):
 
 def _forest_types(tmp_path, pids, ft="DBF"):
     p = tmp_path / "ft.csv"
-    pd.DataFrame(
-        dict(profile_id=pids, forest_type=ft, biome="temperate", confidence="high", rationale="test")
-    ).to_csv(p, index=False)
+    pd.DataFrame(dict(profile_id=pids, forest_type=ft, biome="temperate", confidence="high", rationale="test")).to_csv(
+        p, index=False
+    )
     return p
 
 

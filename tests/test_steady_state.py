@@ -27,7 +27,10 @@ GRID10 = DepthGrid.uniform(10, 10.0)
 
 BDF_CASES = {
     # β = 1: microbes die out below a critical depth; deep SOC is then set by diffusion
-    "beta1_deep_extinction": (Parameters(beta=1.0, alpha_v=30.0, x_D=0.5), SiteForcing(temperature=10.0, clay=0.2)),
+    "beta1_deep_extinction": (
+        Parameters(beta=1.0, alpha_v=30.0, x_D=0.5),
+        SiteForcing(temperature=10.0, clay=0.2),
+    ),
     "warm_fast_beta2": (Parameters(x_v=30.0, x_K=2.0, beta=2.0), SiteForcing(temperature=30.0, clay=0.7)),
     "cold_slow_strong_diffusion": (
         Parameters(x_v=2.0, x_K=30.0, x_d=0.1, x_D=25.0, alpha_r=1.0),
@@ -78,9 +81,12 @@ def _box_sample(n, seed):
         u[edge] = np.round(u[edge])
         theta = LOWER + u * (UPPER - LOWER)
         forcing = SiteForcing(
-            temperature=float(rng.choice([-5.0, 0.0, 10.0, 20.0, 30.0])), clay=float(rng.choice([0.02, 0.2, 0.5, 0.7])),
-            litter_above=rng.uniform(50, 600), litter_below=rng.uniform(50, 600),
-            lignin_n_above=rng.uniform(5, 60), lignin_n_below=rng.uniform(5, 60),
+            temperature=float(rng.choice([-5.0, 0.0, 10.0, 20.0, 30.0])),
+            clay=float(rng.choice([0.02, 0.2, 0.5, 0.7])),
+            litter_above=rng.uniform(50, 600),
+            litter_below=rng.uniform(50, 600),
+            lignin_n_above=rng.uniform(5, 60),
+            lignin_n_below=rng.uniform(5, 60),
         )
         yield theta, forcing
 
@@ -106,8 +112,14 @@ def test_whole_box_and_edges_converge_or_say_why():
 def test_no_finite_steady_state_is_reported_and_warned():
     # coldest site, slowest microbes, linear turnover, poor litter: microbes cannot persist
     params = Parameters(x_v=2.0, x_K=30.0, x_d=0.41, x_D=23.73, alpha_r=19.58, alpha_v=1.0, beta=1.0)
-    forcing = SiteForcing(temperature=-5.0, clay=0.5, litter_above=365.3, litter_below=383.5,
-                          lignin_n_above=53.2, lignin_n_below=54.4)
+    forcing = SiteForcing(
+        temperature=-5.0,
+        clay=0.5,
+        litter_above=365.3,
+        litter_below=383.5,
+        lignin_n_above=53.2,
+        lignin_n_below=54.4,
+    )
     with pytest.warns(ConvergenceWarning, match="not converged"):
         ss = solve_steady_state(params, forcing)
     assert not ss.converged
@@ -136,8 +148,14 @@ def test_single_layer_beta1_semi_analytic():
     closed-form root, and the microbes must satisfy per-capita growth = μ. Solving that 2-D system independently
     reproduces all seven pools of the solver."""
     grid = DepthGrid.uniform(1, 30.0)
-    forcing = SiteForcing(temperature=15.0, clay=0.3, litter_above=300.0, litter_below=200.0,
-                          lignin_n_above=20.0, lignin_n_below=30.0)
+    forcing = SiteForcing(
+        temperature=15.0,
+        clay=0.3,
+        litter_above=300.0,
+        litter_below=200.0,
+        lignin_n_above=20.0,
+        lignin_n_below=30.0,
+    )
     params = Parameters(x_v=6.0, x_K=6.0, x_d=3.0, beta=1.0)
     site = SiteModel(forcing, grid)
     ss = solve_site(site, params)
@@ -160,8 +178,13 @@ def test_single_layer_beta1_semi_analytic():
         Mr, Mk = mu[0] * cr, mu[1] * ck
         Cp = (fm * Im + phi[0] * Mr + phi[3] * Mk) / kd
         Cc = substrate(fs * Is + phi[1] * Mr + phi[4] * Mk, cr * V[1], K[6], ck * V[4], K[7])
-        Ca = substrate(phi[2] * Mr + phi[5] * Mk + kd * Cp + (fs * Is + phi[1] * Mr + phi[4] * Mk),
-                       cr * V[2], K[2], ck * V[5], K[5])
+        Ca = substrate(
+            phi[2] * Mr + phi[5] * Mk + kd * Cp + (fs * Is + phi[1] * Mr + phi[4] * Mk),
+            cr * V[2],
+            K[2],
+            ck * V[5],
+            K[5],
+        )
         return np.array([Cm, Cs, cr, ck, Cp, Cc, Ca])
 
     def growth(x):
@@ -190,8 +213,28 @@ def test_climatology_gives_periodic_cycle_with_exact_annual_balance():
     S = np.empty((1, 1, 7))
     states = np.empty((365, site.n_layers, 7))
     resp = np.empty((365, site.n_layers))
-    st, C1 = annual_map(C0, V, K, mu, phi, kdes, u, eps, lo, up, beta, site.day_factors, 1, False, S, states, resp,
-                        1e-12, 1e-12, 0.01)
+    st, C1 = annual_map(
+        C0,
+        V,
+        K,
+        mu,
+        phi,
+        kdes,
+        u,
+        eps,
+        lo,
+        up,
+        beta,
+        site.day_factors,
+        1,
+        False,
+        S,
+        states,
+        resp,
+        1e-12,
+        1e-12,
+        0.01,
+    )
     assert st == 0
     np.testing.assert_allclose(C1, C0, rtol=1e-8)
     # the annual mean differs from the mean-temperature fixed point (V ∝ e^{0.063 T} is convex), but not wildly

@@ -199,9 +199,7 @@ def run_ensemble(
     )
     with pool_cm as pool:
         vec = _VectorizedLogProb(log_prob_fn, pool)
-        sampler = emcee.EnsembleSampler(
-            n_walkers, ndim, vec, moves=make_moves(move), backend=backend, vectorize=True
-        )
+        sampler = emcee.EnsembleSampler(n_walkers, ndim, vec, moves=make_moves(move), backend=backend, vectorize=True)
         # emcee's Metropolis ratio meets inf − inf when a snooker proposal degenerates; the NaN is rejected
         with np.errstate(invalid="ignore"):
             _advance(sampler, log_prob_fn, prior, n_walkers, rng, done, n_steps, progress)

@@ -96,9 +96,7 @@ def load_hua2013(
     years, values = _zone_table(_read(HUA2013_FILE, data_dir))
     if last_year is not None:
         if last_year < years[0]:
-            raise ValueError(
-                f"last_year {last_year!r} is before the first year of {HUA2013_FILE} ({years[0]})"
-            )
+            raise ValueError(f"last_year {last_year!r} is before the first year of {HUA2013_FILE} ({years[0]})")
         keep = years <= last_year
         years, values = years[keep], values[:, keep]
     gaps = np.argwhere(~np.isfinite(values))
@@ -108,14 +106,10 @@ def load_hua2013(
         for i, j in gaps:
             k = np.flatnonzero(y21 == years[j])
             if k.size == 0:
-                raise ValueError(
-                    f"cannot fill {ZONES[i]} {years[j]} from {HUA2021_FILE}: year not in that file"
-                )
+                raise ValueError(f"cannot fill {ZONES[i]} {years[j]} from {HUA2021_FILE}: year not in that file")
             values[i, j] = v21[i, k[0]]
             filled.append(f"{ZONES[i]} {years[j]} = {values[i, j]:.5f}")
-        how = (
-            f"filled from Hua et al. (2021) {HUA2021_FILE} (same zone, calendar-year mean of smoothed curve)"
-        )
+        how = f"filled from Hua et al. (2021) {HUA2021_FILE} (same zone, calendar-year mean of smoothed curve)"
     else:
         for i in np.unique(gaps[:, 0]) if gaps.size else []:
             ok = np.isfinite(values[i])
@@ -163,9 +157,7 @@ def load_graven2017(data_dir: str | os.PathLike | None = None) -> AtmosphericRec
 LOADERS = {"hua2013": load_hua2013, "hua2021": load_hua2021, "graven2017": load_graven2017}
 
 
-def load_atmosphere(
-    name: str = "hua2013", data_dir: str | os.PathLike | None = None, **kwargs
-) -> AtmosphericRecord:
+def load_atmosphere(name: str = "hua2013", data_dir: str | os.PathLike | None = None, **kwargs) -> AtmosphericRecord:
     """Load an atmospheric 14C record by name.
 
     Args:
@@ -180,7 +172,5 @@ def load_atmosphere(
     try:
         loader = LOADERS[name]
     except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown atmospheric 14C record {name!r}; choose one of {sorted(LOADERS)}"
-        ) from None
+        raise ValueError(f"unknown atmospheric 14C record {name!r}; choose one of {sorted(LOADERS)}") from None
     return loader(data_dir, **kwargs)

@@ -332,9 +332,7 @@ def load_forest_types(path: str | os.PathLike | None = None) -> pd.DataFrame:
     dup = ft["profile_id"].duplicated()
     if dup.any():
         i = dup.idxmax()
-        raise ValueError(
-            f"{p}: row {_csv_row(i)}, column 'profile_id': duplicate profile {ft.at[i, 'profile_id']}"
-        )
+        raise ValueError(f"{p}: row {_csv_row(i)}, column 'profile_id': duplicate profile {ft.at[i, 'profile_id']}")
     bad = ~ft["forest_type"].isin(ALL_TYPES)
     if bad.any():
         i = bad.idxmax()
@@ -489,9 +487,7 @@ def _add_forcing(sites: pd.DataFrame, log_entries: list, fname: str) -> pd.DataF
                 profile_id=s.at[i, "profile_id"],
                 column="litterfall_above",
                 value=s.at[i, "litterfall_above_reported"],
-                reason=(
-                    f"reported litterfall / Miami estimate = {ratio[i]:.2f} outside {lo}–{hi}; estimate used"
-                ),
+                reason=(f"reported litterfall / Miami estimate = {ratio[i]:.2f} outside {lo}–{hi}; estimate used"),
             )
         )
     use = measured & ~implaus
@@ -509,9 +505,7 @@ def _add_forcing(sites: pd.DataFrame, log_entries: list, fname: str) -> pd.DataF
     med_type = s.assign(c=meas).groupby("forest_type")["c"].median()
     med_all = float(meas.median()) if meas.notna().any() else float("nan")
     fb = s["forest_type"].map(med_type)
-    fb_src = np.where(
-        fb.notna(), "median of measured profiles of the same forest type", "median of all measured"
-    )
+    fb_src = np.where(fb.notna(), "median of measured profiles of the same forest type", "median of all measured")
     fb = fb.fillna(med_all)
     s["clay_is_measured"] = meas.notna()
     s["clay_pct"] = meas.fillna(fb)
@@ -584,9 +578,7 @@ def build_site_tables(
         raise ValueError(f"data/forest_types.csv: column 'profile_id': no row for profile(s) {missing}")
     ftx = ft.set_index("profile_id")
     for c in ("forest_type", "biome", "confidence", "rationale"):
-        sites[c if c != "confidence" else "forest_type_confidence"] = (
-            sites["profile_id"].map(ftx[c]).to_numpy()
-        )
+        sites[c if c != "confidence" else "forest_type_confidence"] = sites["profile_id"].map(ftx[c]).to_numpy()
     sites = sites.rename(columns={"rationale": "forest_type_rationale"})
     sites["in_four_types"] = sites["forest_type"].isin(FOUR_TYPES)
     sites["hua2013_zone"] = [_hua_zone(a, b) for a, b in zip(sites["lat"], sites["lon"], strict=True)]
@@ -602,9 +594,7 @@ def build_site_tables(
     sites = _add_forcing(sites, entries, fname)
 
     reason = pd.Series("", index=sites.index, dtype=object)
-    reason[sites["n_layers"] < MIN_LAYERS] = (
-        f"fewer than {MIN_LAYERS} mineral layers with SOC and bulk density"
-    )
+    reason[sites["n_layers"] < MIN_LAYERS] = f"fewer than {MIN_LAYERS} mineral layers with SOC and bulk density"
     no_coord = sites["lat"].isna() | sites["lon"].isna()
     reason[(reason == "") & no_coord] = "missing coordinates"
     no_clim = sites["mat_c"].isna() | sites["map_mm"].isna()
@@ -656,11 +646,7 @@ def calibration_split(sites: pd.DataFrame, seed: int = DEFAULT_SPLIT_SEED) -> pd
     s = sites[sites["usable"] & sites["forest_type"].isin(FOUR_TYPES)].copy()
     s = s.sort_values("profile_id")
     s["group"] = (
-        s["forest_type"]
-        + ":"
-        + s["lat"].round(2).map("{:.2f}".format)
-        + ","
-        + s["lon"].round(2).map("{:.2f}".format)
+        s["forest_type"] + ":" + s["lat"].round(2).map("{:.2f}".format) + "," + s["lon"].round(2).map("{:.2f}".format)
     )
     gc14 = s.groupby("group")["has_c14"].transform("any")
     s["_stratum_c14"] = gc14
@@ -743,9 +729,7 @@ def _single_site_forcing(sites: pd.DataFrame, entries: list, fname: str) -> pd.D
     return _add_forcing(sites, entries, fname)
 
 
-def load_howland_profile(
-    data_dir: str | os.PathLike | None = None, *, profile: str = "Tower Pit"
-) -> SiteTables:
+def load_howland_profile(data_dir: str | os.PathLike | None = None, *, profile: str = "Tower Pit") -> SiteTables:
     """Howland Forest (Gaudinski 2001, ISRaD): one profile with SOC, bulk density and ¹⁴C.
 
     The ISRaD depths already use the mineral-soil surface as 0 (negative = organic horizons), so the
@@ -768,15 +752,11 @@ def load_howland_profile(
     _require_columns(raw, p, [*cols, "d14c_permil", "f14c", "mat_c", "map_mm", "horizon"])
     raw = _require_numeric(raw, p, ["top_cm", "bottom_cm", "bd_g_cm3", "soc_pct", "d14c_permil", "f14c"])
     if profile not in set(raw["profile"]):
-        raise ValueError(
-            f"{p}: column 'profile': no profile {profile!r} (have {sorted(set(raw['profile']))})"
-        )
+        raise ValueError(f"{p}: column 'profile': no profile {profile!r} (have {sorted(set(raw['profile']))})")
     _check_depths(raw, p, "profile", "top_cm", "bottom_cm")
     _check_non_negative(raw, p, ["soc_pct", "bd_g_cm3"])
     r = raw[raw["profile"] == profile].copy()
-    r = r.rename(
-        columns={"top_cm": "top_cm_mineral0", "bottom_cm": "bottom_cm_mineral0", "f14c": "f14c_reported"}
-    )
+    r = r.rename(columns={"top_cm": "top_cm_mineral0", "bottom_cm": "bottom_cm_mineral0", "f14c": "f14c_reported"})
     r["profile_id"] = "howland_" + profile.lower().replace(" ", "_")
     r["bd_is_filled"] = False
     r["f14c_from_d14c"] = np.nan
