@@ -161,59 +161,22 @@ def solve_site(
     return res
 
 
+def _iterate(site: SiteModel, rates, C, dt0, options):
+    """Run the compiled steady-state iteration from C (internal layout, overwritten) at constant temperature."""
+    V, K, mu, phi, kdes, u, eps, lo, up, beta, _ = rates
+    return _core.steady_state_iterate(
+        C, V, K, mu, phi, kdes, u, eps, lo, up, beta, 1.0, 1.0, 1.0, site.thickness_cm, dt0,
+        options.max_iter, options.rtol, options.atol, options.shrink, options.growth,
+    )  # fmt: skip
+
+
 def _solve_constant(site: SiteModel, theta, C, warm, options) -> SteadyState:
     rates = site.raw_rates(theta)
-    V, K, mu, phi, kdes, u, eps, lo, up, beta, _ = rates
-    dt0 = np.inf if warm else options.dt0_cold
-    status, n_iter, fn, Ginv = _core.steady_state_iterate(
-        C,
-        V,
-        K,
-        mu,
-        phi,
-        kdes,
-        u,
-        eps,
-        lo,
-        up,
-        beta,
-        1.0,
-        1.0,
-        1.0,
-        site.thickness_cm,
-        dt0,
-        options.max_iter,
-        options.rtol,
-        options.atol,
-        options.shrink,
-        options.growth,
-    )
+    status, n_iter, fn, Ginv = _iterate(site, rates, C, np.inf if warm else options.dt0_cold, options)
     if warm and status != 0:
-        # a warm start that failed even with its own time-step fallback: retry from the cold start
+        # a warm start that failed even with its own time-step fallback (or ended on a saddle): cold start
         C, _ = _initial_internal(site, None)
-        status, n2, fn, Ginv = _core.steady_state_iterate(
-            C,
-            V,
-            K,
-            mu,
-            phi,
-            kdes,
-            u,
-            eps,
-            lo,
-            up,
-            beta,
-            1.0,
-            1.0,
-            1.0,
-            site.thickness_cm,
-            options.dt0_cold,
-            options.max_iter,
-            options.rtol,
-            options.atol,
-            options.shrink,
-            options.growth,
-        )
+        status, n2, fn, Ginv = _iterate(site, rates, C, options.dt0_cold, options)
         n_iter += n2
     return _result(site, rates, C, status, n_iter, fn, Ginv)
 
