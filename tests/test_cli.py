@@ -72,3 +72,15 @@ def test_bad_config_is_reported(tmp_path, capsys):
     cfg.write_text("[sampler]\nwalkers = 3\n")
     assert main(["calibrate", "--synthetic", "--config", str(cfg), "--out", str(tmp_path)]) == 2
     assert "unknown key" in capsys.readouterr().err
+
+
+def test_inspection_notebook_runs_on_saved_results(tmp_path, monkeypatch):
+    """analyses/10_inspect_results.py (a jupytext notebook) only loads a results folder and plots."""
+    import runpy
+
+    monkeypatch.delenv("BAYES_VMIMICS_DATA", raising=False)
+    out = tmp_path / "run"
+    assert main(["calibrate", *TINY, "--out", str(out)]) == 0
+    monkeypatch.setenv("BAYES_VMIMICS_RUN", str(out))
+    runpy.run_path(str(ROOT / "analyses" / "10_inspect_results.py"), run_name="__main__")
+    assert (out / "posterior_marginals.png").is_file() and (out / "xv_xk.png").is_file()
