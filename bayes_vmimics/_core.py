@@ -522,7 +522,7 @@ def steady_state_iterate(
     newton_dt_switch = 1e14  # h
     n_total = 0
     status = 1
-    inner_tol = 1e-8
+    inner_tol = 1e-6
     while n_total < max_iter:
         X[:, :] = C
         if dt >= newton_dt_switch:

@@ -1,0 +1,432 @@
+"""PyMC models of the calibration: single site, pooled forest type, and hierarchical forest types.
+
+The likelihood enters PyMC through one PyTensor Op, :class:`SiteLogLikelihoodOp`, wrapping the vectorised
+per-site log-likelihood of :mod:`bayes_vmimics.sensitivity` (site s at its own θ_s). Its value is the NumPy
+log-likelihood bit for bit; its ``pullback`` (PyTensor 3 API) uses the exact adjoint gradient, so NUTS
+needs no finite differences. Built with ``gradient=False`` the Op computes values only (for gradient-free
+samplers such as DEMetropolisZ).
+
+Parameterisation. Each parameter lives on its prior box [l, u] of P Table 1 (or the box of a
+:class:`~bayes_vmimics.priors.BoxPrior`; log scale for log-uniform parameters). With the unit position
+v = (θ − l)/(u − l) (or log(θ/l)/log(u/l)):
+
+- single site / pooled: v ~ Uniform(0, 1) per parameter, so θ has exactly the box prior of the emcee
+  calibration (PyMC samples logit v);
+- hierarchical: for site s of forest type t, logit v_s = μ_t + σ_t ⊙ η_s with η_s ~ N(0, I) (non-centred),
+  μ_t ~ N(0, 1.5²) and σ_t ~ HalfNormal(1) per parameter. ``theta_population`` = box(sigmoid μ_t) is the
+  population median of forest type t in parameter units (its posterior gives the forest-type parameters
+  with uncertainty); a new site of type t has θ = box(sigmoid(μ_t + σ_t η)), η ~ N(0, I)
+  (:func:`sample_new_site_parameters`, :func:`predict_new_site`).
+
+Results are ``xarray.DataTree`` (what PyMC 6 ``pm.sample`` returns); :func:`convergence_report` gives R-hat,
+bulk/tail ESS and divergences; :func:`save_results` writes netCDF.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+import xarray as xr
+from pytensor.gradient import DisconnectedType, grad_not_implemented
+from pytensor.graph.basic import Apply
+from pytensor.graph.op import Op
+
+from ..constants import SOC_POOLS
+from ..likelihood import CalibrationProblem
+from ..model import SiteModel
+from ..observation import ObservationOperator, required_grid
+from ..parameters import PARAMETER_NAMES
+from ..priors import BoxPrior
+from ..sensitivity import site_log_likelihood, site_log_likelihood_and_gradient
+from ..steady_state import solve_site
+
+NPAR = len(PARAMETER_NAMES)
+SAMPLERS = ("nuts", "demetropolisz")
+
+
+class SiteLogLikelihoodOp(Op):
+    """PyTensor Op: θ (n, 7) → per-site log-likelihoods (n,) of ``problem.sites[site_indices]``.
+
+    Args:
+        problem: the calibration problem; its sites must have constant temperature for gradients (–).
+        site_indices: the sites evaluated, row i of θ belongs to site ``site_indices[i]``; default all (–).
+        gradient: also compute the exact gradient (a second output (n, 7), used by ``pullback``); False gives
+            a value-only Op without gradient (for gradient-free samplers) (bool).
+
+    Raises:
+        NotImplementedError: (at evaluation, with ``gradient=True``) a temperature-climatology site or ¹⁴C in
+            paper mode: these have no exact gradient yet.
+    """
+
+    def __init__(self, problem: CalibrationProblem, site_indices: Sequence[int] | None = None, *, gradient=True):
+        self.problem = problem
+        self.site_indices = tuple(range(len(problem.sites)) if site_indices is None else (int(i) for i in site_indices))
+        if not self.site_indices:
+            raise ValueError("at least one site is needed")
+        self.gradient = bool(gradient)
+
+    @property
+    def n_sites(self) -> int:
+        """Number of rows of θ (count)."""
+        return len(self.site_indices)
+
+    def make_node(self, theta) -> Apply:
+        theta = pt.as_tensor_variable(theta, dtype="float64")
+        if theta.ndim != 2:
+            raise ValueError(f"theta must be a matrix (n_sites, {NPAR}), got ndim {theta.ndim}")
+        outs = [pt.dvector()]
+        if self.gradient:
+            outs.append(pt.dmatrix())
+        return Apply(self, [theta], outs)
+
+    def perform(self, node, inputs, outputs) -> None:
+        (theta,) = inputs
+        if theta.shape != (self.n_sites, NPAR):
+            raise ValueError(f"theta must have shape ({self.n_sites}, {NPAR}), got {theta.shape}")
+        vals = np.empty(self.n_sites)
+        if self.gradient:
+            grads = np.empty((self.n_sites, NPAR))
+            for i, s in enumerate(self.site_indices):
+                vals[i], grads[i] = site_log_likelihood_and_gradient(self.problem, s, theta[i])
+            outputs[1][0] = grads
+        else:
+            for i, s in enumerate(self.site_indices):
+                vals[i] = site_log_likelihood(self.problem, s, theta[i])
+        outputs[0][0] = vals
+
+    def pullback(self, inputs, outputs, cotangents):
+        if not self.gradient:
+            return [grad_not_implemented(self, 0, inputs[0], "built with gradient=False")]
+        if len(cotangents) > 1 and not isinstance(cotangents[1].type, DisconnectedType):
+            return [grad_not_implemented(self, 0, inputs[0], "the gradient output is not differentiable")]
+        cot = cotangents[0]
+        if isinstance(cot.type, DisconnectedType):
+            return [pt.zeros_like(inputs[0])]
+        return [cot[:, None] * outputs[1]]
+
+    def __str__(self) -> str:
+        return f"SiteLogLikelihoodOp(n_sites={self.n_sites}, gradient={self.gradient})"
+
+
+def site_log_likelihood_tensor(op: SiteLogLikelihoodOp, theta) -> pt.TensorVariable:
+    """The Op's value output, per-site log-likelihoods (n_sites,), for θ of shape (n_sites, 7)."""
+    out = op(theta)
+    return out[0] if op.gradient else out
+
+
+# ------------------------------------------------------------------------------------------------------------
+# box transforms
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _box(prior: BoxPrior):
+    return (
+        np.asarray(prior.lower, dtype=float),
+        np.asarray(prior.upper, dtype=float),
+        np.asarray(prior.is_log, dtype=bool),
+    )
+
+
+def from_unit(prior: BoxPrior, v):
+    """θ from the unit position v ∈ (0, 1) on the prior box (log scale for log-uniform parameters); works on
+    NumPy arrays and PyTensor tensors (last axis: parameters)."""
+    lo, hi, is_log = _box(prior)
+    mod = pt if isinstance(v, pt.TensorVariable) else np
+    lin = lo + (hi - lo) * v
+    log = lo * mod.exp(v * np.log(hi / lo))
+    return mod.where(is_log, log, lin)
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _coords(problem: CalibrationProblem, site_indices) -> dict:
+    return {"parameter": list(PARAMETER_NAMES), "site": [problem.site_ids[i] for i in site_indices]}
+
+
+# ------------------------------------------------------------------------------------------------------------
+# models
+# ------------------------------------------------------------------------------------------------------------
+
+
+def build_pooled_model(
+    problem: CalibrationProblem, site_indices: Sequence[int] | None = None, *, gradient: bool = True
+) -> pm.Model:
+    """One θ shared by the given sites (a pooled forest type; one site is the single-site model).
+
+    θ has the problem's box prior (uniform or log-uniform per parameter, as the emcee calibration).
+
+    Args:
+        problem: the calibration problem (–).
+        site_indices: sites in the pool; default all (–).
+        gradient: exact gradients for NUTS (True) or values only (False) (bool).
+
+    Returns:
+        ``pm.Model`` with free ``theta_unit`` (parameter), deterministic ``theta`` (parameter) (parameter
+        units) and the potential ``log_likelihood``.
+    """
+    op = SiteLogLikelihoodOp(problem, site_indices, gradient=gradient)
+    coords = _coords(problem, op.site_indices)
+    with pm.Model(coords=coords) as model:
+        v = pm.Uniform("theta_unit", 0.0, 1.0, dims="parameter")
+        theta = pm.Deterministic("theta", from_unit(problem.prior, v), dims="parameter")
+        thetas = pt.broadcast_to(theta[None, :], (op.n_sites, NPAR))
+        pm.Potential("log_likelihood", site_log_likelihood_tensor(op, thetas).sum())
+    model.bayes_vmimics_op = op
+    return model
+
+
+def build_single_site_model(problem: CalibrationProblem, site: int = 0, *, gradient: bool = True) -> pm.Model:
+    """θ of one site (index ``site`` of ``problem.sites``) with the box prior; see :func:`build_pooled_model`."""
+    return build_pooled_model(problem, [site], gradient=gradient)
+
+
+def build_hierarchical_model(
+    problem: CalibrationProblem,
+    forest_types: Sequence[str],
+    *,
+    gradient: bool = True,
+    mu_sd: float = 1.5,
+    sigma_sd: float = 1.0,
+) -> pm.Model:
+    """Site-level θ drawn from forest-type populations in logit space of the prior box (non-centred).
+
+    logit v_s = μ_{t(s)} + σ_{t(s)} ⊙ η_s, η_s ~ N(0, I), μ_t ~ N(0, mu_sd²), σ_t ~ HalfNormal(sigma_sd), per
+    parameter; θ_s = box(sigmoid(logit v_s)).
+
+    Args:
+        problem: the calibration problem with all sites (–).
+        forest_types: forest type of each site of ``problem.sites`` (–).
+        gradient: exact gradients for NUTS (True) or values only (False) (bool).
+        mu_sd: prior sd of the population location in logit units (–).
+        sigma_sd: scale of the half-normal prior of the population spread in logit units (–).
+
+    Returns:
+        ``pm.Model`` with free ``mu`` (forest_type, parameter), ``sigma`` (forest_type, parameter), ``eta``
+        (site, parameter); deterministics ``theta_site`` (site, parameter) and ``theta_population``
+        (forest_type, parameter) (parameter units); potential ``log_likelihood``.
+    """
+    ft = [str(f) for f in forest_types]
+    if len(ft) != len(problem.sites):
+        raise ValueError(f"forest_types must give one type per site ({len(problem.sites)}), got {len(ft)}")
+    types = sorted(set(ft))
+    idx = np.array([types.index(f) for f in ft])
+    op = SiteLogLikelihoodOp(problem, None, gradient=gradient)
+    coords = {**_coords(problem, op.site_indices), "forest_type": types}
+    with pm.Model(coords=coords) as model:
+        pm.Data("forest_type_index", idx, dims="site")
+        mu = pm.Normal("mu", 0.0, mu_sd, dims=("forest_type", "parameter"))
+        sigma = pm.HalfNormal("sigma", sigma_sd, dims=("forest_type", "parameter"))
+        eta = pm.Normal("eta", 0.0, 1.0, dims=("site", "parameter"))
+        z = mu[idx] + sigma[idx] * eta
+        theta = pm.Deterministic("theta_site", from_unit(problem.prior, pm.math.sigmoid(z)), dims=("site", "parameter"))
+        pm.Deterministic(
+            "theta_population", from_unit(problem.prior, pm.math.sigmoid(mu)), dims=("forest_type", "parameter")
+        )
+        pm.Potential("log_likelihood", site_log_likelihood_tensor(op, theta).sum())
+    model.bayes_vmimics_op = op
+    return model
+
+
+# ------------------------------------------------------------------------------------------------------------
+# sampling and results
+# ------------------------------------------------------------------------------------------------------------
+
+
+def sample(
+    model: pm.Model,
+    *,
+    sampler: str = "nuts",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    cores: int = 1,
+    random_seed: int | None = 0,
+    target_accept: float = 0.9,
+    max_treedepth: int = 10,
+    progressbar: bool = False,
+) -> xr.DataTree:
+    """Sample a model of this module.
+
+    Args:
+        model: from :func:`build_pooled_model`, :func:`build_single_site_model` or
+            :func:`build_hierarchical_model` (–).
+        sampler: "nuts" (default; needs ``gradient=True``) or "demetropolisz" (gradient-free) (–).
+        draws, tune, chains, cores: as ``pm.sample`` (count).
+        random_seed: seed (–).
+        target_accept: NUTS target acceptance (–).
+        max_treedepth: NUTS maximum tree depth (count).
+        progressbar: show PyMC's progress bar (bool).
+
+    Returns:
+        ``xarray.DataTree`` with posterior and sample_stats (PyMC 6).
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {list(SAMPLERS)}, got {sampler!r}")
+    op = getattr(model, "bayes_vmimics_op", None)
+    with model:
+        if sampler == "nuts":
+            if op is not None and not op.gradient:
+                raise ValueError("NUTS needs a model built with gradient=True; use sampler='demetropolisz'")
+            step = pm.NUTS(target_accept=target_accept, max_treedepth=max_treedepth)
+        else:
+            step = pm.DEMetropolisZ()
+        return pm.sample(
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            cores=cores,
+            step=step,
+            random_seed=random_seed,
+            progressbar=progressbar,
+            compute_convergence_checks=False,
+        )
+
+
+def convergence_report(dt: xr.DataTree, var_names: Sequence[str] | None = None) -> dict:
+    """R-hat, bulk and tail ESS per variable element, and the number of divergences.
+
+    Args:
+        dt: sampling result (–).
+        var_names: variables to summarise; default ``theta``-like deterministics present in the posterior (–).
+
+    Returns:
+        dict with ``summary`` (a pandas DataFrame with r_hat, ess_bulk, ess_tail, …), ``max_r_hat``,
+        ``min_ess_bulk``, ``min_ess_tail`` and ``divergences`` (count; 0 for samplers without them).
+    """
+    import arviz as az
+
+    post = dt["posterior"]
+    if var_names is None:
+        var_names = [v for v in ("theta", "theta_population", "theta_site", "mu", "sigma") if v in post]
+    summ = az.summary(dt, var_names=list(var_names), round_to="none")
+    div = 0
+    if "sample_stats" in dt.children and "diverging" in dt["sample_stats"]:
+        div = int(dt["sample_stats"]["diverging"].sum())
+    return {
+        "summary": summ,
+        "max_r_hat": float(np.nanmax(summ["r_hat"].to_numpy(dtype=float))),
+        "min_ess_bulk": float(np.nanmin(summ["ess_bulk"].to_numpy(dtype=float))),
+        "min_ess_tail": float(np.nanmin(summ["ess_tail"].to_numpy(dtype=float))),
+        "divergences": div,
+    }
+
+
+def save_results(dt: xr.DataTree, path) -> None:
+    """Write a sampling result to netCDF (``xarray.DataTree.to_netcdf``; open with ``xr.open_datatree``)."""
+    dt.to_netcdf(path)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# posterior predictive for new sites
+# ------------------------------------------------------------------------------------------------------------
+
+
+def sample_new_site_parameters(
+    dt: xr.DataTree, forest_type: str, prior: BoxPrior, rng: np.random.Generator
+) -> xr.DataArray:
+    """θ of a new (unobserved) site of ``forest_type``: one draw per posterior draw of the population.
+
+    θ = box(sigmoid(μ_t + σ_t η)), η ~ N(0, I), with (μ_t, σ_t) from the hierarchical posterior.
+
+    Args:
+        dt: result of sampling :func:`build_hierarchical_model` (–).
+        forest_type: a forest type of the model (–).
+        prior: the box prior the model was built with (``problem.prior``) (–).
+        rng: random generator (–).
+
+    Returns:
+        DataArray (chain, draw, parameter) (parameter units).
+    """
+    post = dt["posterior"]
+    types = [str(t) for t in post["mu"].coords["forest_type"].values]
+    if forest_type not in types:
+        raise ValueError(f"unknown forest type {forest_type!r}; the model has {types}")
+    mu = post["mu"].sel(forest_type=forest_type).transpose("chain", "draw", "parameter").to_numpy()
+    sd = post["sigma"].sel(forest_type=forest_type).transpose("chain", "draw", "parameter").to_numpy()
+    z = mu + sd * rng.standard_normal(mu.shape)
+    theta = from_unit(prior, _sigmoid(z))
+    return xr.DataArray(
+        theta,
+        dims=("chain", "draw", "parameter"),
+        coords={"chain": post["chain"].values, "draw": post["draw"].values, "parameter": list(PARAMETER_NAMES)},
+        name="theta_new_site",
+    )
+
+
+def predict_new_site(
+    dt: xr.DataTree,
+    forest_type: str,
+    site: SiteModel,
+    top_cm,
+    bottom_cm,
+    prior: BoxPrior,
+    rng: np.random.Generator,
+    *,
+    soc_rel_error: float = 0.1,
+    max_draws: int | None = None,
+) -> xr.Dataset:
+    """Posterior predictive SOC profile of a new site of ``forest_type`` (site parameters drawn from the
+    population, then the steady state solved at each draw).
+
+    Args:
+        dt: result of sampling :func:`build_hierarchical_model` (–).
+        forest_type: a forest type of the model (–).
+        site: the new site's :class:`~bayes_vmimics.model.SiteModel` (constant or climatology forcing) (–).
+        top_cm, bottom_cm: predicted depth intervals, shape (n_obs,) (cm).
+        prior: the model's box prior (``problem.prior``) (–).
+        rng: random generator (–).
+        soc_rel_error: relative observation error added to ``soc_observed`` (fraction).
+        max_draws: use at most this many posterior draws (evenly thinned) (count).
+
+    Returns:
+        Dataset over (sample, parameter / interval): ``theta`` (parameter units), ``soc`` (mg C cm⁻³, model),
+        ``soc_observed`` (mg C cm⁻³, with noise); NaN where the steady state does not converge.
+    """
+    th = sample_new_site_parameters(dt, forest_type, prior, rng).stack(sample=("chain", "draw"))
+    th = th.transpose("sample", "parameter").to_numpy()
+    if max_draws is not None and th.shape[0] > max_draws:
+        th = th[np.linspace(0, th.shape[0] - 1, max_draws).round().astype(int)]
+    bottom = np.asarray(bottom_cm, dtype=float)
+    if required_grid(site.grid, bottom, extend=False) is not site.grid:  # pragma: no cover - raises instead
+        raise ValueError("the site's grid must reach the deepest interval")
+    op = ObservationOperator(site.grid, top_cm, bottom)
+    soc = np.full((th.shape[0], op.n_obs), np.nan)
+    for i, t in enumerate(th):
+        ss = solve_site(site, t, on_failure="ignore")
+        if ss.converged:
+            soc[i] = op.soc_mg_cm3(ss.pools)
+    noisy = soc * (1.0 + soc_rel_error * rng.standard_normal(soc.shape))
+    return xr.Dataset(
+        {
+            "theta": (("sample", "parameter"), th),
+            "soc": (("sample", "interval"), soc),
+            "soc_observed": (("sample", "interval"), noisy),
+        },
+        coords={
+            "parameter": list(PARAMETER_NAMES),
+            "top_cm": ("interval", op.top_cm),
+            "bottom_cm": ("interval", op.bottom_cm),
+        },
+        attrs={"forest_type": forest_type, "soc_pools": str(SOC_POOLS), "soc_units": "mg C cm-3"},
+    )
+
+
+__all__ = [
+    "SAMPLERS",
+    "SiteLogLikelihoodOp",
+    "build_hierarchical_model",
+    "build_pooled_model",
+    "build_single_site_model",
+    "convergence_report",
+    "from_unit",
+    "predict_new_site",
+    "sample",
+    "sample_new_site_parameters",
+    "save_results",
+    "site_log_likelihood_tensor",
+]
