@@ -171,7 +171,7 @@ def solve_periodic(site, theta, C, warm, options):
             options.atol,
             options.shrink,
         )
-        n_iter += 1000
+        n_iter += 1  # one simulated year per Newton–shooting iteration
         if st != 0:
             status = st
             break

@@ -50,7 +50,8 @@ class SteadyState:
             temperature climatology, the annual mean over the periodic cycle.
         converged: whether the solver met its tolerance.
         residual_norm: RMS relative rate |dC/dt|/(C + 1e-8) at the solution (h⁻¹).
-        n_iter: iterations used (Newton/PTC steps; for a climatology, plus shooting iterations × 1000).
+        n_iter: iterations used: implicit/Newton steps; for a climatology, those of the annual-mean solve plus one
+            per Newton–shooting iteration (each a simulated year).
         respiration: heterotrophic respiration per layer (n_layers,) (mg C cm⁻³ h⁻¹), annual mean.
         mass_balance_error: |total input − total respiration| / total input (dimensionless).
         message: solver status in words.
