@@ -49,7 +49,8 @@ class SteadyState:
         pools: steady-state pools (7, n_layers), pool order m, s, r, k, p, c, a (mg C cm⁻³); for a
             temperature climatology, the annual mean over the periodic cycle.
         converged: whether the solver met its tolerance.
-        residual_norm: RMS relative rate |dC/dt|/(C + 1e-8) at the solution (h⁻¹).
+        residual_norm: RMS relative rate |dC/dt|/(C + 1e-8) at the solution (h⁻¹); for a climatology, the
+            largest relative change of the 1 January state over one simulated year (dimensionless).
         n_iter: iterations used: implicit/Newton steps; for a climatology, those of the annual-mean solve plus one
             per Newton–shooting iteration (each a simulated year).
         respiration: heterotrophic respiration per layer (n_layers,) (mg C cm⁻³ h⁻¹), annual mean.
