@@ -65,7 +65,7 @@ class DataSection:
 
     Attributes:
         forest_type: "ENF", "EBF", "DBF" or "BNF" (pooled calibration of that type) (–).
-        split: "calibration" or "validation" half of ``data/site_split.csv`` (–).
+        split: "calibration" or "validation" half of ``data/site_split.csv``, or "all" for both (–).
         site_ids: explicit site ids (calibrate these, e.g. one site); empty = all of the forest type (–).
         max_sites: use at most this many sites (first by site id); 0 = all (count).
         exclude_filled_bd: drop layers whose bulk density was gap-filled (bool).
@@ -151,6 +151,10 @@ class SamplerSection:
         move: "de" (differential evolution + snooker) or "stretch" (–).
         n_processes: worker processes for the log-probability (count; 1 = none).
         progress: show a progress bar (bool).
+        start: where the walkers start: "map" (a small ball around the pooled maximum a posteriori,
+            found by L-BFGS-B with exact gradients; the default, see ``bayes_vmimics.inference.initial``)
+            or "prior" (spread over the whole prior box, which on real data starts most walkers ~10⁵
+            log-units below the posterior and needs a long burn-in) (–).
     """
 
     n_walkers: int = 32
@@ -162,6 +166,7 @@ class SamplerSection:
     move: str = "de"
     n_processes: int = 1
     progress: bool = True
+    start: str = "map"
 
 
 @dataclass(frozen=True)
@@ -273,9 +278,10 @@ def _validate(cfg: StudyConfig) -> None:
     _choice(cfg.model.profile, ("paper", "wc22", "w15"), "model.profile")
     _choice(cfg.model.c14_mode, ("tracer", "paper"), "model.c14_mode")
     _choice(cfg.data.forest_type, ("ENF", "EBF", "DBF", "BNF"), "data.forest_type")
-    _choice(cfg.data.split, ("calibration", "validation"), "data.split")
+    _choice(cfg.data.split, ("calibration", "validation", "all"), "data.split")
     _choice(cfg.likelihood.soc_unit, ("mg_cm3", "g_kg"), "likelihood.soc_unit")
     _choice(cfg.sampler.move, ("de", "stretch"), "sampler.move")
+    _choice(cfg.sampler.start, ("map", "prior"), "sampler.start")
     _choice(cfg.optimize.method, ("differential_evolution",), "optimize.method")
     positive = {
         "model.n_layers": cfg.model.n_layers,

@@ -45,6 +45,7 @@ def test_calibrate_resume_and_summarise(tmp_path, capsys, monkeypatch):
     assert main(["calibrate", *TINY, "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "synthetic twin" in text and "Posterior summary" in text and "true" in text
+    assert "walkers start around the pooled MAP" in text
     for f in ("chains.h5", "results.nc", "summary.csv", "report.txt", "profiles.png"):
         assert (out / f).is_file()
     dt = load_datatree(out / "results.nc")

@@ -72,6 +72,8 @@ def test_default_config_file_matches_code_defaults():
         ({"priors": {"log_uniform": ["x_q"]}}, "unknown parameter"),
         ({"priors": {"bounds": {"beta": [1.0]}}}, "expected 2 values"),
         ({"likelihood": {"use_c14": 1}}, "expected true/false"),
+        ({"sampler": {"start": "mle"}}, "sampler.start must be one of"),
+        ({"data": {"split": "both"}}, "data.split must be one of"),
     ],
 )
 def test_config_is_strict(values, match):

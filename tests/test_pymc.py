@@ -102,8 +102,9 @@ def test_pooled_model_log_density(problem):
     assert lp == pytest.approx(expected, rel=1e-12)
 
 
-def test_hierarchical_model_gradient_and_transform(problem):
-    model = build_hierarchical_model(problem, ["A", "A", "B"])
+@pytest.mark.parametrize("parametrization", ["centred", "non_centred"])
+def test_hierarchical_model_gradient_and_transform(problem, parametrization):
+    model = build_hierarchical_model(problem, ["A", "A", "B"], parametrization=parametrization)
     rng = np.random.default_rng(3)
     ip = model.initial_point()
     point = {k: v + 0.2 * rng.standard_normal(v.shape) for k, v in ip.items()}
@@ -120,7 +121,7 @@ def test_hierarchical_model_gradient_and_transform(problem):
     flat_d = np.concatenate([d[k].ravel() for k in names])
     assert len(g) == sum(sizes)
     assert (fp - fm) / (2 * h) == pytest.approx(float(g @ flat_d), rel=1e-5)
-    # theta_site is the box transform of mu + sigma * eta
+    # theta_site is the box transform of the site logits z
     fn = model.compile_fn(model["theta_site"], inputs=model.value_vars, on_unused_input="ignore")
     th = fn(point)
     lo, hi = problem.prior.lower, problem.prior.upper
@@ -190,7 +191,7 @@ def test_hierarchical_nuts_smoke(atmosphere):
     sites = make_synthetic_sites(4, rng=np.random.default_rng(5))
     prob = CalibrationProblem(sites, use_c14=False)
     model = build_hierarchical_model(prob, ["A", "A", "B", "B"])
-    dt = sample(model, draws=150, tune=150, chains=2, max_treedepth=6, random_seed=5)
+    dt = sample(model, draws=150, tune=150, chains=2, max_treedepth=6, random_seed=5, initvals="map")
     rep = convergence_report(dt, ["theta_population"])
     assert rep["max_r_hat"] < 1.2
     corr = xv_xk_correlation(dt)

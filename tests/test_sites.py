@@ -308,3 +308,15 @@ def test_mcfarlane_sites_are_c14_only():
     assert t.layers["soc_mg_cm3"].isna().all() and not t.sites["usable"].any()
     assert t.sites["has_c14"].all() and t.sites["litter_above_is_measured"].all()
     assert (t.layers["top_cm"] >= 0).all()
+
+
+def test_split_all_is_both_halves(tables):
+    from bayes_vmimics.cli import real_site_observations
+    from bayes_vmimics.config import StudyConfig
+
+    ids = {}
+    for split in ("calibration", "validation", "all"):
+        cfg = StudyConfig().replace(data={"forest_type": "BNF", "split": split})
+        ids[split] = {s.site_id for s in real_site_observations(tables, cfg)}
+    assert ids["calibration"] and ids["validation"] and not ids["calibration"] & ids["validation"]
+    assert ids["all"] == ids["calibration"] | ids["validation"]

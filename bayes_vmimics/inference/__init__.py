@@ -1,4 +1,6 @@
-"""Inference on top of :mod:`bayes_vmimics.likelihood`: emcee ensembles (``emcee_sampler``)."""
+"""Inference on top of :mod:`bayes_vmimics.likelihood`: emcee ensembles (``emcee_sampler``), starting points
+near the MAP (``initial``), PyMC models with exact gradients (``pymc_models``: single site, pooled,
+hierarchical) and emcee's hierarchical variant for small site sets (``emcee_hierarchical``)."""
 
 from .emcee_sampler import (
     EnsembleRun,

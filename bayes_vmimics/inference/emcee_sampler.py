@@ -116,9 +116,17 @@ class EnsembleRun:
 
 
 def initial_positions(
-    log_prob_fn: Callable, prior, n_walkers: int, rng: np.random.Generator, max_tries: int = 50
+    log_prob_fn: Callable,
+    prior,
+    n_walkers: int,
+    rng: np.random.Generator,
+    max_tries: int = 50,
+    *,
+    around=None,
+    scale: float = 0.1,
 ) -> np.ndarray:
-    """Walkers drawn from the prior box, redrawing those whose log-probability is not finite.
+    """Walkers drawn from the prior box (or from a small ball around a point), redrawing those whose
+    log-probability is not finite.
 
     Args:
         log_prob_fn: log-probability θ → float.
@@ -126,17 +134,34 @@ def initial_positions(
         n_walkers: walkers (count).
         rng: random generator.
         max_tries: rounds of redrawing (count).
+        around: None draws from the prior; a θ (7,) (parameter units, inside the box, e.g. the MAP of
+            :func:`~bayes_vmimics.inference.initial.pooled_map_estimate`) draws walkers around it: normal
+            with sd ``scale`` in the logit of the unit box position (–).
+        scale: sd of that ball (logit units).
 
     Raises:
         RuntimeError: fewer than ``n_walkers`` finite starting points after ``max_tries`` rounds.
     """
-    pos = prior.sample(rng, n_walkers)
+    if around is None:
+
+        def draw(n):
+            return prior.sample(rng, n)
+
+    else:
+        from .initial import logit_from_theta, theta_from_logit
+
+        z0 = logit_from_theta(prior, np.asarray(around, dtype=float))
+
+        def draw(n):
+            return theta_from_logit(prior, z0 + scale * rng.standard_normal((n, z0.size)))
+
+    pos = draw(n_walkers)
     ok = np.array([np.isfinite(log_prob_fn(p)) for p in pos])
     for _ in range(max_tries):
         if ok.all():
             return pos
         bad = np.flatnonzero(~ok)
-        pos[bad] = prior.sample(rng, bad.size)
+        pos[bad] = draw(bad.size)
         ok[bad] = [np.isfinite(log_prob_fn(p)) for p in pos[bad]]
     raise RuntimeError(f"only {int(ok.sum())} of {n_walkers} walkers have a finite log-probability")
 
@@ -154,6 +179,8 @@ def run_ensemble(
     resume: bool = True,
     n_processes: int = 1,
     progress: bool = False,
+    around=None,
+    p0: np.ndarray | None = None,
 ) -> EnsembleRun:
     """Run (or resume) one emcee ensemble.
 
@@ -170,12 +197,20 @@ def run_ensemble(
         resume: continue a chain found in the backend (True) or start afresh (False).
         n_processes: worker processes (count; 1 = serial).
         progress: tqdm progress bar (bool).
+        around: start the walkers in a small ball around this θ (7,) instead of across the prior box, e.g.
+            the pooled MAP (see :func:`initial_positions`) (parameter units).
+        p0: explicit initial walker positions, shape (n_walkers, n_dim) (sets n_dim; ``prior`` is then not
+            used and may be None), e.g. for the hierarchical ensembles (–).
 
     Returns:
         :class:`EnsembleRun` with the whole chain (n_steps steps).
     """
     rng = np.random.default_rng(seed)
-    ndim = len(prior.lower)
+    if p0 is not None:
+        p0 = np.asarray(p0, dtype=float)
+        if p0.ndim != 2 or p0.shape[0] != n_walkers:
+            raise ValueError(f"p0 must have shape (n_walkers={n_walkers}, n_dim), got {p0.shape}")
+    ndim = p0.shape[1] if p0 is not None else len(prior.lower)
     backend = None
     if backend_path is not None:
         backend_path = Path(backend_path)
@@ -202,7 +237,7 @@ def run_ensemble(
         sampler = emcee.EnsembleSampler(n_walkers, ndim, vec, moves=make_moves(move), backend=backend, vectorize=True)
         # emcee's Metropolis ratio meets inf − inf when a snooker proposal degenerates; the NaN is rejected
         with np.errstate(invalid="ignore"):
-            _advance(sampler, log_prob_fn, prior, n_walkers, rng, done, n_steps, progress)
+            _advance(sampler, log_prob_fn, prior, n_walkers, rng, done, n_steps, progress, around, p0)
         chain = sampler.get_chain()
         log_prob = sampler.get_log_prob()
         acc = np.asarray(sampler.acceptance_fraction, dtype=float)
@@ -211,11 +246,12 @@ def run_ensemble(
     return EnsembleRun(chain, log_prob, acc, int(seed), backend_path, name, vec.stats, done)
 
 
-def _advance(sampler, log_prob_fn, prior, n_walkers, rng, done, n_steps, progress) -> None:
+def _advance(sampler, log_prob_fn, prior, n_walkers, rng, done, n_steps, progress, around=None, p0=None) -> None:
     if done == 0:
         # emcee needs a legacy RandomState; seed it from the Generator so one seed fixes everything
         sampler.random_state = np.random.RandomState(int(rng.integers(2**32 - 1))).get_state()
-        p0 = initial_positions(log_prob_fn, prior, n_walkers, rng)
+        if p0 is None:
+            p0 = initial_positions(log_prob_fn, prior, n_walkers, rng, around=around)
         if n_steps > 0:
             sampler.run_mcmc(p0, n_steps, progress=progress)
     elif n_steps > done:
@@ -246,7 +282,7 @@ def run_ensembles(
         seed: master seed; ensemble k gets the k-th child of ``SeedSequence(seed)`` (integer).
         backend_path: HDF5 file, or None (path).
         progress: progress bar per ensemble (bool).
-        **kwargs: passed to :func:`run_ensemble` (n_walkers, n_steps, move, resume, n_processes).
+        **kwargs: passed to :func:`run_ensemble` (n_walkers, n_steps, move, resume, n_processes, around).
     """
     runs = []
     for k, s in enumerate(ensemble_seeds(seed, n_ensembles)):
