@@ -95,14 +95,14 @@ def test_hierarchical_initial_values(centred):
 
 
 def test_map_initial_values_fit_the_models(problem):
-    h = build_hierarchical_model(problem, ["A", "A", "B"])
+    h = build_hierarchical_model(problem, ["A", "A", "B"], parametrization="centred")
     iv = map_initial_values(h, 2, seed=0)
     assert set(iv[0]) == {"mu", "sigma", "z"}
     logp = h.compile_logp()
     at_map = logp({"mu": iv[0]["mu"], "sigma_log__": np.log(iv[0]["sigma"]), "z": iv[0]["z"]})
     at_centre = logp(h.initial_point())
     assert np.isfinite(at_map) and at_map > at_centre
-    nc = build_hierarchical_model(problem, ["A", "A", "B"], parametrization="non_centred")
+    nc = build_hierarchical_model(problem, ["A", "A", "B"])  # non-centred by default
     assert set(map_initial_values(nc, 1)[0]) == {"mu", "sigma", "eta"}
     pooled = map_initial_values(build_pooled_model(problem, [0]), 2)
     assert len(pooled) == 2 and all(0 < d["theta_unit"].min() and d["theta_unit"].max() < 1 for d in pooled)

@@ -191,7 +191,7 @@ def test_hierarchical_nuts_smoke(atmosphere):
     sites = make_synthetic_sites(4, rng=np.random.default_rng(5))
     prob = CalibrationProblem(sites, use_c14=False)
     model = build_hierarchical_model(prob, ["A", "A", "B", "B"])
-    dt = sample(model, draws=150, tune=150, chains=2, max_treedepth=6, random_seed=5, initvals="map")
+    dt = sample(model, draws=150, tune=150, chains=2, max_treedepth=6, random_seed=5)
     rep = convergence_report(dt, ["theta_population"])
     assert rep["max_r_hat"] < 1.2
     corr = xv_xk_correlation(dt)

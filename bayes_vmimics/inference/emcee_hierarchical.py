@@ -1,5 +1,6 @@
-"""emcee's hierarchical variant: the centred hierarchical model of
-:func:`~bayes_vmimics.inference.pymc_models.build_hierarchical_model` as an emcee log-probability.
+"""emcee's hierarchical variant: the hierarchical model of
+:func:`~bayes_vmimics.inference.pymc_models.build_hierarchical_model` (its centred form) as an emcee
+log-probability.
 
 The same density as the PyMC model (tested equal): μ_t ~ N(0, mu_sd²), σ_t ~ HalfNormal(sigma_sd) sampled as
 log σ_t (with its Jacobian), z_s ~ N(μ_t(s), σ_t(s)²) per parameter, θ_s = box(sigmoid z_s), plus the sites'
