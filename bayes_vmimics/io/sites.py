@@ -1,8 +1,9 @@
 """Real site data: raw forest-soil profiles → tidy site and layer tables (project issue 4).
 
 Raw files are read from the data folder (``--data-dir`` or ``$BAYES_VMIMICS_DATA``; see
-``data/README.md``); the small tables this project authors itself (forest-type mapping, lignin:N,
-litter partition, calibration/validation split) live in the repository's ``data/`` folder.
+``data/README.md``); the small tables this project authors itself (forest-type mapping, profile
+exclusions, lignin:N, litter partition, calibration/validation split) live in the repository's ``data/``
+folder.
 
 Tables
     ``sites``: one row per profile, every profile of the source kept, with ``usable`` and
@@ -22,6 +23,8 @@ Decisions (documented in ``data/README.md``)
       litterfall; see README), else NPP of the Miami model (Lieth 1975) × 0.47 g C g⁻¹, split above/below
       by ``data/litter_partition.csv``; lignin:N from ``data/lignin_n.csv``; clay measured or the median
       of measured profiles of the same forest type. Every estimate carries a flag.
+    * Profiles excluded by review: ``data/profile_exclusions.csv`` lists profiles whose raw values are judged
+      wrong (e.g. SOC units); they are dropped as a profile filter, never corrected.
 """
 
 from __future__ import annotations
@@ -64,6 +67,10 @@ CARBON_FRACTION = 0.47
 LITTERFALL_RATIO_RANGE = (0.2, 3.0)
 #: Default seed of the saved calibration/validation split.
 DEFAULT_SPLIT_SEED = 2021
+#: Columns of the profile-exclusion table (``data/profile_exclusions.csv``), all required, no others.
+EXCLUSION_COLUMNS = ("profile_id", "site_id", "dataset", "reason", "evidence", "decision")
+#: Decisions the profile-exclusion table may record.
+EXCLUSION_DECISIONS = ("exclude",)
 
 _LAYER_REQUIRED = (
     "profile_id",
@@ -342,6 +349,80 @@ def load_forest_types(path: str | os.PathLike | None = None) -> pd.DataFrame:
     return ft
 
 
+def load_profile_exclusions(path: str | os.PathLike | None = None, raw: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Read the reviewable profile-exclusion table (``data/profile_exclusions.csv``).
+
+    Each row records a He et al. (2016) profile judged unusable on review, with the evidence; the curation
+    drops it as a profile filter and never changes its values.
+
+    Args:
+        path: alternative table (path); default the repository's ``data/profile_exclusions.csv``.
+        raw: the raw layer rows (:func:`load_he2016_layers`) to check the table against, or None to skip
+            that check (DataFrame).
+
+    Returns:
+        The table (columns ``EXCLUSION_COLUMNS``; ``profile_id`` as integers), ``attrs["path"]`` its path.
+
+    Raises:
+        ValueError: naming the file, row and column, for a missing or unknown column, a missing or
+            non-integer profile id, a duplicate profile, an empty reason or evidence, a decision outside
+            ``EXCLUSION_DECISIONS``, and (with ``raw``) a profile absent from the raw file or a ``site_id`` or
+            ``dataset`` that does not match it.
+    """
+    p = Path(path) if path is not None else PROJECT_DATA_DIR / "profile_exclusions.csv"
+    ex = _read_csv(p)
+    _require_columns(ex, p, EXCLUSION_COLUMNS)
+    unknown = [c for c in ex.columns if c not in EXCLUSION_COLUMNS]
+    if unknown:
+        raise ValueError(
+            f"{p}: row 1 (header): unknown column(s) {', '.join(repr(c) for c in unknown)} "
+            f"(allowed: {', '.join(EXCLUSION_COLUMNS)})"
+        )
+    ids = pd.to_numeric(ex["profile_id"], errors="coerce")
+    bad = ids.isna() | (ids != ids.round())
+    if bad.any():
+        i = bad.idxmax()
+        raise ValueError(f"{p}: row {_csv_row(i)}, column 'profile_id': not a profile id ({ex.at[i, 'profile_id']!r})")
+    ex["profile_id"] = ids.astype(int)
+    dup = ex["profile_id"].duplicated()
+    if dup.any():
+        i = dup.idxmax()
+        raise ValueError(f"{p}: row {_csv_row(i)}, column 'profile_id': duplicate profile {ex.at[i, 'profile_id']}")
+    for c in ("reason", "evidence"):
+        empty = ex[c].isna() | (ex[c].astype(str).str.strip() == "")
+        if empty.any():
+            i = empty.idxmax()
+            raise ValueError(f"{p}: row {_csv_row(i)}, column {c!r}: empty (profile {ex.at[i, 'profile_id']})")
+    bad = ~ex["decision"].isin(EXCLUSION_DECISIONS)
+    if bad.any():
+        i = bad.idxmax()
+        raise ValueError(
+            f"{p}: row {_csv_row(i)}, column 'decision': {ex.at[i, 'decision']!r} not in {EXCLUSION_DECISIONS}"
+        )
+    if raw is not None:
+        raw_name = Path(raw.attrs.get("path", "the raw file")).name
+        first = raw.groupby("profile_id")["dataset"].first()
+        for i in ex.index:
+            pid = ex.at[i, "profile_id"]
+            if pid not in first.index:
+                raise ValueError(
+                    f"{p}: row {_csv_row(i)}, column 'profile_id': profile {pid} is not in {raw_name} "
+                    "(pass another table, or exclusions=False, to build_site_tables)"
+                )
+            if ex.at[i, "site_id"] != f"he2016_{pid}":
+                raise ValueError(
+                    f"{p}: row {_csv_row(i)}, column 'site_id': {ex.at[i, 'site_id']!r} does not match profile "
+                    f"{pid} (expected 'he2016_{pid}')"
+                )
+            if ex.at[i, "dataset"] != first[pid]:
+                raise ValueError(
+                    f"{p}: row {_csv_row(i)}, column 'dataset': {ex.at[i, 'dataset']!r} does not match "
+                    f"{raw_name}, where profile {pid} is {first[pid]!r}"
+                )
+    ex.attrs["path"] = str(p)
+    return ex
+
+
 def _load_type_table(name: str, columns) -> pd.DataFrame:
     p = PROJECT_DATA_DIR / name
     t = _read_csv(p)
@@ -521,6 +602,7 @@ def build_site_tables(
     exclude_filled_bd: bool = False,
     path: str | os.PathLike | None = None,
     forest_types: str | os.PathLike | None = None,
+    exclusions: str | os.PathLike | bool | None = None,
     split: str | os.PathLike | None = None,
 ) -> SiteTables:
     """Build the tidy site and layer tables from the He et al. (2016) forest compilation.
@@ -530,6 +612,8 @@ def build_site_tables(
         exclude_filled_bd: drop layers whose bulk density was gap-filled by He et al. (bool).
         path: use this raw layer file instead of the one in the data folder (path).
         forest_types: alternative forest-type table (path); default ``data/forest_types.csv``.
+        exclusions: alternative profile-exclusion table (path); default ``data/profile_exclusions.csv``;
+            ``False`` applies none (path or False).
         split: calibration/validation table to attach (path); default ``data/site_split.csv`` if present.
 
     Returns:
@@ -538,11 +622,19 @@ def build_site_tables(
 
     Raises:
         DataFolderError: folder or raw file missing.
-        ValueError: bad raw file (naming file, row and column) or a profile missing from the
-            forest-type table.
+        ValueError: bad raw file (naming file, row and column), a profile missing from the
+            forest-type table, or a bad exclusion table (see :func:`load_profile_exclusions`).
     """
     raw = load_he2016_layers(data_dir, path=path)
     fname = Path(raw.attrs["path"]).name
+    if exclusions is False:
+        excluded = pd.DataFrame(columns=list(EXCLUSION_COLUMNS))
+        review_label = ""
+    elif exclusions is True:
+        raise TypeError("exclusions: give a table path, None (the repository table) or False (none)")
+    else:
+        excluded = load_profile_exclusions(exclusions, raw=raw)
+        review_label = "data/profile_exclusions.csv" if exclusions is None else Path(exclusions).name
     keep, entries = _filter_layers(raw, fname, exclude_filled_bd=exclude_filled_bd)
     layers = _tidy_layers(raw, keep, "he2016_")
 
@@ -594,7 +686,13 @@ def build_site_tables(
     sites = _add_forcing(sites, entries, fname)
 
     reason = pd.Series("", index=sites.index, dtype=object)
-    reason[sites["n_layers"] < MIN_LAYERS] = f"fewer than {MIN_LAYERS} mineral layers with SOC and bulk density"
+    # the review comes first: a profile in the exclusion table is counted there even if another filter applies
+    review = excluded.set_index("profile_id")
+    by_review = sites["profile_id"].isin(review.index)
+    reason[by_review] = f"excluded by review ({review_label})"
+    reason[(reason == "") & (sites["n_layers"] < MIN_LAYERS)] = (
+        f"fewer than {MIN_LAYERS} mineral layers with SOC and bulk density"
+    )
     no_coord = sites["lat"].isna() | sites["lon"].isna()
     reason[(reason == "") & no_coord] = "missing coordinates"
     no_clim = sites["mat_c"].isna() | sites["map_mm"].isna()
@@ -602,6 +700,10 @@ def build_site_tables(
     sites["exclusion_reason"] = reason.replace("", None)
     sites["usable"] = reason == ""
     for i in sites.index[~sites["usable"]]:
+        text = reason[i]
+        if by_review[i]:
+            r = review.loc[sites.at[i, "profile_id"]]
+            text = f"{text}: {r['reason']} ({r['evidence']})"
         entries.append(
             dict(
                 file=fname,
@@ -609,7 +711,7 @@ def build_site_tables(
                 profile_id=sites.at[i, "profile_id"],
                 column=None,
                 value=None,
-                reason=f"profile: {reason[i]}",
+                reason=f"profile: {text}",
             )
         )
 
@@ -619,6 +721,20 @@ def build_site_tables(
         sp = _read_csv(split_path)
         _require_columns(sp, split_path, ["site_id", "split"])
         sites["split"] = sites["site_id"].map(sp.set_index("site_id")["split"])
+        # the saved split is kept as is: rows of profiles no longer usable stay in it and are skipped
+        stale = sites.loc[sites["split"].notna() & ~sites["usable"], "site_id"]
+        if len(stale):
+            shown = ", ".join(stale.iloc[:10]) + (f" and {len(stale) - 10} more" if len(stale) > 10 else "")
+            entries.append(
+                dict(
+                    file=split_path.name,
+                    row=None,
+                    profile_id=None,
+                    column="site_id",
+                    value=", ".join(stale),
+                    reason=f"{len(stale)} saved split row(s) name profiles that are not usable, skipped: {shown}",
+                )
+            )
     log_df = pd.DataFrame(entries, columns=_LOG_COLUMNS)
     return SiteTables(sites=sites, layers=layers, log=log_df)
 

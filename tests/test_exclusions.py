@@ -1,0 +1,259 @@
+"""Tests for the reviewable profile-exclusion table (``data/profile_exclusions.csv``; bayes_vmimics.io.sites)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_vmimics.io import sites as S
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("BAYES_VMIMICS_DATA", REPO.parent / "shared" / "data"))
+HAVE_DATA = (DATA_DIR / S.HE2016_FILE).is_file()
+needs_data = pytest.mark.skipif(
+    not HAVE_DATA, reason=f"raw data folder {DATA_DIR} absent (set BAYES_VMIMICS_DATA; see data/README.md)"
+)
+REVIEW = "excluded by review (data/profile_exclusions.csv)"
+
+
+def _summary_count(tables, reason: str) -> int:
+    """The count printed by ``summarize`` for an exclusion reason (0 if the reason is not listed)."""
+    for line in S.summarize(tables).splitlines():
+        n, _, text = line.strip().partition("  ")
+        if text == reason and n.isdigit():
+            return int(n)
+    return 0
+
+
+# ------------------------------------------------------------------ synthetic raw files
+def _layer(pid, top, bottom, soc=2.0, bd=1.2):
+    return dict(
+        profile_id=pid,
+        dataset=f"Study_{pid}",
+        doi="10.0/test",
+        site=f"site {pid}",
+        country="XX",
+        lat=45.0 + pid,
+        lon=10.0,
+        mat_c=8.0,
+        map_mm=900.0,
+        veg_class="temperate forest",
+        veg_local="beech",
+        top_cm_mineral0=top,
+        bottom_cm_mineral0=bottom,
+        sample_year=2005.0,
+        d14c_permil=50.0,
+        f14c_reported=np.nan,
+        f14c_from_d14c=np.nan,
+        soc_pct=soc,
+        bd_g_cm3=bd,
+        bd_is_filled=False,
+        clay_pct=20.0,
+        litterfall_above=np.nan,
+        n_pct=0.1,
+        horizon="A",
+    )
+
+
+@pytest.fixture
+def raw_file(tmp_path):
+    """Three usable profiles (1, 2, 3) and one (4) with too few layers; profile 2 has tiny SOC."""
+    rows = [_layer(1, t, t + 10) for t in (0, 10, 20)]
+    rows += [_layer(2, t, t + 10, soc=0.1, bd=0.45) for t in (0, 10, 20)]
+    rows += [_layer(3, t, t + 10) for t in (0, 10, 20)]
+    rows += [_layer(4, 0, 10)]
+    p = tmp_path / "layers.csv"
+    pd.DataFrame(rows).to_csv(p, index=False)
+    ft = tmp_path / "ft.csv"
+    pd.DataFrame(
+        dict(profile_id=[1, 2, 3, 4], forest_type="DBF", biome="temperate", confidence="high", rationale="test")
+    ).to_csv(ft, index=False)
+    return p, ft
+
+
+def _row(pid=2, **kw):
+    r = dict(
+        profile_id=pid,
+        site_id=f"he2016_{pid}",
+        dataset=f"Study_{pid}",
+        reason="soc_units_suspect",
+        evidence="soc_pct 0.1 at BD 0.45",
+        decision="exclude",
+    )
+    r.update(kw)
+    return r
+
+
+def _table(tmp_path, rows, name="excl.csv", columns=None):
+    p = tmp_path / name
+    pd.DataFrame(rows, columns=columns or list(S.EXCLUSION_COLUMNS)).to_csv(p, index=False)
+    return p
+
+
+def _build(raw_file, tmp_path, exclusions, split=None):
+    path, ft = raw_file
+    return S.build_site_tables(
+        path=path, forest_types=ft, exclusions=exclusions, split=split or tmp_path / "no_split.csv"
+    )
+
+
+# ------------------------------------------------------------------ applying the table
+def test_excluded_profile_dropped_counted_and_logged(raw_file, tmp_path):
+    t = _build(raw_file, tmp_path, _table(tmp_path, [_row(2)]))
+    s = t.sites.set_index("profile_id")
+    assert not s.at[2, "usable"]
+    assert s.at[2, "exclusion_reason"] == "excluded by review (excl.csv)"
+    assert s.at[1, "usable"] and s.at[3, "usable"]
+    assert list(t.usable_sites()["profile_id"]) == [1, 3]
+    # dropped, not corrected: the layers keep the raw values
+    lay = t.layers[t.layers["profile_id"] == 2]
+    assert len(lay) == 3 and np.allclose(lay["soc_pct"], 0.1)
+    # logged like the other profile filters, with the reason code and the evidence
+    entry = t.log[t.log["profile_id"] == 2]
+    assert len(entry) == 1 and pd.isna(entry["row"].iloc[0])
+    assert entry["reason"].iloc[0] == (
+        "profile: excluded by review (excl.csv): soc_units_suspect (soc_pct 0.1 at BD 0.45)"
+    )
+    assert _summary_count(t, "excluded by review (excl.csv)") == 1
+    assert "usable profiles: 2 " in S.summarize(t)
+
+
+def test_disabled_or_empty_table_keeps_every_profile(raw_file, tmp_path):
+    for exclusions in (False, _table(tmp_path, [])):
+        t = _build(raw_file, tmp_path, exclusions)
+        s = t.sites.set_index("profile_id")
+        assert s.at[2, "usable"] and list(t.usable_sites()["profile_id"]) == [1, 2, 3]
+        assert "excluded by review" not in S.summarize(t)
+    with pytest.raises(TypeError, match="exclusions"):
+        _build(raw_file, tmp_path, True)
+
+
+def test_review_reason_takes_precedence(raw_file, tmp_path):
+    # profile 4 also has too few layers: it is counted once, under the review
+    t = _build(raw_file, tmp_path, _table(tmp_path, [_row(2), _row(4)]))
+    s = t.sites.set_index("profile_id")
+    assert s.at[4, "exclusion_reason"] == "excluded by review (excl.csv)"
+    assert (t.sites["exclusion_reason"] == "excluded by review (excl.csv)").sum() == 2
+    assert t.sites["exclusion_reason"].str.startswith("fewer than").sum() == 0
+
+
+def test_saved_split_row_of_excluded_profile_is_skipped(raw_file, tmp_path):
+    from bayes_vmimics.cli import real_site_observations
+    from bayes_vmimics.config import StudyConfig
+
+    split = tmp_path / "split.csv"
+    pd.DataFrame(dict(site_id=["he2016_1", "he2016_2", "he2016_3"], split="calibration")).to_csv(split, index=False)
+    t = _build(raw_file, tmp_path, _table(tmp_path, [_row(2)]), split=split)
+    note = t.log[t.log["reason"].str.contains("saved split")]
+    assert len(note) == 1 and note["value"].iloc[0] == "he2016_2" and note["file"].iloc[0] == "split.csv"
+    assert "note: 1 saved split row(s) name profiles that are not usable, skipped: he2016_2" in S.summarize(t)
+    cfg = StudyConfig().replace(data={"forest_type": "DBF", "split": "calibration"})
+    assert [o.site_id for o in real_site_observations(t, cfg)] == ["he2016_1", "he2016_3"]
+    t_all = _build(raw_file, tmp_path, False, split=split)
+    assert not t_all.log["reason"].str.contains("saved split").any()
+    assert [o.site_id for o in real_site_observations(t_all, cfg)] == ["he2016_1", "he2016_2", "he2016_3"]
+
+
+# ------------------------------------------------------------------ validating the table
+@pytest.mark.parametrize(
+    "rows, columns, pattern",
+    [
+        (
+            [{**_row(2), "comment": "x"}],
+            [*S.EXCLUSION_COLUMNS, "comment"],
+            r"excl\.csv: row 1 \(header\): unknown column\(s\) 'comment'",
+        ),
+        ([_row(2), _row(2)], None, r"excl\.csv: row 3, column 'profile_id': duplicate profile 2"),
+        ([_row(2), _row(99)], None, r"excl\.csv: row 3, column 'profile_id': profile 99 is not in layers\.csv"),
+        ([_row("abc")], None, r"excl\.csv: row 2, column 'profile_id': not a profile id \('abc'\)"),
+        ([_row(2, decision="keep")], None, r"excl\.csv: row 2, column 'decision': 'keep' not in \('exclude',\)"),
+        ([_row(2, reason="")], None, r"excl\.csv: row 2, column 'reason': empty \(profile 2\)"),
+        ([_row(2, evidence=" ")], None, r"excl\.csv: row 2, column 'evidence': empty \(profile 2\)"),
+        (
+            [_row(2, site_id="he2016_3")],
+            None,
+            r"excl\.csv: row 2, column 'site_id': 'he2016_3' does not match profile 2",
+        ),
+        (
+            [_row(2, dataset="Study_3")],
+            None,
+            r"excl\.csv: row 2, column 'dataset': 'Study_3' does not match layers\.csv, where profile 2 is 'Study_2'",
+        ),
+    ],
+)
+def test_bad_table_raises_naming_file_and_value(raw_file, tmp_path, rows, columns, pattern):
+    bad = _table(tmp_path, rows, columns=columns)
+    with pytest.raises(ValueError, match=pattern):
+        _build(raw_file, tmp_path, bad)
+
+
+def test_missing_column_raises(raw_file, tmp_path):
+    bad = tmp_path / "excl.csv"
+    pd.DataFrame([_row(2)]).drop(columns=["evidence"]).to_csv(bad, index=False)
+    with pytest.raises(ValueError, match=r"excl\.csv: row 1 \(header\): missing column\(s\) 'evidence'"):
+        _build(raw_file, tmp_path, bad)
+
+
+def test_repository_table_is_well_formed():
+    ex = S.load_profile_exclusions()
+    assert list(ex.columns) == list(S.EXCLUSION_COLUMNS)
+    assert ex["profile_id"].is_unique and set(ex["decision"]) == {"exclude"}
+    assert ex.set_index("profile_id").at[216, "reason"] == "soc_units_suspect"
+
+
+# ------------------------------------------------------------------ real data
+@pytest.fixture(scope="module")
+def real():
+    if not HAVE_DATA:
+        pytest.skip(f"raw data folder {DATA_DIR} absent (set BAYES_VMIMICS_DATA; see data/README.md)")
+    return S.build_site_tables(DATA_DIR), S.build_site_tables(DATA_DIR, exclusions=False)
+
+
+@needs_data
+def test_repository_table_matches_raw_file():
+    raw = S.load_he2016_layers(DATA_DIR)
+    S.load_profile_exclusions(raw=raw)  # every profile exists, site_id and dataset agree
+    p = raw[raw["profile_id"] == 216]
+    # the evidence recorded in the table: SOC 0.088-0.14 % at measured BD 0.41-0.50 g cm-3
+    assert p["soc_pct"].min() == pytest.approx(0.088) and p["soc_pct"].max() == pytest.approx(0.14)
+    assert p["bd_g_cm3"].between(0.41, 0.50).all() and not p["bd_is_filled"].any()
+    assert (p["dataset"] == "Koarashi_2009").all()
+
+
+@needs_data
+def test_he2016_216_excluded_by_default(real):
+    t, _ = real
+    s = t.sites.set_index("site_id")
+    assert not s.at["he2016_216", "usable"]
+    assert s.at["he2016_216", "exclusion_reason"] == REVIEW
+    assert "he2016_216" not in set(t.usable_sites()["site_id"])
+    assert _summary_count(t, REVIEW) == 1
+    u = t.usable_sites()
+    assert len(u) == 139 and int(u["has_c14"].sum()) == 136
+    dbf = u[u["forest_type"] == "DBF"]
+    assert len(dbf) == 33 and (dbf["split"] == "calibration").sum() == 16 and (dbf["split"] == "validation").sum() == 17
+
+
+@needs_data
+def test_disabling_the_table_brings_he2016_216_back(real):
+    _, t = real
+    s = t.sites.set_index("site_id")
+    assert s.at["he2016_216", "usable"] and pd.isna(s.at["he2016_216", "exclusion_reason"])
+    u = t.usable_sites()
+    assert len(u) == 140 and (u["forest_type"] == "DBF").sum() == 34
+    assert "excluded by review" not in S.summarize(t)
+
+
+@needs_data
+def test_calibration_sites_skip_he2016_216(real):
+    from bayes_vmimics.cli import real_site_observations
+    from bayes_vmimics.config import StudyConfig
+
+    cfg = StudyConfig().replace(data={"forest_type": "DBF", "split": "calibration"})
+    with_table, without = ({o.site_id for o in real_site_observations(t, cfg)} for t in real)
+    assert "he2016_216" not in with_table and "he2016_216" in without
+    assert with_table == without - {"he2016_216"}
