@@ -37,7 +37,8 @@ def real_site_observations(tables, config: StudyConfig) -> list[SiteObservations
         config: the study configuration (section ``data``).
 
     Raises:
-        ValueError: no site selected, or an unknown site id.
+        ValueError: no site selected, an unknown site id, or a selected site without kept layers (e.g. one
+            named in ``site_ids`` that the curation found not usable).
     """
     from .io.sites import site_forcing
 
@@ -59,10 +60,13 @@ def real_site_observations(tables, config: StudyConfig) -> list[SiteObservations
         raise ValueError(f"no site selected by [data] {d}")
     out = []
     for _, row in sel.iterrows():
+        # every kept layer is used: the curation (io.sites) is the one place where layers are filtered, so a
+        # site is never dropped or shortened here (SiteObservations rejects a non-positive SOC, naming the site)
         lay = tables.layers[tables.layers["site_id"] == row["site_id"]].sort_values("top_cm")
-        lay = lay[np.isfinite(lay["soc_mg_cm3"]) & (lay["soc_mg_cm3"] > 0)]
         if lay.empty:
-            continue
+            why = row.get("exclusion_reason")
+            why = why if isinstance(why, str) and why else "no layer kept"
+            raise ValueError(f"site {row['site_id']}: no kept mineral layer with SOC and bulk density ({why})")
         year = row.get("sample_year")
         year = None if year is None or not np.isfinite(year) else float(year)
         out.append(

@@ -64,7 +64,7 @@ def raw_file(tmp_path):
     """Three usable profiles (1, 2, 3) and one (4) with too few layers; profile 2 has tiny SOC."""
     rows = [_layer(1, t, t + 10) for t in (0, 10, 20)]
     rows += [_layer(2, t, t + 10, soc=0.1, bd=0.45) for t in (0, 10, 20)]
-    rows += [_layer(3, t, t + 10) for t in (0, 10, 20)]
+    rows += [_layer(3, t, t + 10, soc=2.5) for t in (0, 10, 20)]  # not a copy of profile 1 (duplicate filter)
     rows += [_layer(4, 0, 10)]
     p = tmp_path / "layers.csv"
     pd.DataFrame(rows).to_csv(p, index=False)
@@ -232,10 +232,11 @@ def test_he2016_216_excluded_by_default(real):
     assert s.at["he2016_216", "exclusion_reason"] == REVIEW
     assert "he2016_216" not in set(t.usable_sites()["site_id"])
     assert _summary_count(t, REVIEW) == 1
+    # counts with the later filters too (SOC = 0 as missing, duplicate SOC profiles; tests/test_curation_filters.py)
     u = t.usable_sites()
-    assert len(u) == 139 and int(u["has_c14"].sum()) == 136
+    assert len(u) == 117 and int(u["has_c14"].sum()) == 114
     dbf = u[u["forest_type"] == "DBF"]
-    assert len(dbf) == 33 and (dbf["split"] == "calibration").sum() == 16 and (dbf["split"] == "validation").sum() == 17
+    assert len(dbf) == 27 and (dbf["split"] == "calibration").sum() == 14 and (dbf["split"] == "validation").sum() == 13
 
 
 @needs_data
@@ -244,7 +245,7 @@ def test_disabling_the_table_brings_he2016_216_back(real):
     s = t.sites.set_index("site_id")
     assert s.at["he2016_216", "usable"] and pd.isna(s.at["he2016_216", "exclusion_reason"])
     u = t.usable_sites()
-    assert len(u) == 140 and (u["forest_type"] == "DBF").sum() == 34
+    assert len(u) == 118 and (u["forest_type"] == "DBF").sum() == 28
     assert "excluded by review" not in S.summarize(t)
 
 

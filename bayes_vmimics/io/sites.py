@@ -25,6 +25,10 @@ Decisions (documented in ``data/README.md``)
       of measured profiles of the same forest type. Every estimate carries a flag.
     * Profiles excluded by review: ``data/profile_exclusions.csv`` lists profiles whose raw values are judged
       wrong (e.g. SOC units); they are dropped as a profile filter, never corrected.
+    * SOC = 0 with no reported value (``soc_pct_reported`` empty) is He et al.'s placeholder for a missing
+      value, not a measurement: such layers are dropped like missing SOC (a filter of their own).
+    * Duplicate SOC profiles (pseudo-replicates): usable profiles whose kept layers carry identical depths,
+      SOC and bulk density (often with different ¹⁴C) are one SOC profile; the lowest profile id is kept.
 """
 
 from __future__ import annotations
@@ -71,6 +75,16 @@ DEFAULT_SPLIT_SEED = 2021
 EXCLUSION_COLUMNS = ("profile_id", "site_id", "dataset", "reason", "evidence", "decision")
 #: Decisions the profile-exclusion table may record.
 EXCLUSION_DECISIONS = ("exclude",)
+#: Layer filter: SOC = 0 where the compilation has no reported value (``soc_pct_reported`` empty).
+SOC_ZERO_REASON = "SOC = 0 without a reported value (treated as missing)"
+#: Profile filter for pseudo-replicates; ``{kept}`` is the site id of the profile kept from the group.
+DUPLICATE_REASON = "duplicate SOC profile of {kept} (pseudo-replicate)"
+#: Decimals to which the kept layers are rounded before profiles are compared for duplicates: depths
+#: (cm) to 0.01, SOC (%) and bulk density (g cm⁻³) to 0.001. This is finer than the studies report
+#: (depths 0.1 cm, SOC 0.01 %, BD 0.01 g cm⁻³), so only the same numbers match, never two similar
+#: measurements, and coarser than the float noise of He et al.'s derived columns (the file is written
+#: with at most 5 decimals). The groups of the current file are the same for 1 to 5 decimals.
+DUPLICATE_DECIMALS = {"top_cm": 2, "bottom_cm": 2, "soc_pct": 3, "bd_g_cm3": 3}
 
 _LAYER_REQUIRED = (
     "profile_id",
@@ -313,6 +327,7 @@ def load_he2016_layers(data_dir: str | os.PathLike | None = None, *, path: str |
         "clay_pct",
         "litterfall_above",
     ]
+    numeric += [c for c in ("soc_pct_reported",) if c in df.columns]  # optional: SOC as originally reported
     df = _require_numeric(df, p, numeric)
     df["bd_is_filled"] = _as_bool(df["bd_is_filled"], p, "bd_is_filled")
     _check_depths(df, p, "profile_id", "top_cm_mineral0", "bottom_cm_mineral0")
@@ -493,6 +508,10 @@ def _filter_layers(raw: pd.DataFrame, fname: str, *, exclude_filled_bd: bool):
         "top_cm_mineral0",
     )
     drop(raw["soc_pct"].isna(), "missing SOC", "soc_pct")
+    # He et al. write 0 where a study gave no organic C (every such layer has soc_pct_reported empty);
+    # a file without that column reports nothing, so its zeros are missing values too
+    reported = raw["soc_pct_reported"] if "soc_pct_reported" in raw.columns else pd.Series(np.nan, index=raw.index)
+    drop((raw["soc_pct"] <= 0) & reported.isna(), SOC_ZERO_REASON, "soc_pct")
     drop(raw["bd_g_cm3"].isna(), "missing bulk density", "bd_g_cm3")
     drop(raw["soc_pct"] > SOC_PCT_MAX, f"implausible SOC > {SOC_PCT_MAX:g} %", "soc_pct")
     lo, hi = BD_RANGE
@@ -596,6 +615,29 @@ def _add_forcing(sites: pd.DataFrame, log_entries: list, fname: str) -> pd.DataF
     return s
 
 
+def _duplicate_soc_profiles(layers: pd.DataFrame, profile_ids) -> list[list]:
+    """Groups of profiles whose kept layers are the same SOC profile.
+
+    Two profiles match when their kept layers, from the top, have the same ``top_cm``, ``bottom_cm``
+    (mineral-surface reference), ``soc_pct`` and ``bd_g_cm3`` after rounding to ``DUPLICATE_DECIMALS``:
+    what the calibration sees, whatever their organic layers, ¹⁴C or metadata.
+
+    Args:
+        layers: the ``layers`` table (kept mineral layers).
+        profile_ids: the profiles to compare (e.g. those passing every other filter).
+
+    Returns:
+        One list per group of two or more profiles, each sorted by profile id; groups sorted by their first id.
+    """
+    cols = list(DUPLICATE_DECIMALS)
+    lay = layers[layers["profile_id"].isin(list(profile_ids))].sort_values(["profile_id", "top_cm"])
+    rounded = lay[cols].round(DUPLICATE_DECIMALS) + 0.0  # + 0.0 turns -0.0 into 0.0
+    groups: dict[tuple, list] = {}
+    for pid, g in rounded.groupby(lay["profile_id"], sort=True):
+        groups.setdefault(tuple(map(tuple, g.to_numpy())), []).append(pid)
+    return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0])
+
+
 def build_site_tables(
     data_dir: str | os.PathLike | None = None,
     *,
@@ -604,6 +646,7 @@ def build_site_tables(
     forest_types: str | os.PathLike | None = None,
     exclusions: str | os.PathLike | bool | None = None,
     split: str | os.PathLike | None = None,
+    deduplicate: bool = True,
 ) -> SiteTables:
     """Build the tidy site and layer tables from the He et al. (2016) forest compilation.
 
@@ -615,6 +658,9 @@ def build_site_tables(
         exclusions: alternative profile-exclusion table (path); default ``data/profile_exclusions.csv``;
             ``False`` applies none (path or False).
         split: calibration/validation table to attach (path); default ``data/site_split.csv`` if present.
+        deduplicate: after the other filters, keep one profile (the lowest profile id) of each group of
+            usable profiles with identical kept layers (:func:`_duplicate_soc_profiles`) and mark the others
+            not usable, with ``duplicate_of`` naming the kept site (bool).
 
     Returns:
         ``SiteTables`` with every profile in ``sites`` (``usable`` flags those passing all filters), the
@@ -697,6 +743,18 @@ def build_site_tables(
     reason[(reason == "") & no_coord] = "missing coordinates"
     no_clim = sites["mat_c"].isna() | sites["map_mm"].isna()
     reason[(reason == "") & no_clim] = "missing MAT or MAP (no forcing)"
+    # pseudo-replicates last: among the profiles passing every other filter, one per identical SOC profile
+    sites["duplicate_of"] = None
+    groups: dict = {}
+    if deduplicate:
+        row_of = pd.Series(sites.index, index=sites["profile_id"])
+        for group in _duplicate_soc_profiles(layers, sites.loc[reason == "", "profile_id"]):
+            kept = sites.at[row_of[group[0]], "site_id"]
+            for pid in group[1:]:
+                i = row_of[pid]
+                reason[i] = DUPLICATE_REASON.format(kept=kept)
+                sites.at[i, "duplicate_of"] = kept
+                groups[i] = [sites.at[row_of[q], "site_id"] for q in group]
     sites["exclusion_reason"] = reason.replace("", None)
     sites["usable"] = reason == ""
     for i in sites.index[~sites["usable"]]:
@@ -704,6 +762,12 @@ def build_site_tables(
         if by_review[i]:
             r = review.loc[sites.at[i, "profile_id"]]
             text = f"{text}: {r['reason']} ({r['evidence']})"
+        if i in groups:
+            g = groups[i]
+            text = (
+                f"{text}: group of {len(g)} with identical kept layers (top, bottom, SOC, BD): "
+                f"{g[0]} (kept), {', '.join(g[1:])}"
+            )
         entries.append(
             dict(
                 file=fname,
@@ -1018,7 +1082,11 @@ def summarize(tables: SiteTables) -> str:
     for reason, n in lay["reason"].value_counts().items():
         lines.append(f"  {n:5d}  {reason}")
     lines.append("profile exclusions:")
-    for reason, n in s["exclusion_reason"].value_counts().items():
+    # pseudo-replicates are counted together, not once per kept profile
+    dup = s["duplicate_of"].notna() if "duplicate_of" in s.columns else pd.Series(False, index=s.index)
+    n_groups = int(s.loc[dup, "duplicate_of"].nunique())
+    dup_label = f"{DUPLICATE_REASON.format(kept='a kept profile')}, {n_groups} group(s)"
+    for reason, n in s["exclusion_reason"].where(~dup, dup_label).value_counts().items():
         lines.append(f"  {n:5d}  {reason}")
     other = lg[lg["row"].isna() & ~lg["reason"].str.startswith("profile:")]
     for reason in other["reason"]:
