@@ -327,6 +327,131 @@ def cmd_prior_predictive(args) -> int:
     return 0
 
 
+def _hierarchical_sites(cfg: StudyConfig, args):
+    """(problem, forest type per site, data label, true θ of a synthetic twin or None)."""
+    types = list(dict.fromkeys(args.forest_types or [cfg.data.forest_type]))
+    if len(types) == 1:
+        problem, truth, version = build_problem(cfg.replace(data={"forest_type": types[0]}), args.data_dir)
+        label = types[0] if truth is None else "synthetic"
+        return problem, [label] * len(problem.sites), version, truth
+    sites, ft, atmosphere, version = [], [], None, None
+    for t in types:
+        prob_t, truth, version = build_problem(cfg.replace(data={"forest_type": t}), args.data_dir)
+        if truth is not None:
+            raise ValueError("several --forest-types need real data (--data-dir or $BAYES_VMIMICS_DATA)")
+        sites.extend(p.obs for p in prob_t.sites)
+        ft.extend([t] * len(prob_t.sites))
+        atmosphere = prob_t.atmosphere
+    return CalibrationProblem.from_config(sites, cfg, atmosphere=atmosphere), ft, version, None
+
+
+def _plot_population(dt, prior, path: Path) -> None:
+    """Posterior of each forest type's population median, with the site posterior medians as ticks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    post = dt["posterior"]
+    types = [str(t) for t in post["forest_type"].values]
+    fig, axes = plt.subplots(2, 4, figsize=(13, 5.5), layout="constrained")
+    for ax, name, lo, hi in zip(axes.flat, PARAMETER_NAMES, prior.lower, prior.upper, strict=False):
+        for i, t in enumerate(types):
+            x = post["theta_population"].sel(forest_type=t, parameter=name).to_numpy().ravel()
+            ax.hist(x, bins=50, range=(lo, hi), density=True, histtype="step", color=f"C{i}", label=t)
+        med = post["theta_site"].sel(parameter=name).median(("chain", "draw")).to_numpy()
+        ax.plot(med, np.zeros_like(med), "|", color="k", ms=10, alpha=0.6)
+        ax.set_xlim(lo, hi)
+        ax.set_xlabel(f"{name} (–)")
+        ax.set_yticks([])
+    axes.flat[-1].axis("off")
+    axes.flat[0].legend(title="population median", fontsize=8)
+    fig.suptitle("Forest-type population medians (lines) and site posterior medians (ticks); x: Table 1 box")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def cmd_hierarchical(args) -> int:
+    """Two-stage hierarchical calibration across the sites of one or several forest types."""
+    import pandas as pd
+
+    from .inference.pymc_models import convergence_report, save_results
+    from .inference.two_stage import sample_population, site_posterior_samples
+
+    t0 = time.perf_counter()
+    cfg = _config_from_args(args)
+    if args.warm:
+        cfg = cfg.replace(likelihood={"warm_start": True})
+    problem, forest_types, version, truth = _hierarchical_sites(cfg, args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / "stage1"
+    if args.fresh and ckpt.exists():
+        for f in ckpt.glob("*.npz"):
+            f.unlink()
+    print(_describe(problem, truth, version))
+    counts = pd.Series(forest_types).value_counts().sort_index()
+    print("sites per forest type: " + ", ".join(f"{t} {n}" for t, n in counts.items()))
+    n_steps = args.n_steps or (1000 if args.quick else 10_000)
+    draws = args.draws or (4000 if args.quick else 20_000)
+    n_proc = args.n_processes or cfg.sampler.n_processes
+    progress = not args.no_progress
+    print(
+        f"stage 1: each site alone, emcee {args.n_walkers} walkers × {n_steps} steps from its MAP, "
+        f"{n_proc} process(es), warm starts {'on' if problem.warm_start else 'off'}; finished sites are kept "
+        f"in {ckpt} (rerun to resume)"
+    )
+    s1 = site_posterior_samples(
+        problem,
+        n_walkers=args.n_walkers,
+        n_steps=n_steps,
+        thin=max(1, n_steps // 400),
+        seed=args.seed,
+        n_processes=n_proc,
+        checkpoint_dir=ckpt,
+        progress=progress,
+    )
+    t1 = time.perf_counter() - t0
+    print(f"stage 2: Gibbs sampling of the populations, {args.chains} chains × {draws} sweeps")
+    dt = sample_population(
+        s1, forest_types, problem.prior, draws=draws, tune=draws // 10, chains=args.chains, seed=args.seed
+    )
+    dt["posterior"].attrs["data"] = version
+    save_results(dt, out / "results.nc")
+    rep = convergence_report(dt, ["theta_population", "mu", "sigma"])
+    rep["summary"].to_csv(out / "population_summary.csv")
+    d = dt["stage2_diagnostics"]
+    sites = pd.DataFrame(
+        {
+            "site_id": s1.site_ids,
+            "forest_type": forest_types,
+            "stage1_max_tau_steps": np.nanmax(s1.tau, axis=1),
+            "stage1_tau_reliable": s1.tau_reliable,
+            "stage1_independent_draws": s1.n_effective,
+            "stage1_acceptance": s1.acceptance,
+            "stage2_mean_weight_ess": d["mean_weight_ess"].mean("chain").to_numpy(),
+            "stage2_weight_ess_q05": d["weight_ess_q05"].min("chain").to_numpy(),
+        }
+    )
+    sites.to_csv(out / "sites.csv", index=False)
+    _plot_population(dt, problem.prior, out / "population.png")
+    summ = rep["summary"]
+    pop = summ.loc[[i for i in summ.index if i.startswith("theta_population")]]
+    print(pop[["mean", "sd", "eti89_lb", "eti89_ub", "ess_bulk", "r_hat"]].to_string(float_format=lambda v: f"{v:.3g}"))
+    print(
+        f"population parameters: max R-hat {rep['max_r_hat']:.3f}, min bulk ESS {rep['min_ess_bulk']:.0f}, "
+        f"min tail ESS {rep['min_ess_tail']:.0f}; stage 1 {t1:.0f} s, total {time.perf_counter() - t0:.0f} s"
+    )
+    bad = sites[~sites["stage1_tau_reliable"] | (sites["stage2_weight_ess_q05"] < 5)]
+    if len(bad):
+        print(
+            f"note: {len(bad)} site(s) with a short stage 1 (N < 50 τ) or few effective stage-1 draws under the "
+            f"population (see sites.csv); rerun with more --n-steps for them to be trusted"
+        )
+    print(f"wrote {out / 'results.nc'}, population_summary.csv, sites.csv, population.png")
+    return 0
+
+
 def cmd_summarise(args) -> int:
     """Print the report of a results file and redraw its figure."""
     from .plotting import plot_profiles
@@ -403,6 +528,28 @@ def make_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--n-draws", type=int, default=None, help="prior draws (default 500, 50 with --quick)")
     p.set_defaults(func=cmd_prior_predictive)
+    p = sub.add_parser(
+        "hierarchical", help="two-stage hierarchical calibration across sites (per-site posteriors, then populations)"
+    )
+    _common(p)
+    p.add_argument(
+        "--forest-types",
+        nargs="+",
+        choices=("ENF", "EBF", "DBF", "BNF"),
+        default=None,
+        help="one population per forest type (default: --forest-type or the study's)",
+    )
+    p.add_argument("--n-steps", type=int, default=None, help="stage-1 emcee steps per site (default 10000)")
+    p.add_argument("--n-walkers", type=int, default=32, help="stage-1 walkers per site (default 32)")
+    p.add_argument("--n-processes", type=int, default=None, help="worker processes for the sites")
+    p.add_argument("--draws", type=int, default=None, help="stage-2 sweeps per chain (default 20000)")
+    p.add_argument("--chains", type=int, default=4, help="stage-2 chains (default 4)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--fresh", action="store_true", help="ignore finished sites in --out/stage1")
+    p.add_argument(
+        "--warm", action="store_true", help="warm starts in stage 1: 4-6x faster, see the README on equilibria"
+    )
+    p.set_defaults(func=cmd_hierarchical)
     p = sub.add_parser("summarise", help="report and figure of a results file")
     _common(p, study=False)
     p.add_argument("results", help="results.nc or the folder holding it")

@@ -3,7 +3,7 @@ minimum bulk ESS of the population parameters, ESS per second, and the stage-1 d
 asserts nothing. Long: start it in the background.
 
     python benchmarks/bench_two_stage.py --data-dir ../shared/data --forest-type ENF --split all \
-        --n-steps 10000 --processes 2 [--c14] [--out results/two_stage_ENF.nc]
+        --n-steps 10000 --processes 2 [--warm] [--c14] [--out results/two_stage_ENF.nc]
 
 Stage 1 includes the per-site MAP search that centres each site's walkers.
 """
@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--data-dir", required=True)
     ap.add_argument("--forest-type", default="ENF")
     ap.add_argument("--split", default="all", choices=["calibration", "validation", "all"])
-    ap.add_argument("--max-sites", type=int, default=None)
+    ap.add_argument("--max-sites", type=int, default=0, help="at most this many sites (0 = all)")
     ap.add_argument("--n-walkers", type=int, default=32)
     ap.add_argument("--n-steps", type=int, default=10000)
     ap.add_argument("--thin", type=int, default=25)
@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("--tune", type=int, default=2000)
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--c14", action="store_true", help="include the ¹⁴C term")
+    ap.add_argument("--warm", action="store_true", help="warm starts (faster; see the README on equilibria)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default=None, help="write the DataTree to this netCDF file")
     args = ap.parse_args()
@@ -47,10 +48,15 @@ def main() -> None:
     )
     sites = real_site_observations(build_site_tables(args.data_dir), cfg)
     atm = load_atmosphere("hua2013", args.data_dir) if args.c14 else None
-    problem = CalibrationProblem(sites, use_c14=args.c14, atmosphere=atm, max_obs_depth_cm=100.0)
+    problem = CalibrationProblem(
+        sites, use_c14=args.c14, atmosphere=atm, max_obs_depth_cm=100.0, warm_start=args.warm
+    )
     n = len(problem.sites)
     n_c14 = sum(1 for p in problem.sites if p.c14_index.size) if args.c14 else 0
-    print(f"{args.forest_type}: {n} sites ({args.split}), ¹⁴C {'on' if args.c14 else 'off'} ({n_c14} with ¹⁴C)")
+    print(
+        f"{args.forest_type}: {n} sites ({args.split}), ¹⁴C {'on' if args.c14 else 'off'} ({n_c14} with ¹⁴C), "
+        f"warm starts {'on' if args.warm else 'off'}"
+    )
 
     t0 = time.perf_counter()
     s1 = site_posterior_samples(

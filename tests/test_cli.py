@@ -27,7 +27,9 @@ TINY = [
 ]
 
 
-@pytest.mark.parametrize("script", ["01_prior_predictive.py", "02_calibrate.py", "03_summarise.py"])
+@pytest.mark.parametrize(
+    "script", ["01_prior_predictive.py", "02_calibrate.py", "03_summarise.py", "04_hierarchical.py"]
+)
 def test_scripts_have_help(script):
     r = subprocess.run(
         [sys.executable, str(ROOT / "analyses" / script), "--help"],
@@ -85,3 +87,36 @@ def test_inspection_notebook_runs_on_saved_results(tmp_path, monkeypatch):
     monkeypatch.setenv("BAYES_VMIMICS_RUN", str(out))
     runpy.run_path(str(ROOT / "analyses" / "10_inspect_results.py"), run_name="__main__")
     assert (out / "posterior_marginals.png").is_file() and (out / "xv_xk.png").is_file()
+
+
+def test_hierarchical_two_stage_run_and_resume(tmp_path, capsys, monkeypatch):
+    import pandas as pd
+    import xarray as xr
+
+    monkeypatch.delenv("BAYES_VMIMICS_DATA", raising=False)
+    out = tmp_path / "h"
+    args = ["hierarchical", "--synthetic", "--quick", "--n-steps", "40", "--n-walkers", "14", "--n-processes", "1"]
+    args += ["--draws", "300", "--chains", "2", "--no-progress", "--seed", "4", "--out", str(out)]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert "stage 1" in first and "max R-hat" in first
+    with xr.open_datatree(out / "results.nc") as dt:
+        post = dt["posterior"].to_dataset().load()
+    assert set(post.data_vars) >= {"mu", "sigma", "theta_population", "theta_site"}
+    assert list(post["forest_type"].values) == ["synthetic"]
+    n_sites = post.sizes["site"]
+    assert len(list((out / "stage1").glob("*.npz"))) == n_sites
+    sites = pd.read_csv(out / "sites.csv")
+    assert len(sites) == n_sites and sites["stage1_max_tau_steps"].gt(0).all()
+    assert (out / "population.png").stat().st_size > 0
+    # a rerun finds every site in the checkpoint and gives the same stage-2 result
+    assert main(args) == 0
+    with xr.open_datatree(out / "results.nc") as again:
+        xr.testing.assert_allclose(again["posterior"].to_dataset().load(), post)
+
+
+def test_hierarchical_rejects_several_types_without_data(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("BAYES_VMIMICS_DATA", raising=False)
+    rc = main(["hierarchical", "--synthetic", "--forest-types", "ENF", "EBF", "--out", str(tmp_path)])
+    assert rc == 2
+    assert "need real data" in capsys.readouterr().err
