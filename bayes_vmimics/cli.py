@@ -334,41 +334,25 @@ def _hierarchical_sites(cfg: StudyConfig, args):
         problem, truth, version = build_problem(cfg.replace(data={"forest_type": types[0]}), args.data_dir)
         label = types[0] if truth is None else "synthetic"
         return problem, [label] * len(problem.sites), version, truth
-    sites, ft, atmosphere, version = [], [], None, None
+    from .io.datadir import resolve_data_dir
+    from .io.sites import build_site_tables
+
+    folder = resolve_data_dir(args.data_dir, required=False)
+    if folder is None or cfg.study.mode == "synthetic":
+        raise ValueError("several --forest-types need real data (--data-dir or $BAYES_VMIMICS_DATA)")
+    tables = build_site_tables(folder, exclude_filled_bd=cfg.data.exclude_filled_bd)
+    sites, ft = [], []
     for t in types:
-        prob_t, truth, version = build_problem(cfg.replace(data={"forest_type": t}), args.data_dir)
-        if truth is not None:
-            raise ValueError("several --forest-types need real data (--data-dir or $BAYES_VMIMICS_DATA)")
-        sites.extend(p.obs for p in prob_t.sites)
-        ft.extend([t] * len(prob_t.sites))
-        atmosphere = prob_t.atmosphere
-    return CalibrationProblem.from_config(sites, cfg, atmosphere=atmosphere), ft, version, None
+        sites_t = real_site_observations(tables, cfg.replace(data={"forest_type": t}))
+        sites.extend(sites_t)
+        ft.extend([t] * len(sites_t))
+    atmosphere = None
+    if cfg.likelihood.use_c14:
+        from .io.atmosphere import load_atmosphere
 
-
-def _plot_population(dt, prior, path: Path) -> None:
-    """Posterior of each forest type's population median, with the site posterior medians as ticks."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    post = dt["posterior"]
-    types = [str(t) for t in post["forest_type"].values]
-    fig, axes = plt.subplots(2, 4, figsize=(13, 5.5), layout="constrained")
-    for ax, name, lo, hi in zip(axes.flat, PARAMETER_NAMES, prior.lower, prior.upper, strict=False):
-        for i, t in enumerate(types):
-            x = post["theta_population"].sel(forest_type=t, parameter=name).to_numpy().ravel()
-            ax.hist(x, bins=50, range=(lo, hi), density=True, histtype="step", color=f"C{i}", label=t)
-        med = post["theta_site"].sel(parameter=name).median(("chain", "draw")).to_numpy()
-        ax.plot(med, np.zeros_like(med), "|", color="k", ms=10, alpha=0.6)
-        ax.set_xlim(lo, hi)
-        ax.set_xlabel(f"{name} (–)")
-        ax.set_yticks([])
-    axes.flat[-1].axis("off")
-    axes.flat[0].legend(title="population median", fontsize=8)
-    fig.suptitle("Forest-type population medians (lines) and site posterior medians (ticks); x: Table 1 box")
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        atmosphere = load_atmosphere(cfg.model.atmosphere, folder)
+    problem = CalibrationProblem.from_config(sites, cfg, atmosphere=atmosphere)
+    return problem, ft, _data_version(folder), None
 
 
 def cmd_hierarchical(args) -> int:
@@ -377,6 +361,7 @@ def cmd_hierarchical(args) -> int:
 
     from .inference.pymc_models import convergence_report, save_results
     from .inference.two_stage import sample_population, site_posterior_samples
+    from .plotting import plot_population
 
     t0 = time.perf_counter()
     cfg = _config_from_args(args)
@@ -434,7 +419,7 @@ def cmd_hierarchical(args) -> int:
         }
     )
     sites.to_csv(out / "sites.csv", index=False)
-    _plot_population(dt, problem.prior, out / "population.png")
+    plot_population(dt, problem.prior, out / "population.png")
     summ = rep["summary"]
     pop = summ.loc[[i for i in summ.index if i.startswith("theta_population")]]
     print(pop[["mean", "sd", "eti89_lb", "eti89_ub", "ess_bulk", "r_hat"]].to_string(float_format=lambda v: f"{v:.3g}"))

@@ -1,4 +1,5 @@
-"""Figures of calibration results (matplotlib, Agg backend): observed vs posterior-predictive profiles."""
+"""Figures of calibration results (matplotlib, Agg backend): observed vs posterior-predictive profiles, and
+the forest-type populations of a hierarchical run."""
 
 from __future__ import annotations
 
@@ -88,6 +89,33 @@ def plot_profiles(dt, path: str | Path, *, max_sites: int = 6) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_population(dt, prior, path: str | Path) -> Path:
+    """Posterior of each forest type's population median (histograms over the Table 1 box, parameter units)
+    with every site's posterior median as a tick; ``dt`` is a hierarchical result (``theta_population``,
+    ``theta_site``), ``prior`` its box prior."""
+    from .parameters import PARAMETER_NAMES
+
+    post = dt["posterior"]
+    types = [str(t) for t in post["forest_type"].values]
+    fig, axes = plt.subplots(2, 4, figsize=(13, 5.5), layout="constrained")
+    for ax, name, lo, hi in zip(axes.flat, PARAMETER_NAMES, prior.lower, prior.upper, strict=False):
+        for i, t in enumerate(types):
+            x = post["theta_population"].sel(forest_type=t, parameter=name).to_numpy().ravel()
+            ax.hist(x, bins=50, range=(lo, hi), density=True, histtype="step", color=f"C{i}", label=t)
+        med = post["theta_site"].sel(parameter=name).median(("chain", "draw")).to_numpy()
+        ax.plot(med, np.zeros_like(med), "|", color="k", ms=10, alpha=0.6)
+        ax.set_xlim(lo, hi)
+        ax.set_xlabel(f"{name} (–)")
+        ax.set_yticks([])
+    axes.flat[-1].axis("off")
+    axes.flat[0].legend(title="population median", fontsize=8)
+    fig.suptitle("Forest-type population medians (lines) and site posterior medians (ticks); x: Table 1 box")
+    path = Path(path)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -120,3 +120,17 @@ def test_hierarchical_rejects_several_types_without_data(tmp_path, capsys, monke
     rc = main(["hierarchical", "--synthetic", "--forest-types", "ENF", "EBF", "--out", str(tmp_path)])
     assert rc == 2
     assert "need real data" in capsys.readouterr().err
+
+
+def test_hierarchical_several_forest_types_on_real_sites(tmp_path, capsys, data_dir):
+    import xarray as xr
+
+    args = ["hierarchical", "--data-dir", str(data_dir), "--forest-types", "BNF", "DBF", "--quick"]
+    args += ["--max-sites", "2", "--n-steps", "30", "--n-walkers", "14", "--draws", "100", "--chains", "2"]
+    args += ["--no-progress", "--out", str(tmp_path)]
+    assert main(args) == 0
+    assert "sites per forest type: BNF 2, DBF 2" in capsys.readouterr().out
+    with xr.open_datatree(tmp_path / "results.nc") as dt:
+        post = dt["posterior"].to_dataset().load()
+    assert list(post["forest_type"].values) == ["BNF", "DBF"]
+    assert post.sizes["site"] == 4

@@ -49,7 +49,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import emcee
 import numba
 import numpy as np
 import xarray as xr
@@ -57,7 +56,7 @@ import xarray as xr
 from ..likelihood import CalibrationProblem
 from ..parameters import PARAMETER_NAMES
 from ..sensitivity import site_log_likelihood
-from .emcee_sampler import integrated_time, make_moves
+from .emcee_sampler import integrated_time, run_ensemble
 from .initial import logit_from_theta, site_map_estimates, theta_from_logit
 
 NPAR = len(PARAMETER_NAMES)
@@ -148,17 +147,19 @@ class _SiteLogProbability:
 def _stage1_task(task) -> tuple[np.ndarray, np.ndarray, float]:
     problem_bytes, s, z0, n_walkers, n_steps, discard, thin, seed = task
     problem = pickle.loads(problem_bytes)  # a private copy: its warm-start cache (if on) is this task's own
-    fn = _SiteLogProbability(problem, s)
-    rng = np.random.default_rng(seed)
-    p0 = theta_from_logit(problem.prior, z0 + 0.05 * rng.standard_normal((n_walkers, NPAR)))
-    sampler = emcee.EnsembleSampler(n_walkers, NPAR, fn, moves=make_moves("de"))
-    sampler.random_state = np.random.RandomState(int(rng.integers(2**31 - 1))).get_state()
-    sampler.run_mcmc(p0, n_steps, progress=False)
-    chain = sampler.get_chain()[discard:]
-    tau = integrated_time(chain)
-    kept = chain[::thin].reshape(-1, NPAR)
-    z = logit_from_theta(problem.prior, kept)
-    return z, tau, float(np.mean(sampler.acceptance_fraction))
+    # the project's emcee runner: DE moves, walkers in a small ball around the site MAP (redrawn where the
+    # steady state fails), one seed for positions and emcee's state
+    run = run_ensemble(
+        _SiteLogProbability(problem, s),
+        problem.prior,
+        n_walkers=n_walkers,
+        n_steps=n_steps,
+        seed=seed,
+        around=theta_from_logit(problem.prior, z0),
+    )
+    chain = run.chain[discard:]
+    z = logit_from_theta(problem.prior, chain[::thin].reshape(-1, NPAR))
+    return z, integrated_time(chain), float(np.mean(run.acceptance_fraction))
 
 
 def _task_key(problem_bytes: bytes, s: int, z0, settings) -> str:
@@ -451,7 +452,6 @@ def sample_population(
         coords=coords,
         attrs={"method": "two_stage", "reference": "Lunn et al. 2013, J. R. Stat. Soc. C 62:551"},
     )
-    stats = xr.Dataset(coords={"chain": coords["chain"], "draw": coords["draw"]})
     diag = xr.Dataset(
         {
             "weight_ess_q05": (("chain", "site"), np.stack([r[3] for r in res])),
@@ -475,9 +475,7 @@ def sample_population(
             "thin": samples.thin,
         },
     )
-    return xr.DataTree.from_dict(
-        {"posterior": post, "sample_stats": stats, "stage2_diagnostics": diag, "stage1": stage1}
-    )
+    return xr.DataTree.from_dict({"posterior": post, "stage2_diagnostics": diag, "stage1": stage1})
 
 
 def two_stage_hierarchical(
