@@ -37,8 +37,9 @@ def real_site_observations(tables, config: StudyConfig) -> list[SiteObservations
         config: the study configuration (section ``data``).
 
     Raises:
-        ValueError: no site selected, an unknown site id, or a selected site without kept layers (e.g. one
-            named in ``site_ids`` that the curation found not usable).
+        ValueError: no site selected, an unknown site id, a site named in ``site_ids`` that the curation
+            found not usable (excluded by review, a pseudo-replicate, too few layers; the reason is named), or
+            a selected site without kept layers.
     """
     from .io.sites import site_forcing
 
@@ -49,6 +50,13 @@ def real_site_observations(tables, config: StudyConfig) -> list[SiteObservations
         if unknown:
             raise ValueError(f"unknown site id(s) {unknown}")
         sel = s[s["site_id"].isin(d.site_ids)]
+        if "usable" in sel:
+            # a site named by id passes the same curation as a forest-type selection: the review table, the
+            # pseudo-replicate rule and the layer filters are not bypassed by naming it
+            bad = sel[~sel["usable"].astype(bool)]
+            if not bad.empty:
+                why = [f"{r['site_id']} ({r.get('exclusion_reason') or 'no layer kept'})" for _, r in bad.iterrows()]
+                raise ValueError(f"site(s) not usable for calibration: {'; '.join(why)}")
     else:
         sel = s[s["usable"] & (s["forest_type"] == d.forest_type)]
         if d.split != "all":
@@ -85,13 +93,33 @@ def real_site_observations(tables, config: StudyConfig) -> list[SiteObservations
     return out
 
 
-def _data_version(data_dir: Path) -> str:
-    h = hashlib.sha256()
-    for name in ("he2016_forest_layers.csv", "atm14c_hua2013_annual.csv"):
-        p = data_dir / name
-        if p.is_file():
-            h.update(p.read_bytes())
-    return f"sha256:{h.hexdigest()[:16]} ({data_dir})"
+#: The project's own tables that shape the site set (curation inputs); hashed into the data label of a run.
+PROJECT_TABLES = (
+    "forest_types.csv",
+    "lignin_n.csv",
+    "litter_partition.csv",
+    "profile_exclusions.csv",
+    "site_split.csv",
+)
+
+
+def _data_version(data_dir: Path, project_dir: Path | None = None) -> str:
+    """Label of the data a run used: hashes of the raw files and of the project's curation tables (so runs
+    before and after a curation change, e.g. a new exclusion, carry different labels)."""
+    from .io.sites import PROJECT_DATA_DIR
+
+    project_dir = Path(project_dir) if project_dir is not None else PROJECT_DATA_DIR
+
+    def digest(folder: Path, names) -> str:
+        h = hashlib.sha256()
+        for name in names:
+            p = folder / name
+            h.update(name.encode())
+            h.update(p.read_bytes() if p.is_file() else b"<missing>")
+        return h.hexdigest()[:16]
+
+    raw = digest(Path(data_dir), ("he2016_forest_layers.csv", "atm14c_hua2013_annual.csv"))
+    return f"sha256:{raw} ({data_dir}); project tables sha256:{digest(project_dir, PROJECT_TABLES)}"
 
 
 def build_problem(config: StudyConfig, data_dir=None):
@@ -360,8 +388,14 @@ def cmd_hierarchical(args) -> int:
     import pandas as pd
 
     from .inference.pymc_models import convergence_report, save_results
-    from .inference.two_stage import sample_population, site_posterior_samples
-    from .plotting import plot_population
+    from .inference.two_stage import (
+        needs_refinement,
+        refined_stage1_prior,
+        sample_population,
+        site_posterior_samples,
+    )
+    from .plotting import plot_population, plot_profiles
+    from .results import add_site_predictive, fit_metrics_table
 
     t0 = time.perf_counter()
     cfg = _config_from_args(args)
@@ -372,7 +406,7 @@ def cmd_hierarchical(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "stage1"
     if args.fresh and ckpt.exists():
-        for f in ckpt.glob("*.npz"):
+        for f in [*ckpt.glob("*.npz"), *ckpt.glob("refined/*.npz")]:
             f.unlink()
     print(_describe(problem, truth, version))
     counts = pd.Series(forest_types).value_counts().sort_index()
@@ -401,7 +435,41 @@ def cmd_hierarchical(args) -> int:
     dt = sample_population(
         s1, forest_types, problem.prior, draws=draws, tune=draws // 10, chains=args.chains, seed=args.seed
     )
+    if args.refine == "always" or (args.refine == "auto" and needs_refinement(dt)):
+        # narrow populations: stage 1 again, under a normal prior fitted to this population (divided out in
+        # stage 2), so that each site's draws fall where the population puts its mass
+        steps2 = args.refine_steps or max(n_steps // 3, 100)
+        print(
+            f"second pass ({'asked for' if args.refine == 'always' else 'few stage-1 draws under the population'}"
+            f"): stage 1 under a prior fitted to the first pass, {steps2} steps per site; kept in {ckpt / 'refined'}"
+        )
+        s1 = site_posterior_samples(
+            problem,
+            n_walkers=args.n_walkers,
+            n_steps=steps2,
+            thin=max(1, steps2 // 400),
+            seed=args.seed + 1,
+            n_processes=n_proc,
+            checkpoint_dir=ckpt / "refined",
+            progress=progress,
+            stage1_prior=refined_stage1_prior(dt, forest_types),
+        )
+        dt = sample_population(
+            s1, forest_types, problem.prior, draws=draws, tune=draws // 10, chains=args.chains, seed=args.seed
+        )
     dt["posterior"].attrs["data"] = version
+    written = ["results.nc", "population_summary.csv", "sites.csv", "population.png"]
+    if args.predictive_draws:
+        # each calibration site with its own θ_s: the fit of the hierarchical model to the data it was given
+        dt = add_site_predictive(dt, problem, max_draws=args.predictive_draws)
+        fit = fit_metrics_table(dt)
+        fit.to_csv(out / "fit_metrics.csv")
+        plot_profiles(dt, out / "profiles.png")
+        written += ["fit_metrics.csv", "profiles.png"]
+        print(
+            "site-level posterior predictive (median vs data): "
+            + "; ".join(f"{v.upper()} r² {fit.loc[v, 'r2']:.2f}, RMSE {fit.loc[v, 'rmse']:.3g}" for v in fit.index)
+        )
     save_results(dt, out / "results.nc")
     rep = convergence_report(dt, ["theta_population", "mu", "sigma"])
     rep["summary"].to_csv(out / "population_summary.csv")
@@ -425,7 +493,7 @@ def cmd_hierarchical(args) -> int:
     print(pop[["mean", "sd", "eti89_lb", "eti89_ub", "ess_bulk", "r_hat"]].to_string(float_format=lambda v: f"{v:.3g}"))
     print(
         f"population parameters: max R-hat {rep['max_r_hat']:.3f}, min bulk ESS {rep['min_ess_bulk']:.0f}, "
-        f"min tail ESS {rep['min_ess_tail']:.0f}; stage 1 {t1:.0f} s, total {time.perf_counter() - t0:.0f} s"
+        f"min tail ESS {rep['min_ess_tail']:.0f}; first stage 1 {t1:.0f} s, total {time.perf_counter() - t0:.0f} s"
     )
     bad = sites[~sites["stage1_tau_reliable"] | (sites["stage2_weight_ess_q05"] < 5)]
     if len(bad):
@@ -433,7 +501,7 @@ def cmd_hierarchical(args) -> int:
             f"note: {len(bad)} site(s) with a short stage 1 (N < 50 τ) or few effective stage-1 draws under the "
             f"population (see sites.csv); rerun with more --n-steps for them to be trusted"
         )
-    print(f"wrote {out / 'results.nc'}, population_summary.csv, sites.csv, population.png")
+    print(f"wrote {out / written[0]}, " + ", ".join(written[1:]))
     return 0
 
 
@@ -529,6 +597,20 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-processes", type=int, default=None, help="worker processes for the sites")
     p.add_argument("--draws", type=int, default=None, help="stage-2 sweeps per chain (default 20000)")
     p.add_argument("--chains", type=int, default=4, help="stage-2 chains (default 4)")
+    p.add_argument(
+        "--refine",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="second pass with a stage-1 prior fitted to the first pass's population, needed when the "
+        "population is narrow (auto: when a site's stage-2 weights rest on < 5 draws; default auto)",
+    )
+    p.add_argument("--refine-steps", type=int, default=None, help="stage-1 steps per site of the second pass")
+    p.add_argument(
+        "--predictive-draws",
+        type=int,
+        default=200,
+        help="posterior draws for the calibration sites' predictive profiles (default 200; 0 = none)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--fresh", action="store_true", help="ignore finished sites in --out/stage1")
     p.add_argument(

@@ -434,28 +434,46 @@ class CalibrationProblem:
         u = self.prior.to_unit(theta)
         out = []
         for p in self.sites:
-            ss = self._solve(p, theta, u)
-            if not ss.converged:
+            q = self._predict_one(p, theta, u, grid_outputs)
+            if q is None:
                 return None
-            soc_mg = p.operator.soc_mg_cm3(ss.pools)
-            soc = soc_mg if self.soc_unit == "mg_cm3" else soc_mg / p.obs.bd_g_cm3
-            n_obs, n_lay = soc.size, p.model.n_layers
-            f14c = np.full(n_obs, np.nan)
-            f14c_grid = np.full(n_lay, np.nan)
-            if self.c14_enabled and p.obs.has_c14:
-                try:
-                    c14 = self._c14_pools(p, ss, theta)
-                except RuntimeError:  # paper mode: the nonlinear ¹⁴C run did not converge
-                    self.stats.failed_sites[p.obs.site_id] = self.stats.failed_sites.get(p.obs.site_id, 0) + 1
-                    return None
-                f14c = p.operator.f14c(ss.pools, c14)
-                if grid_outputs:
-                    den = ss.pools[list(C14_POOLS)].sum(axis=0)
-                    with np.errstate(invalid="ignore", divide="ignore"):
-                        f14c_grid = np.where(den > 0, c14[list(C14_POOLS)].sum(axis=0) / den, np.nan)
-            soc_grid = ss.pools[list(SOC_POOLS)].sum(axis=0) if grid_outputs else np.full(n_lay, np.nan)
-            out.append(SitePrediction(soc, soc_mg, f14c, soc_grid, f14c_grid, ss))
+            out.append(q)
         return out
+
+    def predict_site(self, index: int, theta, *, grid_outputs: bool = True) -> SitePrediction | None:
+        """Model predictions at θ for site ``index`` of :attr:`sites` alone (e.g. with its own θ in a
+        hierarchical model), or None if its steady state (or paper-mode ¹⁴C run) does not converge.
+
+        Args:
+            index: position of the site in :attr:`sites` (count).
+            theta: 7 values in ``PARAMETER_NAMES`` order (parameter units).
+            grid_outputs: also fill the per-layer outputs (bool).
+        """
+        theta = np.asarray(theta, dtype=float)
+        return self._predict_one(self.sites[int(index)], theta, self.prior.to_unit(theta), grid_outputs)
+
+    def _predict_one(self, p: _PreparedSite, theta: np.ndarray, u: np.ndarray, grid_outputs: bool):
+        ss = self._solve(p, theta, u)
+        if not ss.converged:
+            return None
+        soc_mg = p.operator.soc_mg_cm3(ss.pools)
+        soc = soc_mg if self.soc_unit == "mg_cm3" else soc_mg / p.obs.bd_g_cm3
+        n_obs, n_lay = soc.size, p.model.n_layers
+        f14c = np.full(n_obs, np.nan)
+        f14c_grid = np.full(n_lay, np.nan)
+        if self.c14_enabled and p.obs.has_c14:
+            try:
+                c14 = self._c14_pools(p, ss, theta)
+            except RuntimeError:  # paper mode: the nonlinear ¹⁴C run did not converge
+                self.stats.failed_sites[p.obs.site_id] = self.stats.failed_sites.get(p.obs.site_id, 0) + 1
+                return None
+            f14c = p.operator.f14c(ss.pools, c14)
+            if grid_outputs:
+                den = ss.pools[list(C14_POOLS)].sum(axis=0)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    f14c_grid = np.where(den > 0, c14[list(C14_POOLS)].sum(axis=0) / den, np.nan)
+        soc_grid = ss.pools[list(SOC_POOLS)].sum(axis=0) if grid_outputs else np.full(n_lay, np.nan)
+        return SitePrediction(soc, soc_mg, f14c, soc_grid, f14c_grid, ss)
 
     # ------------------------------------------------------------------ densities
     def log_prior(self, theta) -> float:

@@ -80,6 +80,120 @@ def _obs_coords(obs: dict, kind: str) -> dict:
     }
 
 
+def _predictive_groups(problem, thetas: np.ndarray, sample: dict):
+    """Pointwise log-likelihood, observed data and posterior predictive of every site, draw by draw.
+
+    Args:
+        problem: the :class:`~bayes_vmimics.likelihood.CalibrationProblem`.
+        thetas: parameters per draw and site, shape (n_chain, n_draw, n_sites, 7) (parameter units).
+        sample: ``{"chain": ..., "draw": ...}`` coordinates.
+
+    Returns:
+        ``(log_likelihood, observed_data, posterior_predictive, n_failed)``: three Datasets in the layout of
+        the module docstring and the number of draws whose steady state (of any site) did not converge
+        (their values are NaN).
+    """
+    obs = problem.observations()
+    n_ens, n_draw = thetas.shape[:2]
+    n_soc, n_c14 = obs["soc"].size, obs["f14c"].size
+    grid_site = np.concatenate([np.full(p.model.n_layers, p.obs.site_id) for p in problem.sites]).astype(str)
+    grid_mid = np.concatenate([p.model.grid.mid_cm for p in problem.sites])
+    n_grid = grid_mid.size
+    ll_soc = np.full((n_ens, n_draw, n_soc), np.nan)
+    ll_c14 = np.full((n_ens, n_draw, n_c14), np.nan)
+    pp_soc = np.full((n_ens, n_draw, n_soc), np.nan)
+    pp_c14 = np.full((n_ens, n_draw, n_c14), np.nan)
+    pp_soc_grid = np.full((n_ens, n_draw, n_grid), np.nan)
+    pp_c14_grid = np.full((n_ens, n_draw, n_grid), np.nan)
+    n_failed = 0
+    for c in range(n_ens):
+        for d in range(n_draw):
+            pred = [problem.predict_site(s, thetas[c, d, s]) for s in range(len(problem.sites))]
+            if any(q is None for q in pred):
+                n_failed += 1
+                continue
+            pw = problem.pointwise_from_predictions(pred)
+            ll_soc[c, d] = pw["soc"]
+            ll_c14[c, d] = pw["f14c"]
+            pp_soc[c, d] = np.concatenate([q.soc for q in pred])
+            pp_c14[c, d] = np.concatenate([q.f14c[p.c14_index] for p, q in zip(problem.sites, pred, strict=True)])
+            pp_soc_grid[c, d] = np.concatenate([q.soc_grid for q in pred])
+            pp_c14_grid[c, d] = np.concatenate([q.f14c_grid for q in pred])
+
+    soc_unit = "mg C cm-3" if problem.soc_unit == "mg_cm3" else "g C kg-1"
+    soc_c, c14_c = _obs_coords(obs, "soc"), _obs_coords({**obs, "f14c": obs["f14c"]}, "f14c")
+    log_lik = xr.Dataset({"soc": (("chain", "draw", "soc_obs"), ll_soc)}, coords={**sample, **soc_c})
+    observed = xr.Dataset({"soc": ("soc_obs", obs["soc"], {"units": soc_unit})}, coords=soc_c)
+    pp = xr.Dataset(
+        {
+            "soc": (("chain", "draw", "soc_obs"), pp_soc, {"units": soc_unit}),
+            "soc_grid": (("chain", "draw", "grid_point"), pp_soc_grid, {"units": "mg C cm-3"}),
+            "f14c_grid": (("chain", "draw", "grid_point"), pp_c14_grid, {"units": "1"}),
+        },
+        coords={
+            **sample,
+            **soc_c,
+            "grid_point": np.arange(n_grid),
+            "grid_site": ("grid_point", grid_site),
+            "grid_mid_cm": ("grid_point", grid_mid),
+        },
+    )
+    if n_c14:
+        log_lik["f14c"] = xr.DataArray(ll_c14, dims=("chain", "draw", "c14_obs"), coords={**sample, **c14_c})
+        observed["f14c"] = xr.DataArray(obs["f14c"], dims=("c14_obs",), coords=c14_c, attrs={"units": "1"})
+        pp["f14c"] = xr.DataArray(
+            pp_c14, dims=("chain", "draw", "c14_obs"), coords={**sample, **c14_c}, attrs={"units": "1"}
+        )
+    return log_lik, observed, pp, n_failed
+
+
+def add_site_predictive(dt: xr.DataTree, problem, *, max_draws: int = 200) -> xr.DataTree:
+    """Posterior predictive of the calibration sites of a hierarchical result, each site with its own θ_s.
+
+    Works on the two-stage and the PyMC hierarchical results (``posterior/theta_site`` with dims chain,
+    draw, site, parameter). The draws are thinned evenly to at most ``max_draws`` in total; the added groups
+    ``log_likelihood``, ``observed_data`` and ``posterior_predictive`` have the layout of
+    :func:`build_datatree` (so :func:`~bayes_vmimics.plotting.plot_profiles` and :func:`fit_summary`-style
+    metrics work on them). New sites of a forest type:
+    :func:`~bayes_vmimics.inference.pymc_models.predict_new_site`.
+
+    Args:
+        dt: hierarchical result (–).
+        problem: the :class:`~bayes_vmimics.likelihood.CalibrationProblem` of the result's sites, in any
+            order (–).
+        max_draws: at most this many posterior draws in total (count).
+
+    Returns:
+        A new DataTree: ``dt``'s groups plus the three predictive groups; attribute ``n_failed_predictive``
+        counts draws whose steady state did not converge (NaN there), ``soc_unit`` the SOC unit.
+
+    Raises:
+        ValueError: ``dt`` has no ``theta_site``, or its sites and the problem's differ.
+    """
+    post = dt["posterior"]
+    if "theta_site" not in post.data_vars:
+        raise ValueError("the result has no posterior 'theta_site' (not a hierarchical result)")
+    if max_draws < 1:
+        raise ValueError(f"max_draws must be ≥ 1, got {max_draws}")
+    th = post["theta_site"].transpose("chain", "draw", "site", "parameter")
+    sites_dt = [str(v) for v in th["site"].values]
+    missing, extra = sorted(set(sites_dt) - set(problem.site_ids)), sorted(set(problem.site_ids) - set(sites_dt))
+    if missing or extra:
+        raise ValueError(f"the problem's sites must be the result's: missing {missing}, not in the result {extra}")
+    th = th.sel(site=list(problem.site_ids))
+    n_chain, n_draw = th.sizes["chain"], th.sizes["draw"]
+    per_chain = max(1, min(n_draw, max_draws // n_chain))
+    idx = np.unique(np.linspace(0, n_draw - 1, per_chain).round().astype(int))
+    thetas = th.isel(draw=idx).values
+    sample = {"chain": th["chain"].values, "draw": th["draw"].values[idx]}
+    log_lik, observed, pp, n_failed = _predictive_groups(problem, thetas, sample)
+    groups = {node.path: node.to_dataset(inherit=False) for node in dt.subtree}
+    groups.update({"log_likelihood": log_lik, "observed_data": observed, "posterior_predictive": pp})
+    out = xr.DataTree.from_dict(groups)
+    out.attrs = {**dt.attrs, "soc_unit": observed["soc"].attrs["units"], "n_failed_predictive": n_failed}
+    return out
+
+
 def build_datatree(
     problem,
     runs,
@@ -111,39 +225,14 @@ def build_datatree(
     """
     steps, walkers, pos = select_draws(runs, discard=discard, thin=thin, max_draws=max_draws)
     n_ens, n_draw, _ = pos.shape
-    obs = problem.observations()
     lp = np.stack([r.log_prob[steps, walkers] for r in runs])
     sample = {"chain": np.arange(n_ens), "draw": np.arange(n_draw)}
     draw_coords = {"step": ("draw", steps), "walker": ("draw", walkers)}
 
-    # pointwise log-likelihood and posterior predictive, draw by draw
-    n_soc, n_c14 = obs["soc"].size, obs["f14c"].size
-    grid_site = np.concatenate([np.full(p.model.n_layers, p.obs.site_id) for p in problem.sites]).astype(str)
-    grid_mid = np.concatenate([p.model.grid.mid_cm for p in problem.sites])
-    n_grid = grid_mid.size
-    ll_soc = np.full((n_ens, n_draw, n_soc), np.nan)
-    ll_c14 = np.full((n_ens, n_draw, n_c14), np.nan)
-    pp_soc = np.full((n_ens, n_draw, n_soc), np.nan)
-    pp_c14 = np.full((n_ens, n_draw, n_c14), np.nan)
-    pp_soc_grid = np.full((n_ens, n_draw, n_grid), np.nan)
-    pp_c14_grid = np.full((n_ens, n_draw, n_grid), np.nan)
-    n_failed = 0
-    for c in range(n_ens):
-        for d in range(n_draw):
-            pred = problem.predict(pos[c, d])
-            if pred is None:
-                n_failed += 1
-                continue
-            pw = problem.pointwise_from_predictions(pred)
-            ll_soc[c, d] = pw["soc"]
-            ll_c14[c, d] = pw["f14c"]
-            pp_soc[c, d] = np.concatenate([q.soc for q in pred])
-            pp_c14[c, d] = np.concatenate([q.f14c[p.c14_index] for p, q in zip(problem.sites, pred, strict=True)])
-            pp_soc_grid[c, d] = np.concatenate([q.soc_grid for q in pred])
-            pp_c14_grid[c, d] = np.concatenate([q.f14c_grid for q in pred])
-
-    soc_unit = "mg C cm-3" if problem.soc_unit == "mg_cm3" else "g C kg-1"
-    soc_c, c14_c = _obs_coords(obs, "soc"), _obs_coords({**obs, "f14c": obs["f14c"]}, "f14c")
+    n_sites = len(problem.sites)
+    per_site = np.broadcast_to(pos[:, :, None, :], (n_ens, n_draw, n_sites, pos.shape[-1]))
+    log_lik, observed, pp, n_failed = _predictive_groups(problem, per_site, sample)
+    soc_unit = observed["soc"].attrs["units"]
     posterior = xr.Dataset(
         {n: (("chain", "draw"), pos[..., i], {"units": PARAMETER_UNITS[n]}) for i, n in enumerate(PARAMETER_NAMES)},
         coords={**sample, **draw_coords},
@@ -159,28 +248,6 @@ def build_datatree(
         },
         coords={**sample, **draw_coords, "walker_index": np.arange(n_walkers)},
     )
-    log_lik = xr.Dataset({"soc": (("chain", "draw", "soc_obs"), ll_soc)}, coords={**sample, **soc_c})
-    observed = xr.Dataset({"soc": ("soc_obs", obs["soc"], {"units": soc_unit})}, coords=soc_c)
-    pp = xr.Dataset(
-        {
-            "soc": (("chain", "draw", "soc_obs"), pp_soc, {"units": soc_unit}),
-            "soc_grid": (("chain", "draw", "grid_point"), pp_soc_grid, {"units": "mg C cm-3"}),
-            "f14c_grid": (("chain", "draw", "grid_point"), pp_c14_grid, {"units": "1"}),
-        },
-        coords={
-            **sample,
-            **soc_c,
-            "grid_point": np.arange(n_grid),
-            "grid_site": ("grid_point", grid_site),
-            "grid_mid_cm": ("grid_point", grid_mid),
-        },
-    )
-    if n_c14:
-        log_lik["f14c"] = xr.DataArray(ll_c14, dims=("chain", "draw", "c14_obs"), coords={**sample, **c14_c})
-        observed["f14c"] = xr.DataArray(obs["f14c"], dims=("c14_obs",), coords=c14_c, attrs={"units": "1"})
-        pp["f14c"] = xr.DataArray(
-            pp_c14, dims=("chain", "draw", "c14_obs"), coords={**sample, **c14_c}, attrs={"units": "1"}
-        )
     groups = {
         "posterior": posterior,
         "sample_stats": sample_stats,

@@ -38,6 +38,39 @@ def true_parameters(overrides: dict[str, float] | None = None) -> np.ndarray:
     return np.array([values[n] for n in PARAMETER_NAMES], dtype=float)
 
 
+def population_site_parameters(
+    n_sites: int, mu_z, sigma_z, prior=None, *, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """Site parameters drawn from a forest-type population as the hierarchical models define it.
+
+    z_s = μ + σ ⊙ ε_s, ε_s ~ N(0, I), in logit coordinates of the unit position on the prior box (log scale
+    for log-uniform parameters); θ_s = box(sigmoid(z_s)).
+
+    Args:
+        n_sites: number of sites (count).
+        mu_z: population location, 7 values (logit units).
+        sigma_z: population spread, 7 non-negative values or one scalar (logit units).
+        prior: the :class:`~bayes_vmimics.priors.BoxPrior` (default: the Table 1 box).
+        rng: random generator (default ``np.random.default_rng(0)``).
+
+    Returns:
+        θ of shape (n_sites, 7) (parameter units).
+    """
+    from .inference.initial import theta_from_logit
+    from .priors import BoxPrior
+
+    prior = prior if prior is not None else BoxPrior()
+    rng = rng if rng is not None else np.random.default_rng(0)
+    n_par = len(PARAMETER_NAMES)
+    mu = np.asarray(mu_z, dtype=float)
+    sigma = np.broadcast_to(np.asarray(sigma_z, dtype=float), (n_par,))
+    if mu.shape != (n_par,) or not np.all(np.isfinite(mu)):
+        raise ValueError(f"mu_z must be {n_par} finite values, got {mu_z!r}")
+    if not np.all(np.isfinite(sigma)) or np.any(sigma < 0):
+        raise ValueError(f"sigma_z must be non-negative and finite, got {sigma_z!r}")
+    return theta_from_logit(prior, mu + sigma * rng.standard_normal((int(n_sites), n_par)))
+
+
 def synthetic_forcings(n_sites: int, rng: np.random.Generator) -> list[SiteForcing]:
     """Forcings of ``n_sites`` synthetic forest sites (temperature 2–18 °C, clay 0.08–0.4, litter 150–450
     g C m⁻² yr⁻¹ split evenly-ish above/below, lignin:N 15–40 g g⁻¹)."""
@@ -83,8 +116,9 @@ def make_synthetic_sites(
 
     Args:
         n_sites: number of sites (count).
-        theta_true: generating parameters, 7 values in ``PARAMETER_NAMES`` order; default
-            :data:`DEFAULT_TRUE` (parameter units).
+        theta_true: generating parameters, 7 values in ``PARAMETER_NAMES`` order shared by all sites, or
+            one row of 7 per site, shape (n_sites, 7) (e.g. from :func:`population_site_parameters`);
+            default :data:`DEFAULT_TRUE` (parameter units).
         rng: random generator (default ``np.random.default_rng(0)``).
         noise: relative noise of SOC (fraction of the model value).
         c14_noise: relative noise of F14C; default ``noise / √5``, consistent with the likelihood's
@@ -107,6 +141,13 @@ def make_synthetic_sites(
     """
     rng = rng if rng is not None else np.random.default_rng(0)
     theta = true_parameters() if theta_true is None else np.asarray(theta_true, dtype=float)
+    n_par = len(PARAMETER_NAMES)
+    if theta.shape == (n_par,):
+        thetas = np.broadcast_to(theta, (int(n_sites), n_par))
+    elif theta.shape == (int(n_sites), n_par):
+        thetas = theta
+    else:
+        raise ValueError(f"theta_true must have shape ({n_par},) or ({int(n_sites)}, {n_par}), got {theta.shape}")
     edges = np.asarray(interval_edges_cm, dtype=float)
     top, bottom = edges[:-1], edges[1:]
     grid = required_grid(grid if grid is not None else DepthGrid.uniform(20, 5.0), bottom)
@@ -117,6 +158,7 @@ def make_synthetic_sites(
             raise RuntimeError("with_c14=True needs bayes_vmimics.radiocarbon and an atmosphere record")
     sites = []
     for i, forcing in enumerate(synthetic_forcings(n_sites, rng)):
+        theta = thetas[i]
         model = SiteModel(forcing, grid, profile)
         ss = solve_site(model, theta, on_failure="ignore")
         if not ss.converged:

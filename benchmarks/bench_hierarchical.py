@@ -47,6 +47,8 @@ def main() -> None:
     ap.add_argument("--c14", action="store_true", help="include the ¹⁴C term")
     ap.add_argument("--emcee-steps", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--warm", action="store_true", help="warm starts (as bench_two_stage.py --warm)")
+    ap.add_argument("--skip-nuts", action="store_true", help="only the pooled emcee run")
     args = ap.parse_args()
 
     cfg = load_config("study_default")
@@ -57,10 +59,20 @@ def main() -> None:
     tables = build_site_tables(args.data_dir)
     sites = real_site_observations(tables, cfg)
     atm = load_atmosphere("hua2013", args.data_dir) if args.c14 else None
-    problem = CalibrationProblem(sites, use_c14=args.c14, atmosphere=atm, max_obs_depth_cm=100.0)
+    problem = CalibrationProblem(sites, use_c14=args.c14, atmosphere=atm, max_obs_depth_cm=100.0, warm_start=args.warm)
     n = len(problem.sites)
     n_c14 = sum(1 for p in problem.sites if p.c14_index.size) if args.c14 else 0
-    print(f"{args.forest_type}: {n} sites ({args.split}), ¹⁴C {'on' if args.c14 else 'off'} ({n_c14} with ¹⁴C)")
+    print(
+        f"{args.forest_type}: {n} sites ({args.split}), ¹⁴C {'on' if args.c14 else 'off'} ({n_c14} with ¹⁴C), "
+        f"warm starts {'on' if args.warm else 'off'}"
+    )
+    if not args.skip_nuts:
+        run_nuts(problem, args)
+    run_pooled_emcee(problem, args)
+
+
+def run_nuts(problem, args) -> None:
+    n = len(problem.sites)
 
     model = build_hierarchical_model(problem, [args.forest_type] * n, parametrization=args.parametrization)
     t0 = time.perf_counter()
@@ -94,6 +106,8 @@ def main() -> None:
     )
     print(f"  min bulk ESS per second {rep['min_ess_bulk'] / wall:.3f}")
 
+
+def run_pooled_emcee(problem, args) -> None:
     t0 = time.perf_counter()
     around = theta_from_logit(problem.prior, pooled_map_estimate(problem, seed=args.seed))
     runs = run_ensembles(

@@ -5,6 +5,11 @@ asserts nothing. Long: start it in the background.
     python benchmarks/bench_two_stage.py --data-dir ../shared/data --forest-type ENF --split all \
         --n-steps 10000 --processes 2 [--warm] [--c14] [--out results/two_stage_ENF.nc]
 
+``--synthetic N`` replaces the real sites by N synthetic ones (six layers to 100 cm, 10 % noise) whose
+parameters are drawn from a known population (μ at the synthetic twin's default parameters, σ =
+``--synthetic-sigma`` logit units): the run then also prints where the true population parameters fall
+in the posterior. This measures the sampler at a site count the data do not reach (≥ 40 per type).
+
 Stage 1 includes the per-site MAP search that centres each site's walkers.
 """
 
@@ -17,15 +22,25 @@ import numpy as np
 
 from bayes_vmimics.cli import real_site_observations
 from bayes_vmimics.config import load_config
+from bayes_vmimics.inference.initial import logit_from_theta
 from bayes_vmimics.inference.pymc_models import convergence_report, save_results
-from bayes_vmimics.inference.two_stage import sample_population, site_posterior_samples
+from bayes_vmimics.inference.two_stage import (
+    needs_refinement,
+    refined_stage1_prior,
+    sample_population,
+    site_posterior_samples,
+)
 from bayes_vmimics.io import build_site_tables, load_atmosphere
 from bayes_vmimics.likelihood import CalibrationProblem
+from bayes_vmimics.priors import BoxPrior
+from bayes_vmimics.synthetic import make_synthetic_sites, population_site_parameters, true_parameters
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", required=True)
+    ap.add_argument("--data-dir", default=None, help="raw data folder (needed unless --synthetic)")
+    ap.add_argument("--synthetic", type=int, default=0, help="N synthetic sites from a known population")
+    ap.add_argument("--synthetic-sigma", type=float, default=0.3, help="population sd (logit units)")
     ap.add_argument("--forest-type", default="ENF")
     ap.add_argument("--split", default="all", choices=["calibration", "validation", "all"])
     ap.add_argument("--max-sites", type=int, default=0, help="at most this many sites (0 = all)")
@@ -39,18 +54,32 @@ def main() -> None:
     ap.add_argument("--c14", action="store_true", help="include the ¹⁴C term")
     ap.add_argument("--warm", action="store_true", help="warm starts (faster; see the README on equilibria)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--refine", default="auto", choices=["auto", "always", "never"], help="second pass")
+    ap.add_argument("--refine-steps", type=int, default=3000, help="stage-1 steps per site of the second pass")
+    ap.add_argument("--pass1-draws", type=int, default=None, help="stage-2 sweeps of pass 1 (default --draws)")
+    ap.add_argument("--checkpoint-dir", default=None, help="keep each pass's stage 1 here (resumable)")
     ap.add_argument("--out", default=None, help="write the DataTree to this netCDF file")
     args = ap.parse_args()
 
-    cfg = load_config("study_default").replace(
-        data={"forest_type": args.forest_type, "split": args.split, "max_sites": args.max_sites},
-        likelihood={"use_c14": args.c14},
-    )
-    sites = real_site_observations(build_site_tables(args.data_dir), cfg)
+    mu_true = None
+    if args.synthetic:
+        if args.c14:
+            ap.error("--synthetic runs are SOC only")
+        mu_true = logit_from_theta(BoxPrior(), true_parameters())
+        rng = np.random.default_rng(args.seed)
+        thetas = population_site_parameters(args.synthetic, mu_true, args.synthetic_sigma, rng=rng)
+        sites = make_synthetic_sites(args.synthetic, thetas, rng=rng)
+        args.forest_type, args.split = "synthetic", "all"
+    else:
+        if args.data_dir is None:
+            ap.error("--data-dir is needed for real sites")
+        cfg = load_config("study_default").replace(
+            data={"forest_type": args.forest_type, "split": args.split, "max_sites": args.max_sites},
+            likelihood={"use_c14": args.c14},
+        )
+        sites = real_site_observations(build_site_tables(args.data_dir), cfg)
     atm = load_atmosphere("hua2013", args.data_dir) if args.c14 else None
-    problem = CalibrationProblem(
-        sites, use_c14=args.c14, atmosphere=atm, max_obs_depth_cm=100.0, warm_start=args.warm
-    )
+    problem = CalibrationProblem(sites, use_c14=args.c14, atmosphere=atm, max_obs_depth_cm=100.0, warm_start=args.warm)
     n = len(problem.sites)
     n_c14 = sum(1 for p in problem.sites if p.c14_index.size) if args.c14 else 0
     print(
@@ -58,52 +87,66 @@ def main() -> None:
         f"warm starts {'on' if args.warm else 'off'}"
     )
 
-    t0 = time.perf_counter()
-    s1 = site_posterior_samples(
-        problem,
-        n_walkers=args.n_walkers,
-        n_steps=args.n_steps,
-        thin=args.thin,
-        seed=args.seed,
-        n_processes=args.processes,
-    )
-    t1 = time.perf_counter() - t0
-    tau = np.nanmax(s1.tau, axis=1)
-    print(
-        f"stage 1: {args.n_walkers} walkers × {args.n_steps} steps per site on {args.processes} process(es): "
-        f"{t1:.0f} s; max τ per site {tau.min():.0f}–{tau.max():.0f} steps (median {np.median(tau):.0f}); "
-        f"N/τ ≥ 50 for {int(s1.tau_reliable.sum())}/{n} sites; independent draws per site ≈ "
-        f"{s1.n_effective.min():.0f}–{s1.n_effective.max():.0f}; acceptance "
-        f"{s1.acceptance.min():.2f}–{s1.acceptance.max():.2f}; {s1.z.shape[1]} kept draws per site"
-    )
-    t0 = time.perf_counter()
-    dt = sample_population(
-        s1,
-        [args.forest_type] * n,
-        problem.prior,
-        draws=args.draws,
-        tune=args.tune,
-        chains=args.chains,
-        thin=5,
-        seed=args.seed,
-    )
-    t2 = time.perf_counter() - t0
-    wall = t1 + t2
-    rep = convergence_report(dt, ["theta_population", "mu", "sigma"])
-    d = dt["stage2_diagnostics"]
-    print(f"stage 2: {args.chains} chains × ({args.tune} tune + {args.draws} sweeps), thinned by 5: {t2:.0f} s")
-    print(
-        f"  max R-hat (population) {rep['max_r_hat']:.4f}   min bulk ESS {rep['min_ess_bulk']:.0f}   "
-        f"min tail ESS {rep['min_ess_tail']:.0f}   (theta_population, mu, sigma)"
-    )
-    print(
-        f"  stage-1 weights: mean Kish ESS per site {float(d['mean_weight_ess'].min()):.0f}–"
-        f"{float(d['mean_weight_ess'].max()):.0f}, 5 % quantile ≥ {float(d['weight_ess_q05'].min()):.1f}"
-    )
+    types = [args.forest_type] * n
+
+    def run_pass(label, n_steps, seed, stage1_prior=None, draws=None):
+        draws = draws or args.draws
+        t0 = time.perf_counter()
+        s1 = site_posterior_samples(
+            problem,
+            n_walkers=args.n_walkers,
+            n_steps=n_steps,
+            thin=args.thin,
+            seed=seed,
+            n_processes=args.processes,
+            stage1_prior=stage1_prior,
+            checkpoint_dir=f"{args.checkpoint_dir}/{label}" if args.checkpoint_dir else None,
+        )
+        t1 = time.perf_counter() - t0
+        tau = np.nanmax(s1.tau, axis=1)
+        print(
+            f"[{label}] stage 1: {args.n_walkers} walkers × {n_steps} steps per site on {args.processes} "
+            f"process(es): {t1:.0f} s; max τ per site {tau.min():.0f}–{tau.max():.0f} steps (median "
+            f"{np.median(tau):.0f}); N/τ ≥ 50 for {int(s1.tau_reliable.sum())}/{n} sites; independent draws per "
+            f"site ≈ {s1.n_effective.min():.0f}–{s1.n_effective.max():.0f}; acceptance "
+            f"{s1.acceptance.min():.2f}–{s1.acceptance.max():.2f}; {s1.z.shape[1]} kept draws per site"
+        )
+        t0 = time.perf_counter()
+        dt = sample_population(
+            s1, types, problem.prior, draws=draws, tune=args.tune, chains=args.chains, thin=5, seed=args.seed
+        )
+        t2 = time.perf_counter() - t0
+        rep = convergence_report(dt, ["theta_population", "mu", "sigma"])
+        d = dt["stage2_diagnostics"]
+        print(
+            f"[{label}] stage 2: {args.chains} chains × ({args.tune} tune + {draws} sweeps), thinned by 5: {t2:.0f} s"
+        )
+        print(
+            f"  max R-hat (population) {rep['max_r_hat']:.4f}   min bulk ESS {rep['min_ess_bulk']:.0f}   "
+            f"min tail ESS {rep['min_ess_tail']:.0f}   (theta_population, mu, sigma)"
+        )
+        print(
+            f"  stage-1 weights: mean Kish ESS per site {float(d['mean_weight_ess'].min()):.0f}–"
+            f"{float(d['mean_weight_ess'].max()):.0f}, 5 % quantile ≥ {float(d['weight_ess_q05'].min()):.1f}"
+        )
+        return dt, rep, t1 + t2
+
+    dt, rep, wall = run_pass("pass 1", args.n_steps, args.seed, draws=args.pass1_draws)
+    if args.refine == "always" or (args.refine == "auto" and needs_refinement(dt)):
+        prior1 = refined_stage1_prior(dt, types)
+        dt, rep, wall2 = run_pass("pass 2 (refined stage-1 prior)", args.refine_steps, args.seed + 1, prior1)
+        wall += wall2
     print(f"total wall {wall:.0f} s; min bulk ESS per second {rep['min_ess_bulk'] / wall:.3f}")
     summ = rep["summary"]
     pop = summ.loc[[i for i in summ.index if i.startswith("theta_population")]]
     print(pop[["mean", "sd", "eti89_lb", "eti89_ub", "ess_bulk", "r_hat"]].to_string(float_format=lambda v: f"{v:.3g}"))
+    if mu_true is not None:
+        mu = dt["posterior"]["mu"].stack(sample=("chain", "draw")).transpose(..., "sample").values
+        mu = mu.reshape(mu_true.size, -1)
+        q = (mu < mu_true[:, None]).mean(axis=1)
+        print("true population location: posterior quantile of μ per parameter (0.5 = centre):")
+        names = dt["posterior"]["mu"].coords["parameter"].values
+        print("  " + "  ".join(f"{n} {v:.2f}" for n, v in zip(names, q, strict=True)))
     if args.out:
         save_results(dt, args.out)
         print(f"wrote {args.out}")

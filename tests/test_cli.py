@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bayes_vmimics.cli import main
@@ -97,18 +98,30 @@ def test_hierarchical_two_stage_run_and_resume(tmp_path, capsys, monkeypatch):
     out = tmp_path / "h"
     args = ["hierarchical", "--synthetic", "--quick", "--n-steps", "40", "--n-walkers", "14", "--n-processes", "1"]
     args += ["--draws", "300", "--chains", "2", "--no-progress", "--seed", "4", "--out", str(out)]
+    args += ["--refine", "always", "--refine-steps", "40"]
     assert main(args) == 0
     first = capsys.readouterr().out
-    assert "stage 1" in first and "max R-hat" in first
+    assert "stage 1" in first and "max R-hat" in first and "second pass (asked for)" in first
     with xr.open_datatree(out / "results.nc") as dt:
         post = dt["posterior"].to_dataset().load()
     assert set(post.data_vars) >= {"mu", "sigma", "theta_population", "theta_site"}
     assert list(post["forest_type"].values) == ["synthetic"]
     n_sites = post.sizes["site"]
     assert len(list((out / "stage1").glob("*.npz"))) == n_sites
+    assert len(list((out / "stage1" / "refined").glob("*.npz"))) == n_sites
+    with xr.open_datatree(out / "results.nc") as dt:
+        assert dt["stage1"].attrs["stage1_prior"] == "normal (refined)"
     sites = pd.read_csv(out / "sites.csv")
     assert len(sites) == n_sites and sites["stage1_max_tau_steps"].gt(0).all()
     assert (out / "population.png").stat().st_size > 0
+    # the calibration sites' posterior predictive, each with its own θ_s
+    assert (out / "profiles.png").stat().st_size > 0
+    assert "site-level posterior predictive" in first
+    fit = pd.read_csv(out / "fit_metrics.csv", index_col=0)
+    assert fit.loc["soc", "n_sites"] == n_sites and 0.0 <= fit.loc["soc", "r2"] <= 1.0
+    with xr.open_datatree(out / "results.nc") as dt:
+        pp = dt["posterior_predictive"]["soc"].load()
+    assert pp.sizes["chain"] == 2 and np.isfinite(pp).all()
     # a rerun finds every site in the checkpoint and gives the same stage-2 result
     assert main(args) == 0
     with xr.open_datatree(out / "results.nc") as again:
@@ -134,3 +147,21 @@ def test_hierarchical_several_forest_types_on_real_sites(tmp_path, capsys, data_
         post = dt["posterior"].to_dataset().load()
     assert list(post["forest_type"].values) == ["BNF", "DBF"]
     assert post.sizes["site"] == 4
+
+
+def test_data_label_changes_with_the_curation_tables(tmp_path):
+    from bayes_vmimics.cli import PROJECT_TABLES, _data_version
+
+    raw, project = tmp_path / "raw", tmp_path / "project"
+    raw.mkdir()
+    project.mkdir()
+    (raw / "he2016_forest_layers.csv").write_text("a,b\n1,2\n")
+    for name in PROJECT_TABLES:
+        (project / name).write_text("x\n1\n")
+    before = _data_version(raw, project)
+    assert before == _data_version(raw, project)
+    (project / "profile_exclusions.csv").write_text("x\n1\n2\n")
+    after = _data_version(raw, project)
+    assert after != before and after.split(";")[0] == before.split(";")[0]
+    (raw / "he2016_forest_layers.csv").write_text("a,b\n1,3\n")
+    assert _data_version(raw, project).split(";")[0] != before.split(";")[0]

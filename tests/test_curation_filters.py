@@ -134,7 +134,7 @@ def test_observations_use_every_kept_layer_and_never_skip_a_site(tmp_path):
     assert [len(o.top_cm) for o in obs] == [3, 3] and all((o.soc_mg_cm3 > 0).all() for o in obs)
     # a site chosen by id that has no kept layer is an error naming it, not silently left out
     by_id = StudyConfig().replace(data={"site_ids": ["he2016_1", "he2016_2"]})
-    with pytest.raises(ValueError, match=r"site he2016_2: no kept mineral layer .*fewer than 3"):
+    with pytest.raises(ValueError, match=r"not usable for calibration: he2016_2 \(fewer than 3"):
         real_site_observations(t, by_id)
 
 
@@ -173,6 +173,22 @@ def test_duplicates_kept_once_counted_and_logged(tmp_path, replicate_rows):
     # the kept profile's ¹⁴C is the one used; the dropped profiles' layers stay in the table, unchanged
     assert (t.layers.loc[t.layers["profile_id"] == 1, "d14c_permil"] == 100.0).all()
     assert (t.layers.loc[t.layers["profile_id"] == 3, "d14c_permil"] == 10.0).all()
+
+
+def test_naming_a_dropped_profile_by_id_is_an_error(tmp_path, replicate_rows):
+    from bayes_vmimics.cli import real_site_observations
+    from bayes_vmimics.config import StudyConfig
+
+    ex = tmp_path / "excl.csv"
+    row = dict(profile_id=4, site_id="he2016_4", dataset="Study_4", reason="r", evidence="e", decision="exclude")
+    pd.DataFrame([row]).to_csv(ex, index=False)
+    t = _build(tmp_path, replicate_rows, exclusions=ex)
+    ok = StudyConfig().replace(data={"site_ids": ["he2016_1", "he2016_7"]})
+    assert [o.site_id for o in real_site_observations(t, ok)] == ["he2016_1", "he2016_7"]
+    for sid, why in (("he2016_3", r"duplicate SOC profile of he2016_1"), ("he2016_4", r"excluded by review")):
+        cfg = StudyConfig().replace(data={"site_ids": ["he2016_1", sid]})
+        with pytest.raises(ValueError, match=rf"not usable for calibration: {sid} \({why}"):
+            real_site_observations(t, cfg)
 
 
 def test_lowest_usable_profile_is_kept(tmp_path, replicate_rows):

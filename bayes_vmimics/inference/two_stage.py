@@ -64,6 +64,8 @@ NPAR = len(PARAMETER_NAMES)
 __all__ = [
     "SitePosteriorSamples",
     "logistic_log_density",
+    "needs_refinement",
+    "refined_stage1_prior",
     "sample_population",
     "site_posterior_samples",
     "two_stage_hierarchical",
@@ -87,6 +89,9 @@ class SitePosteriorSamples:
         tau: integrated autocorrelation time per site and parameter of the kept steps (steps).
         acceptance: mean acceptance fraction per site (–).
         n_walkers, n_steps, discard, thin: the emcee settings (count).
+        prior_loc, prior_scale: the stage-1 prior: None for the box prior (logistic in z), else a normal
+            N(prior_loc, prior_scale²) per site and parameter in z, shape (n_sites, 7) (logit units; see
+            :func:`refined_stage1_prior`).
     """
 
     site_ids: list[str]
@@ -97,6 +102,16 @@ class SitePosteriorSamples:
     n_steps: int
     discard: int
     thin: int
+    prior_loc: np.ndarray | None = None
+    prior_scale: np.ndarray | None = None
+
+    def log_stage1_prior(self) -> np.ndarray:
+        """log p₁(z) of every draw, shape (n_sites, n_draws): the density in z that stage 1 used as prior
+        (normalising constants dropped; log-density units)."""
+        if self.prior_loc is None:
+            return logistic_log_density(self.z)
+        d = (self.z - self.prior_loc[:, None, :]) / self.prior_scale[:, None, :]
+        return np.sum(-0.5 * d * d - np.log(self.prior_scale[:, None, :]), axis=-1)
 
     @property
     def n_effective(self) -> np.ndarray:
@@ -122,6 +137,8 @@ class SitePosteriorSamples:
             self.n_steps,
             self.discard,
             self.thin,
+            None if self.prior_loc is None else self.prior_loc[idx],
+            None if self.prior_scale is None else self.prior_scale[idx],
         )
 
 
@@ -131,26 +148,35 @@ class SitePosteriorSamples:
 
 
 class _SiteLogProbability:
-    """θ ↦ box log-prior + log-likelihood of one site (picklable)."""
+    """θ ↦ log stage-1 prior + log-likelihood of one site (picklable).
 
-    def __init__(self, problem: CalibrationProblem, site: int) -> None:
+    Box prior (``loc`` None): the problem's log prior. Normal prior N(loc, scale²) in z = logit v: in θ its
+    density is N(z; loc, scale) · |dz/dv| · |dv/dθ| = N(z; loc, scale) / logistic(z) × box density."""
+
+    def __init__(self, problem: CalibrationProblem, site: int, loc=None, scale=None) -> None:
         self.problem = problem
         self.site = int(site)
+        self.loc = None if loc is None else np.asarray(loc, dtype=float)
+        self.scale = None if scale is None else np.asarray(scale, dtype=float)
 
     def __call__(self, theta) -> float:
         lp = self.problem.log_prior(theta)
         if not np.isfinite(lp):
             return -np.inf
+        if self.loc is not None:
+            z = logit_from_theta(self.problem.prior, theta)
+            d = (z - self.loc) / self.scale
+            lp += float(np.sum(-0.5 * d * d)) - float(logistic_log_density(z))
         return lp + site_log_likelihood(self.problem, self.site, theta)
 
 
 def _stage1_task(task) -> tuple[np.ndarray, np.ndarray, float]:
-    problem_bytes, s, z0, n_walkers, n_steps, discard, thin, seed = task
+    problem_bytes, s, z0, n_walkers, n_steps, discard, thin, seed, loc, scale = task
     problem = pickle.loads(problem_bytes)  # a private copy: its warm-start cache (if on) is this task's own
     # the project's emcee runner: DE moves, walkers in a small ball around the site MAP (redrawn where the
     # steady state fails), one seed for positions and emcee's state
     run = run_ensemble(
-        _SiteLogProbability(problem, s),
+        _SiteLogProbability(problem, s, loc, scale),
         problem.prior,
         n_walkers=n_walkers,
         n_steps=n_steps,
@@ -182,8 +208,10 @@ def site_posterior_samples(
     map_fn: Callable | None = None,
     checkpoint_dir: str | Path | None = None,
     progress: bool = False,
+    stage1_prior: tuple | None = None,
 ) -> SitePosteriorSamples:
-    """Stage 1: sample each site's posterior alone under the problem's box prior (emcee, DE moves).
+    """Stage 1: sample each site's posterior alone under the problem's box prior (emcee, DE moves), or under
+    a normal prior in z (``stage1_prior``, for a second, refined pass).
 
     Args:
         problem: the calibration problem with all sites (constant-temperature sites for the MAP start);
@@ -203,6 +231,10 @@ def site_posterior_samples(
         checkpoint_dir: folder for one ``.npz`` per finished site; a rerun with the same problem and
             settings loads finished sites instead of sampling them again (path).
         progress: progress bar over sites (bool).
+        stage1_prior: None for the box prior, or ``(loc, scale)``, each broadcastable to (n_sites, 7): a
+            normal prior N(loc, scale²) in z (logit units), restricted to the box; stage 2 divides it out
+            again. :func:`refined_stage1_prior` builds it from a first pass so that stage-1 draws fall where
+            a narrow population puts its mass (Lunn et al. 2013, Sect. 3) (–).
 
     Returns:
         :class:`SitePosteriorSamples`.
@@ -222,17 +254,27 @@ def site_posterior_samples(
     z_start = np.asarray(z_start, dtype=float)
     if z_start.shape != (S, NPAR):
         raise ValueError(f"z_start must have shape ({S}, {NPAR}), got {z_start.shape}")
+    loc = scale = None
+    if stage1_prior is not None:
+        loc, scale = (np.broadcast_to(np.asarray(a, dtype=float), (S, NPAR)).copy() for a in stage1_prior)
+        if not (np.all(np.isfinite(loc)) and np.all(np.isfinite(scale)) and np.all(scale > 0)):
+            raise ValueError("stage1_prior must be (loc, scale) with finite loc and positive finite scale")
     problem_bytes = pickle.dumps(problem)
     seeds = [int(ss.generate_state(1)[0]) for ss in np.random.SeedSequence(seed).spawn(S)]
     settings = (n_walkers, n_steps, discard, thin)
-    tasks = [(problem_bytes, s, z_start[s], *settings, seeds[s]) for s in range(S)]
+
+    def prior_of(s):
+        return (None, None) if loc is None else (loc[s], scale[s])
+
+    tasks = [(problem_bytes, s, z_start[s], *settings, seeds[s], *prior_of(s)) for s in range(S)]
     ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
     results: list = [None] * S
     paths: list = [None] * S
     if ckpt is not None:
         ckpt.mkdir(parents=True, exist_ok=True)
         for s in range(S):
-            key = _task_key(problem_bytes, s, z_start[s], (*settings, seeds[s]))
+            extra = () if loc is None else (*np.round(loc[s], 12).tolist(), *np.round(scale[s], 12).tolist())
+            key = _task_key(problem_bytes, s, z_start[s], (*settings, seeds[s], *extra))
             paths[s] = ckpt / f"{problem.site_ids[s]}_{key}.npz"
             if paths[s].exists():
                 with np.load(paths[s]) as f:
@@ -272,7 +314,44 @@ def site_posterior_samples(
         n_steps,
         discard,
         thin,
+        loc,
+        scale,
     )
+
+
+def refined_stage1_prior(dt: xr.DataTree, forest_types: Sequence[str], *, inflate: float = 1.5):
+    """A stage-1 prior for a second pass: per site, a normal in z matching its forest type's posterior
+    predictive (mean E[μ_t], variance E[σ_t²] + Var[μ_t]), widened by ``inflate``.
+
+    Why: with the box prior, a site's stage-1 draws spread over its whole likelihood ridge. When the
+    population is narrow (σ_t small compared with that spread, e.g. many sites), few draws fall inside it:
+    the stage-2 weights degenerate (small ``weight_ess_q05``) and stage 2 mixes badly. Drawing stage 1 under
+    this prior puts the draws where the population is; the weights N(z | μ, σ²)/p₁(z) stay bounded while
+    σ_t < scale, which ``inflate`` > 1 secures for nearly all σ_t of the first pass's posterior.
+
+    Args:
+        dt: a first pass of :func:`sample_population` (–).
+        forest_types: forest type of each site, in the order of the next stage 1 (–).
+        inflate: factor on the predictive sd (–; > 1).
+
+    Returns:
+        ``(loc, scale)``, each of shape (n_sites, 7) (logit units), for ``site_posterior_samples(...,
+        stage1_prior=...)``.
+    """
+    if not inflate > 1.0:
+        raise ValueError(f"inflate must be > 1, got {inflate}")
+    post = dt["posterior"]
+    mu = post["mu"].stack(sample=("chain", "draw"))
+    sd = post["sigma"].stack(sample=("chain", "draw"))
+    m = mu.mean("sample")
+    v = (sd**2).mean("sample") + mu.var("sample")
+    types = [str(t) for t in post["forest_type"].values]
+    unknown = sorted(set(map(str, forest_types)) - set(types))
+    if unknown:
+        raise ValueError(f"forest type(s) {unknown} not in the first pass ({types})")
+    loc = np.stack([m.sel(forest_type=str(t)).transpose("parameter").values for t in forest_types])
+    scale = np.stack([np.sqrt(v.sel(forest_type=str(t)).transpose("parameter").values) for t in forest_types])
+    return loc, inflate * scale
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -423,7 +502,7 @@ def sample_population(
     types = sorted(set(ft))
     idx = np.array([types.index(f) for f in ft])
     Z = np.asarray(samples.z, dtype=float)
-    lp1 = logistic_log_density(Z)
+    lp1 = samples.log_stage1_prior()
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(chains)]
     res = [
         _stage2_chain(Z, lp1, idx, len(types), tune + draws, tune, thin, mu_sd, sigma_sd, rngs[c])
@@ -450,7 +529,10 @@ def sample_population(
             "theta_site": (("chain", "draw", "site", "parameter"), from_unit(prior, sig_site)),
         },
         coords=coords,
-        attrs={"method": "two_stage", "reference": "Lunn et al. 2013, J. R. Stat. Soc. C 62:551"},
+        attrs={
+            "method": "two_stage",
+            "reference": "Lunn et al. 2013, J. R. Stat. Soc. C 62:551",
+        },
     )
     diag = xr.Dataset(
         {
@@ -473,9 +555,16 @@ def sample_population(
             "n_steps": samples.n_steps,
             "discard": samples.discard,
             "thin": samples.thin,
+            "stage1_prior": "box" if samples.prior_loc is None else "normal (refined)",
         },
     )
     return xr.DataTree.from_dict({"posterior": post, "stage2_diagnostics": diag, "stage1": stage1})
+
+
+def needs_refinement(dt: xr.DataTree, *, min_weight_ess: float = 5.0) -> bool:
+    """Whether a stage-2 result leans on too few stage-1 draws at some site: the 5 % quantile of the Kish
+    effective number of the weights below ``min_weight_ess`` (count) at any site and chain."""
+    return bool(float(dt["stage2_diagnostics"]["weight_ess_q05"].min()) < min_weight_ess)
 
 
 def two_stage_hierarchical(
@@ -484,9 +573,12 @@ def two_stage_hierarchical(
     *,
     stage1: dict | None = None,
     stage2: dict | None = None,
+    refine: str = "auto",
+    refine_stage1: dict | None = None,
     seed: int = 0,
 ) -> tuple[xr.DataTree, SitePosteriorSamples]:
-    """Both stages: :func:`site_posterior_samples` then :func:`sample_population`.
+    """Both stages: :func:`site_posterior_samples` then :func:`sample_population`, with an optional second,
+    refined pass (:func:`refined_stage1_prior`).
 
     Args:
         problem: the calibration problem with all sites (–).
@@ -494,11 +586,21 @@ def two_stage_hierarchical(
         stage1: keyword arguments of :func:`site_posterior_samples` (e.g. ``n_steps``, ``n_processes``,
             ``checkpoint_dir``) (–).
         stage2: keyword arguments of :func:`sample_population` (e.g. ``draws``, ``chains``) (–).
+        refine: "auto" (a second pass when :func:`needs_refinement`), "always" or "never" (–).
+        refine_stage1: keyword arguments of the second pass's stage 1 that differ from ``stage1`` (a
+            ``checkpoint_dir`` of its own is advisable) (–).
         seed: seed of both stages (integer).
 
     Returns:
-        (the DataTree of :func:`sample_population`, the stage-1 samples).
+        (the DataTree of :func:`sample_population`, the stage-1 samples), of the last pass.
     """
+    if refine not in ("auto", "always", "never"):
+        raise ValueError(f"refine must be 'auto', 'always' or 'never', got {refine!r}")
     s1 = site_posterior_samples(problem, seed=seed, **(stage1 or {}))
     dt = sample_population(s1, forest_types, problem.prior, seed=seed, **(stage2 or {}))
+    if refine == "always" or (refine == "auto" and needs_refinement(dt)):
+        kw = {**(stage1 or {}), **(refine_stage1 or {})}
+        kw["stage1_prior"] = refined_stage1_prior(dt, forest_types)
+        s1 = site_posterior_samples(problem, seed=seed + 1, **kw)
+        dt = sample_population(s1, forest_types, problem.prior, seed=seed, **(stage2 or {}))
     return dt, s1
