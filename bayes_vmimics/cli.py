@@ -50,13 +50,12 @@ def real_site_observations(tables, config: StudyConfig) -> list[SiteObservations
         if unknown:
             raise ValueError(f"unknown site id(s) {unknown}")
         sel = s[s["site_id"].isin(d.site_ids)]
-        if "usable" in sel:
-            # a site named by id passes the same curation as a forest-type selection: the review table, the
-            # pseudo-replicate rule and the layer filters are not bypassed by naming it
-            bad = sel[~sel["usable"].astype(bool)]
-            if not bad.empty:
-                why = [f"{r['site_id']} ({r.get('exclusion_reason') or 'no layer kept'})" for _, r in bad.iterrows()]
-                raise ValueError(f"site(s) not usable for calibration: {'; '.join(why)}")
+        # a site named by id passes the same curation as a forest-type selection: the review table, the
+        # pseudo-replicate rule and the layer filters are not bypassed by naming it
+        bad = sel[~sel["usable"]]
+        if not bad.empty:
+            why = [f"{r['site_id']} ({r.get('exclusion_reason') or 'not usable'})" for _, r in bad.iterrows()]
+            raise ValueError(f"site(s) not usable for calibration: {'; '.join(why)}")
     else:
         sel = s[s["usable"] & (s["forest_type"] == d.forest_type)]
         if d.split != "all":
@@ -388,12 +387,7 @@ def cmd_hierarchical(args) -> int:
     import pandas as pd
 
     from .inference.pymc_models import convergence_report, save_results
-    from .inference.two_stage import (
-        needs_refinement,
-        refined_stage1_prior,
-        sample_population,
-        site_posterior_samples,
-    )
+    from .inference.two_stage import two_stage_hierarchical
     from .plotting import plot_population, plot_profiles
     from .results import add_site_predictive, fit_metrics_table
 
@@ -415,48 +409,23 @@ def cmd_hierarchical(args) -> int:
     draws = args.draws or (4000 if args.quick else 20_000)
     n_proc = args.n_processes or cfg.sampler.n_processes
     progress = not args.no_progress
+    steps2 = args.refine_steps or max(n_steps // 3, 100)
     print(
-        f"stage 1: each site alone, emcee {args.n_walkers} walkers × {n_steps} steps from its MAP, "
-        f"{n_proc} process(es), warm starts {'on' if problem.warm_start else 'off'}; finished sites are kept "
-        f"in {ckpt} (rerun to resume)"
+        f"stage 1: emcee {args.n_walkers} walkers × {n_steps} steps per site from its MAP ({steps2} in a second "
+        f"pass), {n_proc} process(es), warm starts {'on' if problem.warm_start else 'off'}; finished sites are "
+        f"kept in {ckpt} and {ckpt / 'refined'} (rerun to resume); stage 2: {args.chains} chains × {draws} sweeps"
     )
-    s1 = site_posterior_samples(
+    common = dict(n_walkers=args.n_walkers, n_processes=n_proc, progress=progress)
+    dt, s1 = two_stage_hierarchical(
         problem,
-        n_walkers=args.n_walkers,
-        n_steps=n_steps,
-        thin=max(1, n_steps // 400),
+        forest_types,
+        stage1=dict(n_steps=n_steps, thin=max(1, n_steps // 400), checkpoint_dir=ckpt, **common),
+        stage2=dict(draws=draws, tune=draws // 10, chains=args.chains),
+        refine=args.refine,
+        refine_stage1=dict(n_steps=steps2, thin=max(1, steps2 // 400), checkpoint_dir=ckpt / "refined"),
         seed=args.seed,
-        n_processes=n_proc,
-        checkpoint_dir=ckpt,
-        progress=progress,
+        log=print,
     )
-    t1 = time.perf_counter() - t0
-    print(f"stage 2: Gibbs sampling of the populations, {args.chains} chains × {draws} sweeps")
-    dt = sample_population(
-        s1, forest_types, problem.prior, draws=draws, tune=draws // 10, chains=args.chains, seed=args.seed
-    )
-    if args.refine == "always" or (args.refine == "auto" and needs_refinement(dt)):
-        # narrow populations: stage 1 again, under a normal prior fitted to this population (divided out in
-        # stage 2), so that each site's draws fall where the population puts its mass
-        steps2 = args.refine_steps or max(n_steps // 3, 100)
-        print(
-            f"second pass ({'asked for' if args.refine == 'always' else 'few stage-1 draws under the population'}"
-            f"): stage 1 under a prior fitted to the first pass, {steps2} steps per site; kept in {ckpt / 'refined'}"
-        )
-        s1 = site_posterior_samples(
-            problem,
-            n_walkers=args.n_walkers,
-            n_steps=steps2,
-            thin=max(1, steps2 // 400),
-            seed=args.seed + 1,
-            n_processes=n_proc,
-            checkpoint_dir=ckpt / "refined",
-            progress=progress,
-            stage1_prior=refined_stage1_prior(dt, forest_types),
-        )
-        dt = sample_population(
-            s1, forest_types, problem.prior, draws=draws, tune=draws // 10, chains=args.chains, seed=args.seed
-        )
     dt["posterior"].attrs["data"] = version
     written = ["results.nc", "population_summary.csv", "sites.csv", "population.png"]
     if args.predictive_draws:
@@ -493,7 +462,7 @@ def cmd_hierarchical(args) -> int:
     print(pop[["mean", "sd", "eti89_lb", "eti89_ub", "ess_bulk", "r_hat"]].to_string(float_format=lambda v: f"{v:.3g}"))
     print(
         f"population parameters: max R-hat {rep['max_r_hat']:.3f}, min bulk ESS {rep['min_ess_bulk']:.0f}, "
-        f"min tail ESS {rep['min_ess_tail']:.0f}; first stage 1 {t1:.0f} s, total {time.perf_counter() - t0:.0f} s"
+        f"min tail ESS {rep['min_ess_tail']:.0f}; total {time.perf_counter() - t0:.0f} s"
     )
     bad = sites[~sites["stage1_tau_reliable"] | (sites["stage2_weight_ess_q05"] < 5)]
     if len(bad):

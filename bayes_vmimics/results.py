@@ -153,8 +153,8 @@ def add_site_predictive(dt: xr.DataTree, problem, *, max_draws: int = 200) -> xr
     Works on the two-stage and the PyMC hierarchical results (``posterior/theta_site`` with dims chain,
     draw, site, parameter). The draws are thinned evenly to at most ``max_draws`` in total; the added groups
     ``log_likelihood``, ``observed_data`` and ``posterior_predictive`` have the layout of
-    :func:`build_datatree` (so :func:`~bayes_vmimics.plotting.plot_profiles` and :func:`fit_summary`-style
-    metrics work on them). New sites of a forest type:
+    :func:`build_datatree` (so :func:`~bayes_vmimics.plotting.plot_profiles` and :func:`fit_metrics_table`
+    work on them). New sites of a forest type:
     :func:`~bayes_vmimics.inference.pymc_models.predict_new_site`.
 
     Args:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from rawfiles import raw_layer, summary_count, write_forest_types
 
 from bayes_vmimics.io import sites as S
 
@@ -19,46 +20,10 @@ SOC = (4.0, 2.0, 1.0)
 BD = (0.9, 1.1, 1.3)
 
 
-def _summary_count(tables, label: str) -> int:
-    """The count ``summarize`` prints on the line whose text starts with ``label`` (0 if none)."""
-    for line in S.summarize(tables).splitlines():
-        n, _, text = line.strip().partition("  ")
-        if text.startswith(label) and n.isdigit():
-            return int(n)
-    return 0
-
-
 # ------------------------------------------------------------------ synthetic raw files
 def _layer(pid, top, bottom, soc, bd, *, reported="same", d14c=50.0, **kw):
-    row = dict(
-        profile_id=pid,
-        dataset=f"Study_{pid}",
-        doi="10.0/test",
-        site=f"site {pid}",
-        country="XX",
-        lat=45.0 + pid,
-        lon=10.0,
-        mat_c=8.0,
-        map_mm=900.0,
-        veg_class="temperate forest",
-        veg_local="beech",
-        top_cm_mineral0=top,
-        bottom_cm_mineral0=bottom,
-        sample_year=2005.0,
-        d14c_permil=d14c,
-        f14c_reported=np.nan,
-        f14c_from_d14c=np.nan,
-        soc_pct=soc,
-        soc_pct_reported=soc if reported == "same" else reported,
-        bd_g_cm3=bd,
-        bd_is_filled=False,
-        clay_pct=20.0,
-        litterfall_above=np.nan,
-        n_pct=0.1,
-        horizon="A",
-    )
-    row.update(kw)
-    return row
+    kw["soc_pct_reported"] = soc if reported == "same" else reported
+    return raw_layer(pid, top, bottom, soc, bd, d14c_permil=d14c, **kw)
 
 
 def _profile(pid, soc=SOC, bd=BD, depths=DEPTHS, **kw):
@@ -69,10 +34,7 @@ def _build(tmp_path, rows, *, drop_columns=(), **kw):
     p = tmp_path / "layers.csv"
     pd.DataFrame(rows).drop(columns=list(drop_columns)).to_csv(p, index=False)
     pids = sorted({r["profile_id"] for r in rows})
-    ft = tmp_path / "ft.csv"
-    pd.DataFrame(dict(profile_id=pids, forest_type="ENF", biome="temperate", confidence="high", rationale="t")).to_csv(
-        ft, index=False
-    )
+    ft = write_forest_types(tmp_path, pids, "ENF")
     kw.setdefault("exclusions", False)  # the repository table names He et al. profiles absent here
     kw.setdefault("split", tmp_path / "no_split.csv")
     return S.build_site_tables(path=p, forest_types=ft, **kw)
@@ -94,9 +56,9 @@ def test_zero_soc_without_reported_value_is_missing(tmp_path):
     zero = t.log[t.log["reason"] == ZERO]
     assert list(zero["row"]) == [5, 6, 7, 11]  # header = line 1; profile 2 on lines 5-7, profile 3's 4th layer
     assert set(zero["column"]) == {"soc_pct"} and (zero["value"] == 0.0).all()
-    assert _summary_count(t, ZERO) == 4
-    assert _summary_count(t, "missing SOC") == 0
-    assert _summary_count(t, FEWER) == 1
+    assert summary_count(t, ZERO) == 4
+    assert summary_count(t, "missing SOC") == 0
+    assert summary_count(t, FEWER) == 1
 
 
 def test_zero_soc_with_a_reported_value_is_kept(tmp_path):
@@ -104,14 +66,14 @@ def test_zero_soc_with_a_reported_value_is_kept(tmp_path):
     rows = _profile(1) + _profile(2, soc=(1.0, 0.5, 0.0), reported=0.0)
     t = _build(tmp_path, rows)
     assert t.sites.set_index("profile_id").at[2, "n_layers"] == 3
-    assert _summary_count(t, ZERO) == 0
+    assert summary_count(t, ZERO) == 0
 
 
 def test_file_without_reported_column_treats_zero_as_missing(tmp_path):
     rows = _profile(1) + _profile(2, soc=(1.0, 0.5, 0.0))
     t = _build(tmp_path, rows, drop_columns=["soc_pct_reported"])
     assert t.sites.set_index("profile_id").at[2, "n_layers"] == 2
-    assert _summary_count(t, ZERO) == 1
+    assert summary_count(t, ZERO) == 1
 
 
 def test_reported_column_must_be_numeric(tmp_path):
@@ -169,7 +131,7 @@ def test_duplicates_kept_once_counted_and_logged(tmp_path, replicate_rows):
         "profile: duplicate SOC profile of he2016_1 (pseudo-replicate): group of 4 with identical kept layers "
         "(top, bottom, SOC, BD): he2016_1 (kept), he2016_2, he2016_3, he2016_5"
     ]
-    assert _summary_count(t, "duplicate SOC profile of a kept profile (pseudo-replicate), 2 group(s)") == 4
+    assert summary_count(t, "duplicate SOC profile of a kept profile (pseudo-replicate), 2 group(s)") == 4
     # the kept profile's ¹⁴C is the one used; the dropped profiles' layers stay in the table, unchanged
     assert (t.layers.loc[t.layers["profile_id"] == 1, "d14c_permil"] == 100.0).all()
     assert (t.layers.loc[t.layers["profile_id"] == 3, "d14c_permil"] == 10.0).all()
@@ -257,7 +219,7 @@ def test_real_zero_soc_profiles_not_usable(real):
     for sid in ("he2016_312", "he2016_313", "he2016_310", "he2016_311"):
         assert not s.at[sid, "usable"] and s.at[sid, "n_layers"] == 0 and s.at[sid, "exclusion_reason"] == FEWER
     assert s.at["he2016_563", "usable"] and s.at["he2016_563", "n_layers"] == 9
-    assert _summary_count(real, ZERO) == 82
+    assert summary_count(real, ZERO) == 82
     assert (real.layers["soc_mg_cm3"] > 0).all() and np.isfinite(real.layers["soc_mg_cm3"]).all()
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from rawfiles import raw_layer, summary_count, write_forest_types
 
 from bayes_vmimics.io import sites as S
 
@@ -20,43 +21,8 @@ needs_data = pytest.mark.skipif(
 REVIEW = "excluded by review (data/profile_exclusions.csv)"
 
 
-def _summary_count(tables, reason: str) -> int:
-    """The count printed by ``summarize`` for an exclusion reason (0 if the reason is not listed)."""
-    for line in S.summarize(tables).splitlines():
-        n, _, text = line.strip().partition("  ")
-        if text == reason and n.isdigit():
-            return int(n)
-    return 0
-
-
 # ------------------------------------------------------------------ synthetic raw files
-def _layer(pid, top, bottom, soc=2.0, bd=1.2):
-    return dict(
-        profile_id=pid,
-        dataset=f"Study_{pid}",
-        doi="10.0/test",
-        site=f"site {pid}",
-        country="XX",
-        lat=45.0 + pid,
-        lon=10.0,
-        mat_c=8.0,
-        map_mm=900.0,
-        veg_class="temperate forest",
-        veg_local="beech",
-        top_cm_mineral0=top,
-        bottom_cm_mineral0=bottom,
-        sample_year=2005.0,
-        d14c_permil=50.0,
-        f14c_reported=np.nan,
-        f14c_from_d14c=np.nan,
-        soc_pct=soc,
-        bd_g_cm3=bd,
-        bd_is_filled=False,
-        clay_pct=20.0,
-        litterfall_above=np.nan,
-        n_pct=0.1,
-        horizon="A",
-    )
+_layer = raw_layer
 
 
 @pytest.fixture
@@ -68,10 +34,7 @@ def raw_file(tmp_path):
     rows += [_layer(4, 0, 10)]
     p = tmp_path / "layers.csv"
     pd.DataFrame(rows).to_csv(p, index=False)
-    ft = tmp_path / "ft.csv"
-    pd.DataFrame(
-        dict(profile_id=[1, 2, 3, 4], forest_type="DBF", biome="temperate", confidence="high", rationale="test")
-    ).to_csv(ft, index=False)
+    ft = write_forest_types(tmp_path, [1, 2, 3, 4])
     return p, ft
 
 
@@ -118,7 +81,7 @@ def test_excluded_profile_dropped_counted_and_logged(raw_file, tmp_path):
     assert entry["reason"].iloc[0] == (
         "profile: excluded by review (excl.csv): soc_units_suspect (soc_pct 0.1 at BD 0.45)"
     )
-    assert _summary_count(t, "excluded by review (excl.csv)") == 1
+    assert summary_count(t, "excluded by review (excl.csv)", exact=True) == 1
     assert "usable profiles: 2 " in S.summarize(t)
 
 
@@ -231,7 +194,7 @@ def test_he2016_216_excluded_by_default(real):
     assert not s.at["he2016_216", "usable"]
     assert s.at["he2016_216", "exclusion_reason"] == REVIEW
     assert "he2016_216" not in set(t.usable_sites()["site_id"])
-    assert _summary_count(t, REVIEW) == 1
+    assert summary_count(t, REVIEW, exact=True) == 1
     # counts with the later filters too (SOC = 0 as missing, duplicate SOC profiles; tests/test_curation_filters.py)
     u = t.usable_sites()
     assert len(u) == 117 and int(u["has_c14"].sum()) == 114

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from rawfiles import raw_layer, write_forest_types
 
 from bayes_vmimics.forcing import SiteForcing
 from bayes_vmimics.io import sites as S
@@ -23,34 +24,8 @@ needs_data = pytest.mark.skipif(
 
 # ------------------------------------------------------------------ synthetic raw files
 def _layer(pid, top, bottom, soc=2.0, bd=1.2, filled=False, **kw):
-    row = dict(
-        profile_id=pid,
-        dataset="Test_2020",
-        doi="10.0/test",
-        site=f"site {pid}",
-        country="XX",
-        lat=45.0 + pid,
-        lon=10.0,
-        mat_c=8.0,
-        map_mm=900.0,
-        veg_class="temperate forest",
-        veg_local="beech",
-        top_cm_mineral0=top,
-        bottom_cm_mineral0=bottom,
-        sample_year=2005.0,
-        d14c_permil=50.0,
-        f14c_reported=np.nan,
-        f14c_from_d14c=np.nan,
-        soc_pct=soc,
-        bd_g_cm3=bd,
-        bd_is_filled=filled,
-        clay_pct=np.nan,
-        litterfall_above=np.nan,
-        n_pct=0.1,
-        horizon="A",
-    )
-    row.update(kw)
-    return row
+    kw = {"dataset": "Test_2020", "clay_pct": np.nan, **kw}
+    return raw_layer(pid, top, bottom, soc, bd, bd_is_filled=filled, **kw)
 
 
 def _write(tmp_path, rows, name="layers.csv"):
@@ -59,12 +34,7 @@ def _write(tmp_path, rows, name="layers.csv"):
     return p
 
 
-def _forest_types(tmp_path, pids, ft="DBF"):
-    p = tmp_path / "ft.csv"
-    pd.DataFrame(dict(profile_id=pids, forest_type=ft, biome="temperate", confidence="high", rationale="test")).to_csv(
-        p, index=False
-    )
-    return p
+_forest_types = write_forest_types
 
 
 def _build(tmp_path, rows, **kw):

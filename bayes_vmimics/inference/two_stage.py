@@ -79,9 +79,16 @@ def logistic_log_density(z) -> np.ndarray:
     return np.sum(-np.logaddexp(0.0, z) - np.logaddexp(0.0, -z), axis=-1)
 
 
+def _normal_log_kernel(z, loc, scale) -> np.ndarray:
+    """Σ −½ ((z − loc)/scale)² over the last axis: the log-density of the refined stage-1 prior N(loc, scale²)
+    up to its normalising constant (log-density units)."""
+    d = (z - loc) / scale
+    return np.sum(-0.5 * d * d, axis=-1)
+
+
 @dataclass
 class SitePosteriorSamples:
-    """Stage-1 result: draws of each site's posterior under the box prior, in logit coordinates.
+    """Stage-1 result: draws of each site's posterior under the stage-1 prior, in logit coordinates.
 
     Attributes:
         site_ids: site identifiers (–).
@@ -110,8 +117,8 @@ class SitePosteriorSamples:
         (normalising constants dropped; log-density units)."""
         if self.prior_loc is None:
             return logistic_log_density(self.z)
-        d = (self.z - self.prior_loc[:, None, :]) / self.prior_scale[:, None, :]
-        return np.sum(-0.5 * d * d - np.log(self.prior_scale[:, None, :]), axis=-1)
+        scale = self.prior_scale[:, None, :]
+        return _normal_log_kernel(self.z, self.prior_loc[:, None, :], scale) - np.sum(np.log(scale), axis=-1)
 
     @property
     def n_effective(self) -> np.ndarray:
@@ -165,8 +172,7 @@ class _SiteLogProbability:
             return -np.inf
         if self.loc is not None:
             z = logit_from_theta(self.problem.prior, theta)
-            d = (z - self.loc) / self.scale
-            lp += float(np.sum(-0.5 * d * d)) - float(logistic_log_density(z))
+            lp += float(_normal_log_kernel(z, self.loc, self.scale) - logistic_log_density(z))
         return lp + site_log_likelihood(self.problem, self.site, theta)
 
 
@@ -576,6 +582,7 @@ def two_stage_hierarchical(
     refine: str = "auto",
     refine_stage1: dict | None = None,
     seed: int = 0,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[xr.DataTree, SitePosteriorSamples]:
     """Both stages: :func:`site_posterior_samples` then :func:`sample_population`, with an optional second,
     refined pass (:func:`refined_stage1_prior`).
@@ -589,16 +596,22 @@ def two_stage_hierarchical(
         refine: "auto" (a second pass when :func:`needs_refinement`), "always" or "never" (–).
         refine_stage1: keyword arguments of the second pass's stage 1 that differ from ``stage1`` (a
             ``checkpoint_dir`` of its own is advisable) (–).
-        seed: seed of both stages (integer).
+        seed: seed of both stages; the second pass's stage 1 uses ``seed + 1`` (integer).
+        log: called with a line of text before each stage (e.g. ``print``) (callable).
 
     Returns:
         (the DataTree of :func:`sample_population`, the stage-1 samples), of the last pass.
     """
     if refine not in ("auto", "always", "never"):
         raise ValueError(f"refine must be 'auto', 'always' or 'never', got {refine!r}")
+    say = log or (lambda _: None)
+    say("stage 1: each site alone under the box prior")
     s1 = site_posterior_samples(problem, seed=seed, **(stage1 or {}))
+    say("stage 2: Gibbs sampling of the populations")
     dt = sample_population(s1, forest_types, problem.prior, seed=seed, **(stage2 or {}))
     if refine == "always" or (refine == "auto" and needs_refinement(dt)):
+        why = "asked for" if refine == "always" else "few stage-1 draws under the population at some site"
+        say(f"second pass ({why}): stage 1 under a normal prior fitted to the first pass's population, then stage 2")
         kw = {**(stage1 or {}), **(refine_stage1 or {})}
         kw["stage1_prior"] = refined_stage1_prior(dt, forest_types)
         s1 = site_posterior_samples(problem, seed=seed + 1, **kw)
