@@ -399,29 +399,50 @@ def cmd_hierarchical(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "stage1"
-    if args.fresh and ckpt.exists():
-        for f in [*ckpt.glob("*.npz"), *ckpt.glob("refined/*.npz")]:
+    mwg = args.stage2 == "mwg"
+    if args.fresh:
+        for f in [*ckpt.glob("*.npz"), *ckpt.glob("refined/*.npz"), *(out / "stage2").glob("*.pkl")]:
             f.unlink()
     print(_describe(problem, truth, version))
     counts = pd.Series(forest_types).value_counts().sort_index()
     print("sites per forest type: " + ", ".join(f"{t} {n}" for t, n in counts.items()))
-    n_steps = args.n_steps or (1000 if args.quick else 10_000)
-    draws = args.draws or (4000 if args.quick else 20_000)
+    if mwg:
+        n_steps = args.n_steps or (500 if args.quick else 2000)
+        draws = args.draws or (1000 if args.quick else 4000)
+        tune = max(100, draws // 4)
+    else:
+        n_steps = args.n_steps or (1000 if args.quick else 10_000)
+        draws = args.draws or (4000 if args.quick else 20_000)
+        tune = draws // 10
     n_proc = args.n_processes or cfg.sampler.n_processes
     progress = not args.no_progress
     steps2 = args.refine_steps or max(n_steps // 3, 100)
+    if mwg:
+        stage2 = dict(draws=draws, tune=tune, chains=args.chains, n_processes=n_proc, progress=progress)
+        stage2["checkpoint_dir"] = out / "stage2"
+        plan = (
+            f"stage 2: Metropolis-within-Gibbs, {args.chains} chains × ({tune} tuning + {draws}) sweeps on "
+            f"{n_proc} process(es), checkpointed in {out / 'stage2'}"
+        )
+    else:
+        stage2 = dict(draws=draws, tune=tune, chains=args.chains)
+        plan = (
+            f"stage 2: reweighted stage-1 draws, {args.chains} chains × {draws} sweeps ({steps2} stage-1 steps "
+            "in a second pass)"
+        )
     print(
-        f"stage 1: emcee {args.n_walkers} walkers × {n_steps} steps per site from its MAP ({steps2} in a second "
-        f"pass), {n_proc} process(es), warm starts {'on' if problem.warm_start else 'off'}; finished sites are "
-        f"kept in {ckpt} and {ckpt / 'refined'} (rerun to resume); stage 2: {args.chains} chains × {draws} sweeps"
+        f"stage 1: emcee {args.n_walkers} walkers × {n_steps} steps per site from its MAP, {n_proc} process(es), "
+        f"warm starts {'on' if problem.warm_start else 'off'}; finished sites are kept in {ckpt} (rerun to "
+        f"resume); {plan}"
     )
     common = dict(n_walkers=args.n_walkers, n_processes=n_proc, progress=progress)
     dt, s1 = two_stage_hierarchical(
         problem,
         forest_types,
         stage1=dict(n_steps=n_steps, thin=max(1, n_steps // 400), checkpoint_dir=ckpt, **common),
-        stage2=dict(draws=draws, tune=draws // 10, chains=args.chains),
-        refine=args.refine,
+        stage2=stage2,
+        stage2_method=args.stage2,
+        refine=args.refine if not mwg else "never",
         refine_stage1=dict(n_steps=steps2, thin=max(1, steps2 // 400), checkpoint_dir=ckpt / "refined"),
         seed=args.seed,
         log=print,
@@ -443,18 +464,21 @@ def cmd_hierarchical(args) -> int:
     rep = convergence_report(dt, ["theta_population", "mu", "sigma"])
     rep["summary"].to_csv(out / "population_summary.csv")
     d = dt["stage2_diagnostics"]
-    sites = pd.DataFrame(
-        {
-            "site_id": s1.site_ids,
-            "forest_type": forest_types,
-            "stage1_max_tau_steps": np.nanmax(s1.tau, axis=1),
-            "stage1_tau_reliable": s1.tau_reliable,
-            "stage1_independent_draws": s1.n_effective,
-            "stage1_acceptance": s1.acceptance,
-            "stage2_mean_weight_ess": d["mean_weight_ess"].mean("chain").to_numpy(),
-            "stage2_weight_ess_q05": d["weight_ess_q05"].min("chain").to_numpy(),
-        }
-    )
+    per_site = {
+        "site_id": s1.site_ids,
+        "forest_type": forest_types,
+        "stage1_max_tau_steps": np.nanmax(s1.tau, axis=1),
+        "stage1_tau_reliable": s1.tau_reliable,
+        "stage1_independent_draws": s1.n_effective,
+        "stage1_acceptance": s1.acceptance,
+    }
+    if mwg:
+        per_site["stage2_acceptance_independence"] = d["acceptance_independence"].mean("chain").to_numpy()
+        per_site["stage2_acceptance_random_walk"] = d["acceptance_random_walk"].mean("chain").to_numpy()
+    else:
+        per_site["stage2_mean_weight_ess"] = d["mean_weight_ess"].mean("chain").to_numpy()
+        per_site["stage2_weight_ess_q05"] = d["weight_ess_q05"].min("chain").to_numpy()
+    sites = pd.DataFrame(per_site)
     sites.to_csv(out / "sites.csv", index=False)
     plot_population(dt, problem.prior, out / "population.png")
     summ = rep["summary"]
@@ -464,12 +488,21 @@ def cmd_hierarchical(args) -> int:
         f"population parameters: max R-hat {rep['max_r_hat']:.3f}, min bulk ESS {rep['min_ess_bulk']:.0f}, "
         f"min tail ESS {rep['min_ess_tail']:.0f}; total {time.perf_counter() - t0:.0f} s"
     )
-    bad = sites[~sites["stage1_tau_reliable"] | (sites["stage2_weight_ess_q05"] < 5)]
-    if len(bad):
-        print(
-            f"note: {len(bad)} site(s) with a short stage 1 (N < 50 τ) or few effective stage-1 draws under the "
-            f"population (see sites.csv); rerun with more --n-steps for them to be trusted"
-        )
+    if mwg:
+        stuck = sites[(sites["stage2_acceptance_independence"] + sites["stage2_acceptance_random_walk"]) < 0.05]
+        if len(stuck):
+            print(f"note: {len(stuck)} site(s) whose parameters were rarely moved in stage 2 (see sites.csv)")
+        if int(d["failed_proposals"].sum()):
+            print(f"note: {int(d['failed_proposals'].sum())} proposals with a failed steady state were rejected")
+        if rep["max_r_hat"] > 1.01:
+            print("note: R-hat above 1.01: not converged; rerun with more --draws")
+    else:
+        bad = sites[~sites["stage1_tau_reliable"] | (sites["stage2_weight_ess_q05"] < 5)]
+        if len(bad):
+            print(
+                f"note: {len(bad)} site(s) with a short stage 1 (N < 50 τ) or few effective stage-1 draws under "
+                f"the population (see sites.csv); rerun with more --n-steps for them to be trusted"
+            )
     print(f"wrote {out / written[0]}, " + ", ".join(written[1:]))
     return 0
 
@@ -561,17 +594,27 @@ def make_parser() -> argparse.ArgumentParser:
         default=None,
         help="one population per forest type (default: --forest-type or the study's)",
     )
-    p.add_argument("--n-steps", type=int, default=None, help="stage-1 emcee steps per site (default 10000)")
+    p.add_argument(
+        "--stage2",
+        choices=["mwg", "weights"],
+        default="mwg",
+        help="stage 2: Metropolis-within-Gibbs that solves each site's model and targets the exact posterior "
+        "(mwg, default), or Gibbs on reweighted stage-1 draws without solves (weights; biased when a population "
+        "is narrow)",
+    )
+    p.add_argument(
+        "--n-steps", type=int, default=None, help="stage-1 emcee steps per site (default 2000; weights: 10000)"
+    )
     p.add_argument("--n-walkers", type=int, default=32, help="stage-1 walkers per site (default 32)")
     p.add_argument("--n-processes", type=int, default=None, help="worker processes for the sites")
-    p.add_argument("--draws", type=int, default=None, help="stage-2 sweeps per chain (default 20000)")
+    p.add_argument("--draws", type=int, default=None, help="stage-2 sweeps per chain (default 4000; weights: 20000)")
     p.add_argument("--chains", type=int, default=4, help="stage-2 chains (default 4)")
     p.add_argument(
         "--refine",
         choices=["auto", "always", "never"],
         default="auto",
-        help="second pass with a stage-1 prior fitted to the first pass's population, needed when the "
-        "population is narrow (auto: when a site's stage-2 weights rest on < 5 draws; default auto)",
+        help="--stage2 weights only: second pass with a stage-1 prior fitted to the first pass's population, "
+        "needed when the population is narrow (auto: when a site's stage-2 weights rest on < 5 draws)",
     )
     p.add_argument("--refine-steps", type=int, default=None, help="stage-1 steps per site of the second pass")
     p.add_argument(
@@ -582,9 +625,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--fresh", action="store_true", help="ignore finished sites in --out/stage1")
-    p.add_argument(
-        "--warm", action="store_true", help="warm starts in stage 1: 4-6x faster, see the README on equilibria"
-    )
+    p.add_argument("--warm", action="store_true", help="warm starts: 3-6x faster solves, see the README on equilibria")
     p.set_defaults(func=cmd_hierarchical)
     p = sub.add_parser("summarise", help="report and figure of a results file")
     _common(p, study=False)

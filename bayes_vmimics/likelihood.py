@@ -534,9 +534,19 @@ class CalibrationProblem:
         return j if np.isfinite(j) else np.inf
 
     def __getstate__(self):
-        # warm-start caches are not sent to worker processes
+        # neither warm-start caches nor counters are sent to worker processes: the pickled problem depends on
+        # the data and settings only (checkpoint keys hash it)
+        import copy
+
         state = self.__dict__.copy()
         state["_simulate_c14"] = None
+        state["stats"] = None
+        sites = []
+        for p in self.sites:
+            q = copy.copy(p)
+            q.cache_u, q.cache_states, q.cache_next = np.empty((0, p.cache_u.shape[1])), [], 0
+            sites.append(q)
+        state["sites"] = sites
         return state
 
     def __setstate__(self, state):

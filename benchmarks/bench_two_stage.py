@@ -23,6 +23,7 @@ import numpy as np
 from bayes_vmimics.cli import real_site_observations
 from bayes_vmimics.config import load_config
 from bayes_vmimics.inference.initial import logit_from_theta
+from bayes_vmimics.inference.mwg import sample_population_mwg
 from bayes_vmimics.inference.pymc_models import convergence_report, save_results
 from bayes_vmimics.inference.two_stage import (
     needs_refinement,
@@ -48,18 +49,29 @@ def main() -> None:
     ap.add_argument("--n-steps", type=int, default=10000)
     ap.add_argument("--thin", type=int, default=25)
     ap.add_argument("--processes", type=int, default=2)
-    ap.add_argument("--draws", type=int, default=20000)
-    ap.add_argument("--tune", type=int, default=2000)
+    ap.add_argument("--draws", type=int, default=None, help="stage-2 sweeps (default 20000; mwg 4000)")
+    ap.add_argument("--tune", type=int, default=None, help="stage-2 tuning sweeps (default 2000; mwg 1000)")
+    ap.add_argument("--stage2-thin", type=int, default=None, help="stage-2 thinning (default 5; mwg 2)")
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--c14", action="store_true", help="include the ¹⁴C term")
     ap.add_argument("--warm", action="store_true", help="warm starts (faster; see the README on equilibria)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--stage2",
+        default="mwg",
+        choices=["mwg", "weights"],
+        help="stage 2: Metropolis-within-Gibbs with model solves (mwg) or reweighted stage-1 draws (weights)",
+    )
     ap.add_argument("--refine", default="auto", choices=["auto", "always", "never"], help="second pass")
     ap.add_argument("--refine-steps", type=int, default=3000, help="stage-1 steps per site of the second pass")
     ap.add_argument("--pass1-draws", type=int, default=None, help="stage-2 sweeps of pass 1 (default --draws)")
     ap.add_argument("--checkpoint-dir", default=None, help="keep each pass's stage 1 here (resumable)")
     ap.add_argument("--out", default=None, help="write the DataTree to this netCDF file")
     args = ap.parse_args()
+    mwg = args.stage2 == "mwg"
+    args.draws = args.draws or (4000 if mwg else 20000)
+    args.tune = args.tune or (1000 if mwg else 2000)
+    args.stage2_thin = args.stage2_thin or (2 if mwg else 5)
 
     mu_true = None
     if args.synthetic:
@@ -112,27 +124,41 @@ def main() -> None:
             f"{s1.acceptance.min():.2f}–{s1.acceptance.max():.2f}; {s1.z.shape[1]} kept draws per site"
         )
         t0 = time.perf_counter()
-        dt = sample_population(
-            s1, types, problem.prior, draws=draws, tune=args.tune, chains=args.chains, thin=5, seed=args.seed
-        )
+        kw = dict(draws=draws, tune=args.tune, chains=args.chains, thin=args.stage2_thin, seed=args.seed)
+        if mwg:
+            dt = sample_population_mwg(s1, types, problem, n_processes=args.processes, progress=True, **kw)
+        else:
+            dt = sample_population(s1, types, problem.prior, **kw)
         t2 = time.perf_counter() - t0
         rep = convergence_report(dt, ["theta_population", "mu", "sigma"])
         d = dt["stage2_diagnostics"]
         print(
-            f"[{label}] stage 2: {args.chains} chains × ({args.tune} tune + {draws} sweeps), thinned by 5: {t2:.0f} s"
+            f"[{label}] stage 2 ({args.stage2}): {args.chains} chains × ({args.tune} tune + {draws} sweeps), "
+            f"thinned by {args.stage2_thin}: {t2:.0f} s"
         )
         print(
             f"  max R-hat (population) {rep['max_r_hat']:.4f}   min bulk ESS {rep['min_ess_bulk']:.0f}   "
             f"min tail ESS {rep['min_ess_tail']:.0f}   (theta_population, mu, sigma)"
         )
-        print(
-            f"  stage-1 weights: mean Kish ESS per site {float(d['mean_weight_ess'].min()):.0f}–"
-            f"{float(d['mean_weight_ess'].max()):.0f}, 5 % quantile ≥ {float(d['weight_ess_q05'].min()):.1f}"
-        )
+        if mwg:
+
+            def span(name):
+                return f"{float(d[name].min()):.2f}–{float(d[name].max()):.2f}"
+
+            print(
+                f"  acceptance: independence {span('acceptance_independence')}, random walk "
+                f"{span('acceptance_random_walk')}, non-centred μ {span('acceptance_noncentred_mu')}, σ "
+                f"{span('acceptance_noncentred_sigma')}; failed solves {int(d['failed_proposals'].sum())}"
+            )
+        else:
+            print(
+                f"  stage-1 weights: mean Kish ESS per site {float(d['mean_weight_ess'].min()):.0f}–"
+                f"{float(d['mean_weight_ess'].max()):.0f}, 5 % quantile ≥ {float(d['weight_ess_q05'].min()):.1f}"
+            )
         return dt, rep, t1 + t2
 
     dt, rep, wall = run_pass("pass 1", args.n_steps, args.seed, draws=args.pass1_draws)
-    if args.refine == "always" or (args.refine == "auto" and needs_refinement(dt)):
+    if not mwg and (args.refine == "always" or (args.refine == "auto" and needs_refinement(dt))):
         prior1 = refined_stage1_prior(dt, types)
         dt, rep, wall2 = run_pass("pass 2 (refined stage-1 prior)", args.refine_steps, args.seed + 1, prior1)
         wall += wall2

@@ -98,7 +98,7 @@ def test_hierarchical_two_stage_run_and_resume(tmp_path, capsys, monkeypatch):
     out = tmp_path / "h"
     args = ["hierarchical", "--synthetic", "--quick", "--n-steps", "40", "--n-walkers", "14", "--n-processes", "1"]
     args += ["--draws", "300", "--chains", "2", "--no-progress", "--seed", "4", "--out", str(out)]
-    args += ["--refine", "always", "--refine-steps", "40"]
+    args += ["--stage2", "weights", "--refine", "always", "--refine-steps", "40"]
     assert main(args) == 0
     first = capsys.readouterr().out
     assert "stage 1" in first and "max R-hat" in first and "second pass (asked for)" in first
@@ -126,6 +126,31 @@ def test_hierarchical_two_stage_run_and_resume(tmp_path, capsys, monkeypatch):
     assert main(args) == 0
     with xr.open_datatree(out / "results.nc") as again:
         xr.testing.assert_allclose(again["posterior"].to_dataset().load(), post)
+
+
+def test_hierarchical_default_stage2_solves_the_model_and_resumes(tmp_path, capsys, monkeypatch):
+    import pandas as pd
+    import xarray as xr
+
+    monkeypatch.delenv("BAYES_VMIMICS_DATA", raising=False)
+    out = tmp_path / "h"
+    args = ["hierarchical", "--synthetic", "--quick", "--n-steps", "40", "--n-walkers", "14", "--n-processes", "2"]
+    args += ["--draws", "120", "--chains", "2", "--no-progress", "--seed", "4", "--predictive-draws", "20"]
+    args += ["--warm", "--out", str(out)]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert "Metropolis-within-Gibbs" in first and "max R-hat" in first and "second pass" not in first
+    with xr.open_datatree(out / "results.nc") as dt:
+        post = dt["posterior"].to_dataset().load()
+        assert dt["posterior"].attrs["method"] == "two_stage_mwg"
+    assert post.sizes["chain"] == 2 and post.sizes["draw"] == 60
+    assert len(list((out / "stage2").glob("chain*.pkl"))) == 2
+    sites = pd.read_csv(out / "sites.csv")
+    assert sites["stage2_acceptance_random_walk"].between(0.0, 1.0).all()
+    # a rerun finds both finished chains in the checkpoint: the same result without sampling again
+    assert main(args) == 0
+    with xr.open_datatree(out / "results.nc") as again:
+        xr.testing.assert_equal(again["posterior"].to_dataset().load(), post)
 
 
 def test_hierarchical_rejects_several_types_without_data(tmp_path, capsys, monkeypatch):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
+from gaussian_hierarchy import exact_moments, gaussian_stage1
 
 from bayes_vmimics.inference.initial import logit_from_theta, theta_from_logit
 from bayes_vmimics.inference.pymc_models import convergence_report, sample_new_site_parameters
@@ -21,33 +22,6 @@ from bayes_vmimics.priors import BoxPrior
 from bayes_vmimics.synthetic import make_synthetic_sites, population_site_parameters, true_parameters
 
 NPAR = len(PARAMETER_NAMES)
-MU_SD, SIGMA_SD = 1.5, 1.0
-
-
-def _gaussian_stage1(rng, z_hat, tau, n):
-    """Exact draws of N(z | ẑ, τ²) × logistic(z) per parameter (rejection: logistic density ≤ 1/4)."""
-    out = np.empty((n, z_hat.size))
-    for p in range(z_hat.size):
-        got = []
-        while sum(len(g) for g in got) < n:
-            x = z_hat[p] + tau * rng.standard_normal(4 * n)
-            v = 1.0 / (1.0 + np.exp(-x))
-            got.append(x[rng.random(x.size) < 4.0 * v * (1.0 - v)])
-        out[:, p] = np.concatenate(got)[:n]
-    return out
-
-
-def _exact_moments(z_hat, tau):
-    """Posterior means of μ and σ for one parameter: p(μ, σ) Π_s N(ẑ_s | μ, σ² + τ²) on a grid."""
-    mu = np.linspace(-5.0, 5.0, 801)[:, None]
-    sd = np.linspace(1e-3, 5.0, 800)[None, :]
-    var = sd**2 + tau**2
-    logp = -0.5 * (mu / MU_SD) ** 2 - 0.5 * (sd / SIGMA_SD) ** 2
-    for z in z_hat:
-        logp = logp - 0.5 * (z - mu) ** 2 / var - 0.5 * np.log(var)
-    w = np.exp(logp - logp.max())
-    w /= w.sum()
-    return float((w * mu).sum()), float((w * sd).sum())
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +30,7 @@ def gaussian_case():
     S, tau = 8, 0.6
     z_true = rng.normal(0.5, 0.8, size=(S, NPAR))
     z_hat = z_true + tau * rng.standard_normal((S, NPAR))
-    draws = np.stack([_gaussian_stage1(rng, z_hat[s], tau, 4000) for s in range(S)])
+    draws = np.stack([gaussian_stage1(rng, z_hat[s], tau, 4000) for s in range(S)])
     samples = SitePosteriorSamples(
         [f"s{i}" for i in range(S)], draws, np.ones((S, NPAR)), np.full(S, 0.3), 32, 2000, 1000, 1
     )
@@ -71,7 +45,7 @@ def test_stage2_matches_exact_gaussian_posterior(gaussian_case):
     assert rep["max_r_hat"] < 1.02
     summ = rep["summary"]
     for p, name in enumerate(PARAMETER_NAMES):
-        m_exact, s_exact = _exact_moments(z_hat[:, p], tau)
+        m_exact, s_exact = exact_moments(z_hat[:, p], tau)
         for var, exact in (("mu", m_exact), ("sigma", s_exact)):
             row = summ.loc[f"{var}[A, {name}]"]
             est = float(post[var].sel(forest_type="A", parameter=name).mean())
@@ -275,7 +249,7 @@ def test_stage2_divides_out_a_normal_stage1_prior(gaussian_case):
     rep = convergence_report(dt, ["mu", "sigma"])
     assert rep["max_r_hat"] < 1.02
     for p, name in enumerate(PARAMETER_NAMES):
-        m_exact, s_exact = _exact_moments(z_hat[:, p], tau)
+        m_exact, s_exact = exact_moments(z_hat[:, p], tau)
         for v, exact in (("mu", m_exact), ("sigma", s_exact)):
             row = rep["summary"].loc[f"{v}[A, {name}]"]
             est = float(dt["posterior"][v].sel(forest_type="A", parameter=name).mean())
@@ -285,7 +259,7 @@ def test_stage2_divides_out_a_normal_stage1_prior(gaussian_case):
     wrong = SitePosteriorSamples(samples.site_ids, draws, samples.tau, samples.acceptance, 32, 2000, 1000, 1)
     bad = sample_population(wrong, ["A"] * S, BoxPrior(), draws=4000, tune=1000, chains=2, thin=4, seed=3)
     sigma_bad = bad["posterior"]["sigma"].sel(forest_type="A").mean(("chain", "draw")).values
-    errors = [abs(sigma_bad[p] - _exact_moments(z_hat[:, p], tau)[1]) for p in range(NPAR)]
+    errors = [abs(sigma_bad[p] - exact_moments(z_hat[:, p], tau)[1]) for p in range(NPAR)]
     assert max(errors) > 0.1
 
 

@@ -33,7 +33,9 @@ Z_BOUND = 10.0  # |logit v| ≤ 10: v within 4.5e-5 of the box edges
 
 
 def _sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
+    from scipy.special import expit
+
+    return expit(z)  # no overflow warning for large |z|
 
 
 def theta_from_logit(prior, z) -> np.ndarray:

@@ -495,8 +495,6 @@ def sample_population(
     """
     from tqdm.auto import tqdm
 
-    from .pymc_models import from_unit
-
     ft = [str(f) for f in forest_types]
     S = samples.z.shape[0]
     if len(ft) != S:
@@ -517,28 +515,15 @@ def sample_population(
     mu = np.stack([r[0] for r in res])
     sd = np.stack([r[1] for r in res])
     zs = np.stack([r[2] for r in res])
-    n_draw = mu.shape[1]
-    coords = {
-        "chain": np.arange(chains),
-        "draw": np.arange(n_draw),
-        "forest_type": types,
-        "site": list(samples.site_ids),
-        "parameter": list(PARAMETER_NAMES),
-    }
-    sig = 1.0 / (1.0 + np.exp(-mu))
-    sig_site = 1.0 / (1.0 + np.exp(-zs))
-    post = xr.Dataset(
-        {
-            "mu": (("chain", "draw", "forest_type", "parameter"), mu),
-            "sigma": (("chain", "draw", "forest_type", "parameter"), sd),
-            "theta_population": (("chain", "draw", "forest_type", "parameter"), from_unit(prior, sig)),
-            "theta_site": (("chain", "draw", "site", "parameter"), from_unit(prior, sig_site)),
-        },
-        coords=coords,
-        attrs={
-            "method": "two_stage",
-            "reference": "Lunn et al. 2013, J. R. Stat. Soc. C 62:551",
-        },
+    post = _posterior_dataset(
+        mu,
+        sd,
+        zs,
+        types,
+        samples.site_ids,
+        prior,
+        method="two_stage",
+        reference="Lunn et al. 2013, J. R. Stat. Soc. C 62:551",
     )
     diag = xr.Dataset(
         {
@@ -546,16 +531,48 @@ def sample_population(
             "mean_weight_ess": (("chain", "site"), np.stack([r[4] for r in res])),
             "distinct_stage1_draws": (("chain", "site"), np.stack([r[5] for r in res])),
         },
-        coords={"chain": coords["chain"], "site": coords["site"]},
+        coords={"chain": post["chain"].values, "site": list(samples.site_ids)},
         attrs={"stage1_draws_per_site": int(Z.shape[1])},
     )
-    stage1 = xr.Dataset(
+    return xr.DataTree.from_dict({"posterior": post, "stage2_diagnostics": diag, "stage1": _stage1_dataset(samples)})
+
+
+def _posterior_dataset(mu, sd, zs, types, site_ids, prior, **attrs) -> xr.Dataset:
+    """The posterior group of a hierarchical result from μ, σ (chain, draw, type, 7) and z (chain, draw, site,
+    7) in logit units: the variables and coordinates of :mod:`.pymc_models`."""
+    from .pymc_models import from_unit
+
+    chains, n_draw = mu.shape[:2]
+    coords = {
+        "chain": np.arange(chains),
+        "draw": np.arange(n_draw),
+        "forest_type": list(types),
+        "site": list(site_ids),
+        "parameter": list(PARAMETER_NAMES),
+    }
+    sig = 1.0 / (1.0 + np.exp(-mu))
+    sig_site = 1.0 / (1.0 + np.exp(-zs))
+    return xr.Dataset(
+        {
+            "mu": (("chain", "draw", "forest_type", "parameter"), mu),
+            "sigma": (("chain", "draw", "forest_type", "parameter"), sd),
+            "theta_population": (("chain", "draw", "forest_type", "parameter"), from_unit(prior, sig)),
+            "theta_site": (("chain", "draw", "site", "parameter"), from_unit(prior, sig_site)),
+        },
+        coords=coords,
+        attrs=attrs,
+    )
+
+
+def _stage1_dataset(samples: SitePosteriorSamples) -> xr.Dataset:
+    """The ``stage1`` group: τ, effective draws and acceptance per site, and the emcee settings."""
+    return xr.Dataset(
         {
             "tau": (("site", "parameter"), samples.tau),
             "n_effective": (("site",), samples.n_effective),
             "acceptance": (("site",), samples.acceptance),
         },
-        coords={"site": coords["site"], "parameter": coords["parameter"]},
+        coords={"site": list(samples.site_ids), "parameter": list(PARAMETER_NAMES)},
         attrs={
             "n_walkers": samples.n_walkers,
             "n_steps": samples.n_steps,
@@ -564,7 +581,6 @@ def sample_population(
             "stage1_prior": "box" if samples.prior_loc is None else "normal (refined)",
         },
     )
-    return xr.DataTree.from_dict({"posterior": post, "stage2_diagnostics": diag, "stage1": stage1})
 
 
 def needs_refinement(dt: xr.DataTree, *, min_weight_ess: float = 5.0) -> bool:
@@ -579,21 +595,28 @@ def two_stage_hierarchical(
     *,
     stage1: dict | None = None,
     stage2: dict | None = None,
+    stage2_method: str = "mwg",
     refine: str = "auto",
     refine_stage1: dict | None = None,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
 ) -> tuple[xr.DataTree, SitePosteriorSamples]:
-    """Both stages: :func:`site_posterior_samples` then :func:`sample_population`, with an optional second,
-    refined pass (:func:`refined_stage1_prior`).
+    """Both stages: :func:`site_posterior_samples`, then stage 2 by
+    :func:`~.mwg.sample_population_mwg` (default: model solves, exact) or by :func:`sample_population`
+    (reweighted stage-1 draws, no solves; with an optional second, refined pass, :func:`refined_stage1_prior`).
 
     Args:
         problem: the calibration problem with all sites (–).
         forest_types: forest type per site (–).
         stage1: keyword arguments of :func:`site_posterior_samples` (e.g. ``n_steps``, ``n_processes``,
             ``checkpoint_dir``) (–).
-        stage2: keyword arguments of :func:`sample_population` (e.g. ``draws``, ``chains``) (–).
-        refine: "auto" (a second pass when :func:`needs_refinement`), "always" or "never" (–).
+        stage2: keyword arguments of the stage-2 function (e.g. ``draws``, ``chains``; for "mwg" also
+            ``n_processes``, ``checkpoint_dir``) (–).
+        stage2_method: "mwg" (Metropolis-within-Gibbs on the exact posterior; stage 1 only shapes its
+            proposals) or "weights" (Gibbs on reweighted stage-1 draws; biased and slow to mix when a population
+            is narrow, README) (–).
+        refine: for "weights" only: "auto" (a second pass when :func:`needs_refinement`), "always" or "never"
+            (–).
         refine_stage1: keyword arguments of the second pass's stage 1 that differ from ``stage1`` (a
             ``checkpoint_dir`` of its own is advisable) (–).
         seed: seed of both stages; the second pass's stage 1 uses ``seed + 1`` (integer).
@@ -604,9 +627,18 @@ def two_stage_hierarchical(
     """
     if refine not in ("auto", "always", "never"):
         raise ValueError(f"refine must be 'auto', 'always' or 'never', got {refine!r}")
+    if stage2_method not in ("mwg", "weights"):
+        raise ValueError(f"stage2_method must be 'mwg' or 'weights', got {stage2_method!r}")
+    if stage2_method == "mwg" and refine == "always":
+        raise ValueError("refine='always' applies to stage2_method='weights' only")
     say = log or (lambda _: None)
     say("stage 1: each site alone under the box prior")
     s1 = site_posterior_samples(problem, seed=seed, **(stage1 or {}))
+    if stage2_method == "mwg":
+        from .mwg import sample_population_mwg
+
+        say("stage 2: Metropolis-within-Gibbs on the hierarchical posterior (solves each site's model)")
+        return sample_population_mwg(s1, forest_types, problem, seed=seed, **(stage2 or {})), s1
     say("stage 2: Gibbs sampling of the populations")
     dt = sample_population(s1, forest_types, problem.prior, seed=seed, **(stage2 or {}))
     if refine == "always" or (refine == "auto" and needs_refinement(dt)):

@@ -1,0 +1,522 @@
+"""Stage 2 that evaluates the model: Metropolis-within-Gibbs on the full hierarchical posterior.
+
+Why. :func:`~.two_stage.sample_population` never solves the model: it represents each site's likelihood by
+its stage-1 draws and reweights them. When a forest type's population is narrow compared with what one
+profile pins down (σ_t of a few tenths of a logit unit; many sites), few stage-1 draws fall under it, the
+weights degenerate and that stage 2 neither mixes nor stays unbiased (README, "Where the two-stage sampler
+falls short"). This stage 2 uses the stage-1 draws only to *propose*; every acceptance evaluates the site's
+real log-likelihood, so the chain targets the exact hierarchical posterior however short or poor stage 1
+was. One site evaluation with warm starts costs ~0.25 ms, so tens of thousands of sweeps over 40 sites fit
+in minutes.
+
+Model (as :func:`~.pymc_models.build_hierarchical_model` and :mod:`.two_stage`): z_s = logit of site s's
+unit position on the prior box, z_s ~ N(μ_t, σ_t²) per parameter, μ_t ~ N(0, mu_sd²), σ_t ~
+HalfNormal(sigma_sd), data_s | z_s by the site log-likelihood.
+
+One sweep (Tierney 1994, *Ann. Stat.* 22:1701, for mixing MH kernels; all moves leave the posterior
+invariant):
+
+1. **Each z_s** | μ, σ, data_s: two Metropolis–Hastings moves. The proposal shape is the Gaussian product
+   of the site's stage-1 fit (mean a_s, precision A_s of its stage-1 draws) and the population N(μ_t, σ_t²):
+   precision P_s = A_s + diag σ_t⁻², mean P_s⁻¹(A_s a_s + μ_t/σ_t²).
+   (a) independence proposal from a multivariate t (ν = 5) with that mean and shape;
+   (b) random walk with covariance c_s² P_s⁻¹, c_s adapted per site during tuning (towards 30 %
+   acceptance).
+2. **μ_t, σ_t | z** (centred): μ_t is conjugate normal; log σ_t takes random-walk steps (no model solves).
+3. **μ_t,p or σ_t,p with ε fixed** (non-centred, one parameter p at a time; μ on even sweeps, σ on odd):
+   with ε_s = (z_s − μ_t)/σ_t held fixed, a random-walk proposal for μ_t,p (or log σ_t,p) moves z_s,p of
+   every site of the type, and the acceptance uses those sites' log-likelihoods. Together with step 2 this
+   is the ancillarity–sufficiency interweaving of Yu & Meng (2011, *J. Comput. Graph. Stat.* 20:531): the
+   centred step mixes where the sites are informative, the non-centred one where they are not (the funnel
+   of a narrow population over weakly identified parameters).
+
+Steps 1 and 3 cost 2 S + S_t·7 site evaluations per sweep. Draws whose steady state fails to converge have
+log-likelihood −inf and are rejected (counted in ``failed_proposals``). Chains run in parallel (process pool
+or any ``map``, e.g. Dask) and are checkpointed every ``checkpoint_every`` sweeps: a rerun with the same
+settings continues where a chain stopped. Without warm starts the resumed chain is identical to an
+uninterrupted one; with them, the solver starts from other nearby states after a resume, which changes the
+log-likelihoods within the solver's tolerance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ..likelihood import CalibrationProblem
+from ..parameters import PARAMETER_NAMES
+from ..sensitivity import site_log_likelihood
+from .initial import theta_from_logit
+from .two_stage import SitePosteriorSamples, _posterior_dataset, _stage1_dataset
+
+NPAR = len(PARAMETER_NAMES)
+_T_DOF = 5.0  # degrees of freedom of the independence proposal
+
+__all__ = ["ProblemSiteLogLikelihood", "sample_population_mwg"]
+
+
+class ProblemSiteLogLikelihood:
+    """(site index, z) ↦ log-likelihood of that site at θ = box(sigmoid(z)) (picklable; −inf where the
+    steady state fails).
+
+    Args:
+        problem: the calibration problem (–); warm starts (``warm_start=True``) make the small moves of the
+            sampler ~3× cheaper.
+    """
+
+    def __init__(self, problem: CalibrationProblem) -> None:
+        self.problem = problem
+
+    @property
+    def n_sites(self) -> int:
+        return len(self.problem.sites)
+
+    def __call__(self, s: int, z) -> float:
+        return site_log_likelihood(self.problem, s, theta_from_logit(self.problem.prior, z))
+
+
+def _gaussian_fit(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean (S, 7), covariance and precision (S, 7, 7) of each site's stage-1 draws (logit units); the
+    covariance gets a 1e-6 ridge so that a site whose draws collapsed in one direction still has an invertible
+    fit."""
+    a = Z.mean(axis=1)
+    d = Z - a[:, None, :]
+    cov = np.einsum("skp,skq->spq", d, d) / max(Z.shape[1] - 1, 1) + 1e-6 * np.eye(NPAR)
+    return a, cov, np.linalg.inv(cov)
+
+
+class _Chain:
+    """The state of one chain and its sweep (see the module docstring). All arrays in logit units."""
+
+    def __init__(self, loglik, fit, Z, idx, n_types, cfg, seed) -> None:
+        self.loglik, self.idx, self.cfg = loglik, idx, cfg
+        self.fit_a, self.fit_cov, self.fit_prec = fit
+        self.n_types = n_types
+        S = self.fit_a.shape[0]
+        self.rng = np.random.default_rng(seed)
+        rng = self.rng
+        # start: per site a stage-1 draw with a finite likelihood; population moments of those
+        self.z = np.empty((S, NPAR))
+        self.ll = np.empty(S)
+        for s in range(S):
+            for k in rng.permutation(Z.shape[1])[:50]:
+                val = loglik(s, Z[s, k])
+                if np.isfinite(val):
+                    self.z[s], self.ll[s] = Z[s, k], val
+                    break
+            else:
+                raise RuntimeError(f"site {s}: none of 50 stage-1 draws has a converging steady state")
+        self.mu = np.array([self.z[idx == t].mean(axis=0) for t in range(n_types)])
+        self.sd = np.array([np.maximum(self.z[idx == t].std(axis=0), 0.3) for t in range(n_types)])
+        self.counts = np.bincount(idx, minlength=n_types).astype(float)[:, None]
+        self.rw_scale = np.full(S, 2.38 / np.sqrt(NPAR))
+        self.sigma_step = np.full((n_types, NPAR), 0.5)
+        # joint non-centred moves, [μ, log σ] per type: scale and Cholesky factor of the shape
+        self.nc_scale = np.full((2, n_types), 2.38 / np.sqrt(NPAR))
+        self.nc_chol = np.zeros((2, n_types, NPAR, NPAR))
+        self._noncentred_shapes()
+        # acceptance counters: (since last adaptation, kept sweeps)
+        self.acc_ind = np.zeros((2, S))
+        self.acc_rw = np.zeros((2, S))
+        self.acc_nc = np.zeros((2, 2, n_types))
+        self.n_nc = np.zeros((2, 2))  # sweeps with μ-moves / σ-moves: (window, kept)
+        self.acc_sigma = np.zeros((n_types, NPAR))
+        self.n_window = 0
+        self.n_sigma_window = 0
+        self.failed = 0
+        self.it = 0
+        n_keep = (cfg["n_iter"] - cfg["n_tune"]) // cfg["thin"]
+        self.out_mu = np.empty((n_keep, n_types, NPAR))
+        self.out_sd = np.empty((n_keep, n_types, NPAR))
+        self.out_z = np.empty((n_keep, S, NPAR))
+
+    # -- log-densities ------------------------------------------------------------------------------------
+    def _eval(self, s: int, z) -> float:
+        val = self.loglik(s, z)
+        if not np.isfinite(val):
+            self.failed += 1
+            return -np.inf
+        return val
+
+    def _log_pop(self, z, mu, sd) -> np.ndarray:
+        d = (z - mu) / sd
+        return np.sum(-0.5 * d * d, axis=-1)
+
+    # -- moves ------------------------------------------------------------------------------------------------
+    def _site_moves(self, tuning: bool) -> None:
+        rng, idx = self.rng, self.idx
+        S = self.z.shape[0]
+        mu_s, sd_s = self.mu[idx], self.sd[idx]
+        P = self.fit_prec + np.einsum("sp,pq->spq", 1.0 / sd_s**2, np.eye(NPAR))
+        cov = np.linalg.inv(P)
+        m = np.einsum("spq,sq->sp", cov, np.einsum("spq,sq->sp", self.fit_prec, self.fit_a) + mu_s / sd_s**2)
+        L = np.linalg.cholesky(cov)
+        k = 0 if tuning else 1
+
+        def log_t(z):  # log multivariate-t density of the independence proposal, up to a constant
+            d = z - m
+            q = np.einsum("sp,spq,sq->s", d, P, d)
+            return -0.5 * (_T_DOF + NPAR) * np.log1p(q / _T_DOF)
+
+        # (a) independence proposal
+        w = np.sqrt(_T_DOF / rng.chisquare(_T_DOF, size=S))[:, None]
+        zp = m + w * np.einsum("spq,sq->sp", L, rng.standard_normal((S, NPAR)))
+        base = self._log_pop(zp, mu_s, sd_s) - log_t(zp) - (self._log_pop(self.z, mu_s, sd_s) - log_t(self.z))
+        logu = np.log(rng.random(S))
+        for s in range(S):
+            llp = self._eval(s, zp[s])
+            if logu[s] < llp - self.ll[s] + base[s]:
+                self.z[s], self.ll[s] = zp[s], llp
+                self.acc_ind[k, s] += 1
+        # (b) random walk with the same shape
+        zp = self.z + self.rw_scale[:, None] * np.einsum("spq,sq->sp", L, rng.standard_normal((S, NPAR)))
+        base = self._log_pop(zp, mu_s, sd_s) - self._log_pop(self.z, mu_s, sd_s)
+        logu = np.log(rng.random(S))
+        for s in range(S):
+            llp = self._eval(s, zp[s])
+            if logu[s] < llp - self.ll[s] + base[s]:
+                self.z[s], self.ll[s] = zp[s], llp
+                self.acc_rw[k, s] += 1
+
+    def _centred_population(self, tuning: bool) -> None:
+        rng, idx, n_types = self.rng, self.idx, self.n_types
+        mu_sd, sigma_sd = self.cfg["mu_sd"], self.cfg["sigma_sd"]
+        zsum = np.zeros((n_types, NPAR))
+        np.add.at(zsum, idx, self.z)
+        prec = self.counts / self.sd**2 + 1.0 / mu_sd**2
+        self.mu = zsum / self.sd**2 / prec + rng.standard_normal((n_types, NPAR)) / np.sqrt(prec)
+        ss = np.zeros((n_types, NPAR))
+        np.add.at(ss, idx, (self.z - self.mu[idx]) ** 2)
+        counts = self.counts
+
+        def log_post(s, ls):
+            return -0.5 * (s / sigma_sd) ** 2 - counts * ls - ss / (2.0 * s**2) + ls
+
+        for _ in range(3):
+            ls = np.log(self.sd)
+            lsp = ls + self.sigma_step * rng.standard_normal((n_types, NPAR))
+            sp = np.exp(lsp)
+            a = np.log(rng.random((n_types, NPAR))) < log_post(sp, lsp) - log_post(self.sd, ls)
+            self.sd = np.where(a, sp, self.sd)
+            if tuning:
+                self.acc_sigma += a
+        if tuning:
+            self.n_sigma_window += 3
+
+    def _noncentred_shapes(self) -> None:
+        """Proposal shapes of the joint non-centred moves, per type: for μ, the inverse of the summed site-fit
+        precisions (a shift δ of every z_s changes Σ log L by ≈ −½ δᵀ(Σ A_s)δ, so the move runs along the
+        ridges the sites share, e.g. x_v–x_K); for log σ, the inverse of Σ D_s A_s D_s with D_s = diag(z_s − μ)
+        at the current state (z_s − μ scales by e^h ≈ 1 + h). Recomputed during tuning only."""
+        for t in range(self.n_types):
+            sites = np.flatnonzero(self.idx == t)
+            A = self.fit_prec[sites]
+            Hm = A.sum(axis=0) + np.eye(NPAR) / self.cfg["mu_sd"] ** 2
+            D = self.z[sites] - self.mu[t]
+            Hs = np.einsum("sp,spq,sq->pq", D, A, D) + np.eye(NPAR)
+            self.nc_chol[0, t] = np.linalg.cholesky(np.linalg.inv(Hm))
+            self.nc_chol[1, t] = np.linalg.cholesky(np.linalg.inv(Hs))
+
+    def _partially_noncentred_map(self, t: int, sites: np.ndarray):
+        """For a μ-move of type t at the current σ_t: M_s = (A_s + Λ)⁻¹ Λ, Λ = diag σ_t⁻², and the Cholesky
+        factor of the Gaussian-approximate posterior covariance of μ_t, (Σ_s (A_s⁻¹ + Λ⁻¹)⁻¹ + I/mu_sd²)⁻¹.
+
+        M_s is how the conditional mean of z_s given μ_t moves with μ_t: shifting μ_t by δ and every z_s by
+        M_s δ keeps z_s on its own likelihood ridge to first order (M_s ≈ I along the directions the profile
+        leaves free, ≈ 0 across the ones it pins); the partially non-centred parametrisation of
+        Papaspiliopoulos, Roberts & Sköld (2007, *Stat. Sci.* 22:59)."""
+        lam = 1.0 / self.sd[t] ** 2
+        A = self.fit_prec[sites]
+        M = np.linalg.inv(A + np.einsum("p,pq->pq", lam, np.eye(NPAR))[None]) * lam[None, None, :]
+        marg = np.linalg.inv(self.fit_cov[sites] + np.diag(1.0 / lam)[None]).sum(axis=0)
+        H = marg + np.eye(NPAR) / self.cfg["mu_sd"] ** 2
+        return M, np.linalg.cholesky(np.linalg.inv(H))
+
+    def _noncentred_population(self, tuning: bool) -> None:
+        rng, idx = self.rng, self.idx
+        mu_sd, sigma_sd = self.cfg["mu_sd"], self.cfg["sigma_sd"]
+        k = 0 if tuning else 1
+        for which in (0, 0, 1):  # two partially non-centred μ-moves, one non-centred log σ-move, per type
+            self.n_nc[k, which] += 1
+            for t in range(self.n_types):
+                sites = np.flatnonzero(idx == t)
+                mu, sd = self.mu[t], self.sd[t]
+                z = self.z[sites]
+                if which == 0:
+                    M, chol = self._partially_noncentred_map(t, sites)
+                    step = self.nc_scale[0, t] * chol @ rng.standard_normal(NPAR)
+                    mup, sdp = mu + step, sd
+                    znew = z + np.einsum("spq,q->sp", M, step)
+                    log_rest = (
+                        -0.5 * np.sum(mup**2 - mu**2) / mu_sd**2
+                        + self._log_pop(znew, mup, sd).sum()
+                        - self._log_pop(z, mu, sd).sum()
+                    )
+                else:
+                    step = self.nc_scale[1, t] * self.nc_chol[1, t] @ rng.standard_normal(NPAR)
+                    mup, sdp = mu, sd * np.exp(step)
+                    znew = mu + sdp * (z - mu) / sd
+                    log_rest = -0.5 * np.sum(sdp**2 - sd**2) / sigma_sd**2 + np.sum(step)
+                logu = np.log(rng.random())
+                llp = np.empty(sites.size)
+                for j, s in enumerate(sites):
+                    llp[j] = self._eval(s, znew[j])
+                    if llp[j] == -np.inf:
+                        break
+                else:
+                    if logu < llp.sum() - self.ll[sites].sum() + log_rest:
+                        self.mu[t], self.sd[t] = mup, sdp
+                        self.z[sites], self.ll[sites] = znew, llp
+                        self.acc_nc[k, which, t] += 1
+
+    def _adapt(self) -> None:
+        """Every 50 tuning sweeps: scales towards their target acceptance (30 % for the site random walks,
+        25 % for the joint non-centred moves, 40 % for the one-dimensional σ steps), and the non-centred
+        shapes at the current state."""
+        self.n_window += 1
+        if self.n_window < 50:
+            return
+        n = self.n_window
+        self.rw_scale = np.clip(self.rw_scale * np.exp(self.acc_rw[0] / n - 0.3), 0.01, 5.0)
+        for which in range(2):
+            if self.n_nc[0, which]:
+                rate = self.acc_nc[0, which] / self.n_nc[0, which]
+                self.nc_scale[which] = np.clip(self.nc_scale[which] * np.exp(rate - 0.25), 1e-3, 10.0)
+        if self.n_sigma_window:
+            rate = self.acc_sigma / self.n_sigma_window
+            self.sigma_step = np.clip(self.sigma_step * np.exp(rate - 0.4), 0.02, 3.0)
+        self._noncentred_shapes()
+        self.acc_rw[0] = self.acc_ind[0] = 0.0
+        self.acc_nc[0] = 0.0
+        self.n_nc[0] = 0.0
+        self.acc_sigma[:] = 0.0
+        self.n_window = self.n_sigma_window = 0
+
+    def sweep(self) -> None:
+        cfg = self.cfg
+        tuning = self.it < cfg["n_tune"]
+        self._site_moves(tuning)
+        self._centred_population(tuning)
+        self._noncentred_population(tuning)
+        if tuning:
+            self._adapt()
+        else:
+            j = self.it - cfg["n_tune"]
+            if j % cfg["thin"] == 0 and (i := j // cfg["thin"]) < self.out_mu.shape[0]:
+                self.out_mu[i], self.out_sd[i], self.out_z[i] = self.mu, self.sd, self.z
+        self.it += 1
+
+    def result(self) -> dict:
+        n_kept = max(self.cfg["n_iter"] - self.cfg["n_tune"], 1)
+        return {
+            "mu": self.out_mu,
+            "sd": self.out_sd,
+            "z": self.out_z,
+            "acc_independence": self.acc_ind[1] / n_kept,
+            "acc_random_walk": self.acc_rw[1] / n_kept,
+            "acc_noncentred_mu": self.acc_nc[1, 0] / max(self.n_nc[1, 0], 1),
+            "acc_noncentred_sigma": self.acc_nc[1, 1] / max(self.n_nc[1, 1], 1),
+            "failed_proposals": self.failed,
+        }
+
+
+def _run_chain(task) -> dict:
+    """Run (or resume) one chain; checkpoint its whole state every ``checkpoint_every`` sweeps."""
+    loglik, fit, Z, idx, n_types, cfg, seed, path, bar = task
+    if isinstance(loglik, bytes):
+        loglik = pickle.loads(loglik)
+    chain = None
+    if path is not None and path.exists():
+        with path.open("rb") as f:
+            chain = pickle.load(f)
+        chain.loglik = loglik
+    if chain is None:
+        chain = _Chain(loglik, fit, Z, idx, n_types, cfg, seed)
+    every = cfg["checkpoint_every"]
+    pbar = None
+    if bar:
+        from tqdm.auto import tqdm
+
+        pbar = tqdm(total=cfg["n_iter"], initial=chain.it, desc="stage 2 (sweeps)")
+    while chain.it < cfg["n_iter"]:
+        chain.sweep()
+        if pbar is not None:
+            pbar.update()
+        if path is not None and (chain.it % every == 0 or chain.it == cfg["n_iter"]):
+            keep, chain.loglik = chain.loglik, None  # the likelihood object (the problem) is not saved
+            tmp = path.with_suffix(".tmp")
+            with tmp.open("wb") as f:
+                pickle.dump(chain, f)
+            tmp.replace(path)
+            chain.loglik = keep
+    if pbar is not None:
+        pbar.close()
+    return chain.result()
+
+
+def _chain_key(loglik_bytes: bytes, samples: SitePosteriorSamples, types, cfg, seed) -> str:
+    h = hashlib.sha256()
+    h.update(loglik_bytes)
+    h.update(np.ascontiguousarray(samples.z).tobytes())
+    h.update(json.dumps([list(types), sorted(cfg.items()), int(seed)]).encode())
+    return h.hexdigest()[:20]
+
+
+def sample_population_mwg(
+    samples: SitePosteriorSamples,
+    forest_types: Sequence[str],
+    problem: CalibrationProblem | None = None,
+    *,
+    loglik: Callable[[int, np.ndarray], float] | None = None,
+    prior=None,
+    draws: int = 4_000,
+    tune: int = 1_000,
+    chains: int = 4,
+    thin: int = 2,
+    mu_sd: float = 1.5,
+    sigma_sd: float = 1.0,
+    seed: int = 0,
+    n_processes: int = 1,
+    map_fn: Callable | None = None,
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int = 250,
+    progress: bool = False,
+) -> xr.DataTree:
+    """Stage 2 with model solves: Metropolis-within-Gibbs on the exact hierarchical posterior (module
+    docstring), proposals shaped by the stage-1 draws.
+
+    Args:
+        samples: stage-1 result (:func:`~.two_stage.site_posterior_samples`); its draws only shape the
+            proposals, so a short stage 1 (a few thousand steps) suffices (–).
+        forest_types: forest type of each site of ``samples`` (–).
+        problem: the calibration problem of stage 1 (its sites in the order of ``samples``); warm starts on
+            are ~3× faster here (–).
+        loglik: instead of ``problem``, any picklable ``(site index, z) -> log-likelihood`` (logit units in,
+            log-likelihood units out; −inf where the model fails); then ``prior`` is needed (–).
+        prior: the box prior; default ``problem.prior`` (–).
+        draws: kept sweeps per chain before thinning (count).
+        tune: tuning sweeps per chain, discarded; proposal scales adapt during these only (count).
+        chains: independent chains, for R-hat (count).
+        thin: keep every ``thin``-th sweep (count).
+        mu_sd: prior sd of μ_t (logit units); as :func:`~.pymc_models.build_hierarchical_model`.
+        sigma_sd: scale of the half-normal prior of σ_t (logit units).
+        seed: seed; each chain gets its own stream (integer).
+        n_processes: chains run in this many processes (count; 1 = serial).
+        map_fn: instead of ``n_processes``, any ``map(f, tasks) -> list`` over chains, e.g. Dask:
+            ``lambda f, xs: client.gather(client.map(f, xs))`` (callable).
+        checkpoint_dir: folder for one file per chain, rewritten every ``checkpoint_every`` sweeps; a rerun
+            with the same inputs resumes each chain where it stopped (path).
+        checkpoint_every: sweeps between checkpoints (count).
+        progress: serial runs: a progress bar over each chain's sweeps; parallel runs: over chains (bool).
+
+    Returns:
+        ``xarray.DataTree`` with the groups of :func:`~.two_stage.sample_population` (``posterior``: ``mu``,
+        ``sigma``, ``theta_population``, ``theta_site``; ``stage1``), and ``stage2_diagnostics``: per chain
+        and site ``acceptance_independence`` and ``acceptance_random_walk`` (–), per chain, forest type and
+        parameter ``acceptance_noncentred_mu`` and ``acceptance_noncentred_sigma`` (–), per chain
+        ``failed_proposals`` (count of proposals whose steady state failed).
+    """
+    from tqdm.auto import tqdm
+
+    ft = [str(f) for f in forest_types]
+    Z = np.asarray(samples.z, dtype=float)
+    S = Z.shape[0]
+    if len(ft) != S:
+        raise ValueError(f"forest_types must give one type per site ({S}), got {len(ft)}")
+    if (problem is None) == (loglik is None):
+        raise ValueError("give exactly one of problem and loglik")
+    if problem is not None:
+        if len(problem.sites) != S or list(problem.site_ids) != list(samples.site_ids):
+            raise ValueError("problem and samples must hold the same sites in the same order")
+        loglik = ProblemSiteLogLikelihood(problem)
+        prior = problem.prior if prior is None else prior
+    if prior is None:
+        raise ValueError("prior is needed with loglik")
+    if draws < thin or thin < 1 or tune < 100 or chains < 1:
+        raise ValueError(f"need draws ≥ thin ≥ 1, tune ≥ 100, chains ≥ 1; got {draws=}, {thin=}, {tune=}, {chains=}")
+    if not (mu_sd > 0 and sigma_sd > 0):
+        raise ValueError(f"mu_sd and sigma_sd must be positive, got {mu_sd}, {sigma_sd}")
+    if checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be ≥ 1, got {checkpoint_every}")
+    types = sorted(set(ft))
+    idx = np.array([types.index(f) for f in ft])
+    fit = _gaussian_fit(Z)
+    cfg = dict(
+        n_iter=tune + draws,
+        n_tune=tune,
+        thin=thin,
+        mu_sd=float(mu_sd),
+        sigma_sd=float(sigma_sd),
+        checkpoint_every=int(checkpoint_every),
+    )
+    seeds = [int(ss.generate_state(1)[0]) for ss in np.random.SeedSequence(seed).spawn(chains)]
+    ll_bytes = pickle.dumps(loglik)
+    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    paths: list = [None] * chains
+    if ckpt is not None:
+        ckpt.mkdir(parents=True, exist_ok=True)
+        key = _chain_key(ll_bytes, samples, ft, cfg, seed)
+        paths = [ckpt / f"chain{c}_{key}.pkl" for c in range(chains)]
+    parallel = map_fn is not None or (n_processes > 1 and chains > 1)
+    tasks = [
+        (
+            ll_bytes if parallel else loglik,
+            fit,
+            Z,
+            idx,
+            len(types),
+            cfg,
+            seeds[c],
+            paths[c],
+            progress and not parallel,
+        )
+        for c in range(chains)
+    ]
+    if map_fn is not None:
+        res = list(map_fn(_run_chain, tasks))
+    elif parallel:
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(min(n_processes, chains)) as pool:
+            res = list(tqdm(pool.imap(_run_chain, tasks), total=chains, desc="stage 2 (chains)", disable=not progress))
+    else:
+        res = [_run_chain(t) for t in tasks]
+    post = _posterior_dataset(
+        np.stack([r["mu"] for r in res]),
+        np.stack([r["sd"] for r in res]),
+        np.stack([r["z"] for r in res]),
+        types,
+        samples.site_ids,
+        prior,
+        method="two_stage_mwg",
+        reference="stage 2 by Metropolis-within-Gibbs with interweaving (Yu & Meng 2011)",
+    )
+    cs = {"chain": post["chain"].values, "site": list(samples.site_ids)}
+    ct = {"chain": post["chain"].values, "forest_type": types}
+    diag = xr.Dataset(
+        {
+            "acceptance_independence": xr.DataArray(
+                np.stack([r["acc_independence"] for r in res]), dims=("chain", "site"), coords=cs
+            ),
+            "acceptance_random_walk": xr.DataArray(
+                np.stack([r["acc_random_walk"] for r in res]), dims=("chain", "site"), coords=cs
+            ),
+            "acceptance_noncentred_mu": xr.DataArray(
+                np.stack([r["acc_noncentred_mu"] for r in res]), dims=("chain", "forest_type"), coords=ct
+            ),
+            "acceptance_noncentred_sigma": xr.DataArray(
+                np.stack([r["acc_noncentred_sigma"] for r in res]), dims=("chain", "forest_type"), coords=ct
+            ),
+            "failed_proposals": xr.DataArray(
+                np.array([r["failed_proposals"] for r in res]), dims=("chain",), coords={"chain": cs["chain"]}
+            ),
+        },
+        attrs={"stage1_draws_per_site": int(Z.shape[1]), "tune": tune, "thin": thin},
+    )
+    return xr.DataTree.from_dict({"posterior": post, "stage2_diagnostics": diag, "stage1": _stage1_dataset(samples)})
