@@ -596,15 +596,13 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--stage2",
-        choices=["mwg", "weights"],
-        default="mwg",
-        help="stage 2: Metropolis-within-Gibbs that solves each site's model and targets the exact posterior "
-        "(mwg, default), or Gibbs on reweighted stage-1 draws without solves (weights; biased when a population "
-        "is narrow)",
+        choices=["weights", "mwg"],
+        default="weights",
+        help="stage 2: Gibbs on reweighted stage-1 draws without model solves (weights, default; biased when a "
+        "population is narrow), or Metropolis-within-Gibbs that solves each site's model (cold starts) and "
+        "targets the exact posterior (mwg; slow to mix on real sites, see the README)",
     )
-    p.add_argument(
-        "--n-steps", type=int, default=None, help="stage-1 emcee steps per site (default 2000; weights: 10000)"
-    )
+    p.add_argument("--n-steps", type=int, default=None, help="stage-1 emcee steps per site (default 10000; mwg: 2000)")
     p.add_argument("--n-walkers", type=int, default=32, help="stage-1 walkers per site (default 32)")
     p.add_argument("--n-processes", type=int, default=None, help="worker processes for the sites")
     p.add_argument("--draws", type=int, default=None, help="stage-2 sweeps per chain (default 4000; weights: 20000)")

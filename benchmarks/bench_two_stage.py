@@ -55,11 +55,12 @@ def main() -> None:
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--c14", action="store_true", help="include the ¹⁴C term")
     ap.add_argument("--warm", action="store_true", help="warm starts (faster; see the README on equilibria)")
+    ap.add_argument("--stage2-warm", action="store_true", help="mwg: warm starts in stage 2 too (default cold)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument(
         "--stage2",
-        default="mwg",
-        choices=["mwg", "weights"],
+        default="weights",
+        choices=["weights", "mwg"],
         help="stage 2: Metropolis-within-Gibbs with model solves (mwg) or reweighted stage-1 draws (weights)",
     )
     ap.add_argument("--refine", default="auto", choices=["auto", "always", "never"], help="second pass")
@@ -126,7 +127,9 @@ def main() -> None:
         t0 = time.perf_counter()
         kw = dict(draws=draws, tune=args.tune, chains=args.chains, thin=args.stage2_thin, seed=args.seed)
         if mwg:
-            dt = sample_population_mwg(s1, types, problem, n_processes=args.processes, progress=True, **kw)
+            dt = sample_population_mwg(
+                s1, types, problem, n_processes=args.processes, warm_start=args.stage2_warm, progress=True, **kw
+            )
         else:
             dt = sample_population(s1, types, problem.prior, **kw)
         t2 = time.perf_counter() - t0

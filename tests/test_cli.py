@@ -98,7 +98,7 @@ def test_hierarchical_two_stage_run_and_resume(tmp_path, capsys, monkeypatch):
     out = tmp_path / "h"
     args = ["hierarchical", "--synthetic", "--quick", "--n-steps", "40", "--n-walkers", "14", "--n-processes", "1"]
     args += ["--draws", "300", "--chains", "2", "--no-progress", "--seed", "4", "--out", str(out)]
-    args += ["--stage2", "weights", "--refine", "always", "--refine-steps", "40"]
+    args += ["--refine", "always", "--refine-steps", "40"]
     assert main(args) == 0
     first = capsys.readouterr().out
     assert "stage 1" in first and "max R-hat" in first and "second pass (asked for)" in first
@@ -128,7 +128,7 @@ def test_hierarchical_two_stage_run_and_resume(tmp_path, capsys, monkeypatch):
         xr.testing.assert_allclose(again["posterior"].to_dataset().load(), post)
 
 
-def test_hierarchical_default_stage2_solves_the_model_and_resumes(tmp_path, capsys, monkeypatch):
+def test_hierarchical_stage2_with_model_solves_runs_and_resumes(tmp_path, capsys, monkeypatch):
     import pandas as pd
     import xarray as xr
 
@@ -136,7 +136,7 @@ def test_hierarchical_default_stage2_solves_the_model_and_resumes(tmp_path, caps
     out = tmp_path / "h"
     args = ["hierarchical", "--synthetic", "--quick", "--n-steps", "40", "--n-walkers", "14", "--n-processes", "2"]
     args += ["--draws", "120", "--chains", "2", "--no-progress", "--seed", "4", "--predictive-draws", "20"]
-    args += ["--warm", "--out", str(out)]
+    args += ["--stage2", "mwg", "--warm", "--out", str(out)]
     assert main(args) == 0
     first = capsys.readouterr().out
     assert "Metropolis-within-Gibbs" in first and "max R-hat" in first and "second pass" not in first

@@ -149,6 +149,7 @@ def test_two_stage_with_model_solves_on_synthetic_sites(tmp_path):
         ["A"] * 3,
         stage1=dict(n_walkers=14, n_steps=60, thin=2),
         stage2=dict(draws=150, tune=100, chains=2, n_processes=2, checkpoint_dir=tmp_path),
+        stage2_method="mwg",
         seed=1,
     )
     assert s1.z.shape == (3, 14 * 30 // 2, NPAR)
@@ -160,4 +161,4 @@ def test_two_stage_with_model_solves_on_synthetic_sites(tmp_path):
     d = dt["stage2_diagnostics"]
     assert np.all(d["acceptance_random_walk"] > 0.0)
     with pytest.raises(ValueError, match="weights"):
-        two_stage_hierarchical(problem, ["A"] * 3, refine="always")
+        two_stage_hierarchical(problem, ["A"] * 3, stage2_method="mwg", refine="always")

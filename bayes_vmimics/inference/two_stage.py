@@ -595,15 +595,15 @@ def two_stage_hierarchical(
     *,
     stage1: dict | None = None,
     stage2: dict | None = None,
-    stage2_method: str = "mwg",
+    stage2_method: str = "weights",
     refine: str = "auto",
     refine_stage1: dict | None = None,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
 ) -> tuple[xr.DataTree, SitePosteriorSamples]:
-    """Both stages: :func:`site_posterior_samples`, then stage 2 by
-    :func:`~.mwg.sample_population_mwg` (default: model solves, exact) or by :func:`sample_population`
-    (reweighted stage-1 draws, no solves; with an optional second, refined pass, :func:`refined_stage1_prior`).
+    """Both stages: :func:`site_posterior_samples`, then stage 2 by :func:`sample_population` (default:
+    reweighted stage-1 draws, no solves; with an optional second, refined pass, :func:`refined_stage1_prior`)
+    or by :func:`~.mwg.sample_population_mwg` (model solves; exact, but slow to mix on real sites, README).
 
     Args:
         problem: the calibration problem with all sites (–).
@@ -612,9 +612,9 @@ def two_stage_hierarchical(
             ``checkpoint_dir``) (–).
         stage2: keyword arguments of the stage-2 function (e.g. ``draws``, ``chains``; for "mwg" also
             ``n_processes``, ``checkpoint_dir``) (–).
-        stage2_method: "mwg" (Metropolis-within-Gibbs on the exact posterior; stage 1 only shapes its
-            proposals) or "weights" (Gibbs on reweighted stage-1 draws; biased and slow to mix when a population
-            is narrow, README) (–).
+        stage2_method: "weights" (Gibbs on reweighted stage-1 draws; biased and slow to mix when a population
+            is narrow) or "mwg" (Metropolis-within-Gibbs on the exact posterior; stage 1 only shapes its
+            proposals) (–).
         refine: for "weights" only: "auto" (a second pass when :func:`needs_refinement`), "always" or "never"
             (–).
         refine_stage1: keyword arguments of the second pass's stage 1 that differ from ``stage1`` (a
