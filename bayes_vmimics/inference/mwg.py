@@ -6,8 +6,9 @@ profile pins down (σ_t of a few tenths of a logit unit; many sites), few stage-
 weights degenerate and that stage 2 neither mixes nor stays unbiased (README, "Where the two-stage sampler
 falls short"). This stage 2 uses the stage-1 draws only to *propose*; every acceptance evaluates the site's
 real log-likelihood, so the chain targets the exact hierarchical posterior however short or poor stage 1
-was. One site evaluation with warm starts costs ~0.25 ms, so thousands of sweeps over 40 sites fit
-in minutes.
+was. One site evaluation costs ~0.8 ms cold (~0.25 ms warm), so a sweep over 40 sites takes ~0.2 s.
+Exact is not the same as fast: on the hard cases it mixes no better than the reweighting stage 2 (README,
+"Stage 2 with model solves").
 
 Model (as :func:`~.pymc_models.build_hierarchical_model` and :mod:`.two_stage`): z_s = logit of site s's
 unit position on the prior box, z_s ~ N(μ_t, σ_t²) per parameter, μ_t ~ N(0, mu_sd²), σ_t ~
@@ -103,10 +104,9 @@ def _gaussian_fit(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 class _Chain:
     """The state of one chain and its sweep (see the module docstring). All arrays in logit units."""
 
-    def __init__(self, loglik, fit, draws, idx, n_types, cfg, seed) -> None:
-        self.loglik, self.idx, self.cfg, self.draws = loglik, idx, cfg, draws
-        self.fit_a, self.fit_cov, self.fit_prec = (np.array(f) for f in fit)
-        Z = draws[0]
+    def __init__(self, loglik, fit, Z, idx, n_types, cfg, seed) -> None:
+        self.loglik, self.idx, self.cfg = loglik, idx, cfg
+        self.fit_a, self.fit_cov, self.fit_prec = fit
         self.n_types = n_types
         S = self.fit_a.shape[0]
         self.rng = np.random.default_rng(seed)
@@ -130,7 +130,6 @@ class _Chain:
         # joint non-centred moves, [μ, log σ] per type: scale and Cholesky factor of the shape
         self.nc_scale = np.full((2, n_types), 2.38 / np.sqrt(NPAR))
         self.nc_chol = np.zeros((2, n_types, NPAR, NPAR))
-        self._local_fit()
         self._noncentred_shapes()
         # acceptance counters: (since last adaptation, kept sweeps)
         self.acc_ind = np.zeros((2, S))
@@ -220,37 +219,6 @@ class _Chain:
         if tuning:
             self.n_sigma_window += 3
 
-    def _local_fit(self) -> None:
-        """Per site, a Gaussian stand-in for the likelihood near the population, from the stage-1 draws
-        reweighted by N(Z | μ_t, σ̃²)/p₁(Z) (σ̃ = 2 σ_t, at least 0.3, doubled until the weights' Kish size is
-        ≥ 50): the weighted precision minus σ̃⁻², eigenvalues floored at 0.01. A global fit of a curved ridge
-        is a broad ellipse; this one follows the ridge where the chain is. Used only to shape proposals;
-        recomputed during tuning only, so the kernel is fixed while draws are kept."""
-        Z, lp1 = self.draws
-        for s in range(Z.shape[0]):
-            t = self.idx[s]
-            sdt = np.maximum(2.0 * self.sd[t], 0.3)
-            for _ in range(6):
-                d = (Z[s] - self.mu[t]) / sdt
-                logw = -0.5 * np.sum(d * d, axis=1) - lp1[s]
-                w = np.exp(logw - logw.max())
-                w /= w.sum()
-                if 1.0 / np.sum(w * w) >= 50.0:
-                    break
-                sdt = 2.0 * sdt
-            else:
-                continue  # keep the previous fit
-            m = w @ Z[s]
-            dz = Z[s] - m
-            cov = (dz * w[:, None]).T @ dz + 1e-6 * np.eye(NPAR)
-            prec_post = np.linalg.inv(cov)
-            A = prec_post - np.diag(1.0 / sdt**2)
-            vals, vecs = np.linalg.eigh(0.5 * (A + A.T))
-            A = (vecs * np.maximum(vals, 0.01)) @ vecs.T
-            self.fit_prec[s] = A
-            self.fit_cov[s] = np.linalg.inv(A)
-            self.fit_a[s] = np.linalg.solve(A, prec_post @ m - self.mu[t] / sdt**2)
-
     def _noncentred_shapes(self) -> None:
         """Proposal shapes of the joint non-centred moves, per type: for μ, the inverse of the summed site-fit
         precisions (a shift δ of every z_s changes Σ log L by ≈ −½ δᵀ(Σ A_s)δ, so the move runs along the
@@ -333,7 +301,6 @@ class _Chain:
         if self.n_sigma_window:
             rate = self.acc_sigma / self.n_sigma_window
             self.sigma_step = np.clip(self.sigma_step * np.exp(rate - 0.4), 0.02, 3.0)
-        self._local_fit()
         self._noncentred_shapes()
         self.acc_rw[0] = self.acc_ind[0] = 0.0
         self.acc_nc[0] = 0.0
@@ -371,16 +338,16 @@ class _Chain:
 
 def _run_chain(task) -> dict:
     """Run (or resume) one chain; checkpoint its whole state every ``checkpoint_every`` sweeps."""
-    loglik, fit, draws, idx, n_types, cfg, seed, path, bar = task
+    loglik, fit, Z, idx, n_types, cfg, seed, path, bar = task
     if isinstance(loglik, bytes):
         loglik = pickle.loads(loglik)
     chain = None
     if path is not None and path.exists():
         with path.open("rb") as f:
             chain = pickle.load(f)
-        chain.loglik, chain.draws = loglik, draws
+        chain.loglik = loglik
     if chain is None:
-        chain = _Chain(loglik, fit, draws, idx, n_types, cfg, seed)
+        chain = _Chain(loglik, fit, Z, idx, n_types, cfg, seed)
     every = cfg["checkpoint_every"]
     pbar = None
     if bar:
@@ -392,14 +359,12 @@ def _run_chain(task) -> dict:
         if pbar is not None:
             pbar.update()
         if path is not None and (chain.it % every == 0 or chain.it == cfg["n_iter"]):
-            # neither the likelihood object (the problem) nor the stage-1 draws are saved: the task brings them
-            keep = chain.loglik, chain.draws
-            chain.loglik = chain.draws = None
+            keep, chain.loglik = chain.loglik, None  # the likelihood object (the problem) is not saved
             tmp = path.with_suffix(".tmp")
             with tmp.open("wb") as f:
                 pickle.dump(chain, f)
             tmp.replace(path)
-            chain.loglik, chain.draws = keep
+            chain.loglik = keep
     if pbar is not None:
         pbar.close()
     return chain.result()
@@ -494,7 +459,6 @@ def sample_population_mwg(
     types = sorted(set(ft))
     idx = np.array([types.index(f) for f in ft])
     fit = _gaussian_fit(Z)
-    draws_lp1 = (Z, samples.log_stage1_prior())
     cfg = dict(
         n_iter=tune + draws,
         n_tune=tune,
@@ -516,7 +480,7 @@ def sample_population_mwg(
         (
             ll_bytes if parallel else loglik,
             fit,
-            draws_lp1,
+            Z,
             idx,
             len(types),
             cfg,
