@@ -32,3 +32,19 @@ def exact_moments(z_hat, tau):
     w = np.exp(logp - logp.max())
     w /= w.sum()
     return float((w * mu).sum()), float((w * sd).sum())
+
+
+def gaussian_case(n_draws: int, *, n_sites: int = 8, tau: float = 0.6, seed: int = 11):
+    """Stage-1 samples (exact draws, ``n_draws`` per site) of ``n_sites`` Gaussian sites whose true z come
+    from N(0.5, 0.8²) per parameter; returns (samples, ẑ, τ)."""
+    from bayes_vmimics.inference.two_stage import SitePosteriorSamples
+
+    rng = np.random.default_rng(seed)
+    npar = 7
+    z_true = rng.normal(0.5, 0.8, size=(n_sites, npar))
+    z_hat = z_true + tau * rng.standard_normal((n_sites, npar))
+    draws = np.stack([gaussian_stage1(rng, z_hat[s], tau, n_draws) for s in range(n_sites)])
+    samples = SitePosteriorSamples(
+        [f"s{i}" for i in range(n_sites)], draws, np.ones((n_sites, npar)), np.full(n_sites, 0.3), 32, 2000, 1000, 1
+    )
+    return samples, z_hat, tau

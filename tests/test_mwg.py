@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
-from gaussian_hierarchy import exact_moments, gaussian_stage1
+from gaussian_hierarchy import exact_moments, gaussian_case
 
 from bayes_vmimics.inference.mwg import sample_population_mwg
 from bayes_vmimics.inference.pymc_models import convergence_report, sample_new_site_parameters
-from bayes_vmimics.inference.two_stage import SitePosteriorSamples, two_stage_hierarchical
+from bayes_vmimics.inference.two_stage import two_stage_hierarchical
 from bayes_vmimics.likelihood import CalibrationProblem
 from bayes_vmimics.parameters import PARAMETER_NAMES
 from bayes_vmimics.priors import BoxPrior
@@ -44,15 +44,7 @@ class GaussianSites:
 
 @pytest.fixture(scope="module")
 def gaussian_sites():
-    rng = np.random.default_rng(11)
-    S, tau = 8, 0.6
-    z_hat = rng.normal(0.5, 0.8, size=(S, NPAR)) + tau * rng.standard_normal((S, NPAR))
-    # a deliberately small stage 1: it only shapes the proposals
-    draws = np.stack([gaussian_stage1(rng, z_hat[s], tau, 300) for s in range(S)])
-    samples = SitePosteriorSamples(
-        [f"s{i}" for i in range(S)], draws, np.ones((S, NPAR)), np.full(S, 0.3), 32, 2000, 1000, 1
-    )
-    return samples, z_hat, tau
+    return gaussian_case(300)  # a deliberately small stage 1: it only shapes the proposals
 
 
 def test_mwg_matches_the_exact_gaussian_posterior(gaussian_sites):

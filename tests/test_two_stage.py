@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
-from gaussian_hierarchy import exact_moments, gaussian_stage1
+from gaussian_hierarchy import exact_moments
+from gaussian_hierarchy import gaussian_case as make_gaussian_case
 
 from bayes_vmimics.inference.initial import logit_from_theta, theta_from_logit
 from bayes_vmimics.inference.pymc_models import convergence_report, sample_new_site_parameters
@@ -26,15 +27,7 @@ NPAR = len(PARAMETER_NAMES)
 
 @pytest.fixture(scope="module")
 def gaussian_case():
-    rng = np.random.default_rng(11)
-    S, tau = 8, 0.6
-    z_true = rng.normal(0.5, 0.8, size=(S, NPAR))
-    z_hat = z_true + tau * rng.standard_normal((S, NPAR))
-    draws = np.stack([gaussian_stage1(rng, z_hat[s], tau, 4000) for s in range(S)])
-    samples = SitePosteriorSamples(
-        [f"s{i}" for i in range(S)], draws, np.ones((S, NPAR)), np.full(S, 0.3), 32, 2000, 1000, 1
-    )
-    return samples, z_hat, tau
+    return make_gaussian_case(4000)
 
 
 def test_stage2_matches_exact_gaussian_posterior(gaussian_case):

@@ -57,7 +57,14 @@ from ..likelihood import CalibrationProblem
 from ..parameters import PARAMETER_NAMES
 from ..sensitivity import site_log_likelihood
 from .initial import theta_from_logit
-from .two_stage import SitePosteriorSamples, _posterior_dataset, _stage1_dataset
+from .two_stage import (
+    SitePosteriorSamples,
+    _centred_population_step,
+    _population_start,
+    _posterior_dataset,
+    _stage1_dataset,
+    _type_index,
+)
 
 NPAR = len(PARAMETER_NAMES)
 _T_DOF = 5.0  # degrees of freedom of the independence proposal
@@ -82,10 +89,6 @@ class ProblemSiteLogLikelihood:
 
         self.problem = copy.copy(problem)
         self.problem.warm_start = bool(warm_start)
-
-    @property
-    def n_sites(self) -> int:
-        return len(self.problem.sites)
 
     def __call__(self, s: int, z) -> float:
         return site_log_likelihood(self.problem, s, theta_from_logit(self.problem.prior, z))
@@ -122,15 +125,14 @@ class _Chain:
                     break
             else:
                 raise RuntimeError(f"site {s}: none of 50 stage-1 draws has a converging steady state")
-        self.mu = np.array([self.z[idx == t].mean(axis=0) for t in range(n_types)])
-        self.sd = np.array([np.maximum(self.z[idx == t].std(axis=0), 0.3) for t in range(n_types)])
+        self.mu, self.sd = _population_start(self.z, idx, n_types)
         self.counts = np.bincount(idx, minlength=n_types).astype(float)[:, None]
         self.rw_scale = np.full(S, 2.38 / np.sqrt(NPAR))
         self.sigma_step = np.full((n_types, NPAR), 0.5)
-        # joint non-centred moves, [μ, log σ] per type: scale and Cholesky factor of the shape
+        # joint population moves, [μ, log σ] per type: step scales; Cholesky factor of the σ-move's shape
         self.nc_scale = np.full((2, n_types), 2.38 / np.sqrt(NPAR))
-        self.nc_chol = np.zeros((2, n_types, NPAR, NPAR))
-        self._noncentred_shapes()
+        self.sigma_chol = np.zeros((n_types, NPAR, NPAR))
+        self._sigma_shapes()
         # acceptance counters: (since last adaptation, kept sweeps)
         self.acc_ind = np.zeros((2, S))
         self.acc_rw = np.zeros((2, S))
@@ -159,6 +161,18 @@ class _Chain:
         return np.sum(-0.5 * d * d, axis=-1)
 
     # -- moves ------------------------------------------------------------------------------------------------
+    def _accept_each(self, zp, log_rest) -> np.ndarray:
+        """Metropolis–Hastings test of every site's proposal zp[s] on its log-likelihood plus ``log_rest[s]``
+        (the rest of the log acceptance ratio); moves the accepted sites. Returns 1 where accepted, else 0."""
+        logu = np.log(self.rng.random(zp.shape[0]))
+        accepted = np.zeros(zp.shape[0])
+        for s in range(zp.shape[0]):
+            llp = self._eval(s, zp[s])
+            if logu[s] < llp - self.ll[s] + log_rest[s]:
+                self.z[s], self.ll[s] = zp[s], llp
+                accepted[s] = 1.0
+        return accepted
+
     def _site_moves(self, tuning: bool) -> None:
         rng, idx = self.rng, self.idx
         S = self.z.shape[0]
@@ -178,60 +192,30 @@ class _Chain:
         w = np.sqrt(_T_DOF / rng.chisquare(_T_DOF, size=S))[:, None]
         zp = m + w * np.einsum("spq,sq->sp", L, rng.standard_normal((S, NPAR)))
         base = self._log_pop(zp, mu_s, sd_s) - log_t(zp) - (self._log_pop(self.z, mu_s, sd_s) - log_t(self.z))
-        logu = np.log(rng.random(S))
-        for s in range(S):
-            llp = self._eval(s, zp[s])
-            if logu[s] < llp - self.ll[s] + base[s]:
-                self.z[s], self.ll[s] = zp[s], llp
-                self.acc_ind[k, s] += 1
+        self.acc_ind[k] += self._accept_each(zp, base)
         # (b) random walk with the same shape
         zp = self.z + self.rw_scale[:, None] * np.einsum("spq,sq->sp", L, rng.standard_normal((S, NPAR)))
         base = self._log_pop(zp, mu_s, sd_s) - self._log_pop(self.z, mu_s, sd_s)
-        logu = np.log(rng.random(S))
-        for s in range(S):
-            llp = self._eval(s, zp[s])
-            if logu[s] < llp - self.ll[s] + base[s]:
-                self.z[s], self.ll[s] = zp[s], llp
-                self.acc_rw[k, s] += 1
+        self.acc_rw[k] += self._accept_each(zp, base)
 
     def _centred_population(self, tuning: bool) -> None:
-        rng, idx, n_types = self.rng, self.idx, self.n_types
-        mu_sd, sigma_sd = self.cfg["mu_sd"], self.cfg["sigma_sd"]
-        zsum = np.zeros((n_types, NPAR))
-        np.add.at(zsum, idx, self.z)
-        prec = self.counts / self.sd**2 + 1.0 / mu_sd**2
-        self.mu = zsum / self.sd**2 / prec + rng.standard_normal((n_types, NPAR)) / np.sqrt(prec)
-        ss = np.zeros((n_types, NPAR))
-        np.add.at(ss, idx, (self.z - self.mu[idx]) ** 2)
-        counts = self.counts
-
-        def log_post(s, ls):
-            return -0.5 * (s / sigma_sd) ** 2 - counts * ls - ss / (2.0 * s**2) + ls
-
-        for _ in range(3):
-            ls = np.log(self.sd)
-            lsp = ls + self.sigma_step * rng.standard_normal((n_types, NPAR))
-            sp = np.exp(lsp)
-            a = np.log(rng.random((n_types, NPAR))) < log_post(sp, lsp) - log_post(self.sd, ls)
-            self.sd = np.where(a, sp, self.sd)
-            if tuning:
-                self.acc_sigma += a
+        cfg = self.cfg
+        self.mu, self.sd, acc = _centred_population_step(
+            self.z, self.idx, self.counts, self.sd, self.sigma_step, cfg["mu_sd"], cfg["sigma_sd"], self.rng
+        )
         if tuning:
+            self.acc_sigma += acc
             self.n_sigma_window += 3
 
-    def _noncentred_shapes(self) -> None:
-        """Proposal shapes of the joint non-centred moves, per type: for μ, the inverse of the summed site-fit
-        precisions (a shift δ of every z_s changes Σ log L by ≈ −½ δᵀ(Σ A_s)δ, so the move runs along the
-        ridges the sites share, e.g. x_v–x_K); for log σ, the inverse of Σ D_s A_s D_s with D_s = diag(z_s − μ)
-        at the current state (z_s − μ scales by e^h ≈ 1 + h). Recomputed during tuning only."""
+    def _sigma_shapes(self) -> None:
+        """Proposal shape of the non-centred log σ-move, per type: the inverse of Σ_s D_s A_s D_s with D_s =
+        diag(z_s − μ_t) at the current state (z_s − μ_t scales by e^h ≈ 1 + h, so Σ log L changes by
+        ≈ −½ hᵀ(Σ D_s A_s D_s)h), plus the identity. Recomputed during tuning only."""
         for t in range(self.n_types):
             sites = np.flatnonzero(self.idx == t)
-            A = self.fit_prec[sites]
-            Hm = A.sum(axis=0) + np.eye(NPAR) / self.cfg["mu_sd"] ** 2
             D = self.z[sites] - self.mu[t]
-            Hs = np.einsum("sp,spq,sq->pq", D, A, D) + np.eye(NPAR)
-            self.nc_chol[0, t] = np.linalg.cholesky(np.linalg.inv(Hm))
-            self.nc_chol[1, t] = np.linalg.cholesky(np.linalg.inv(Hs))
+            H = np.einsum("sp,spq,sq->pq", D, self.fit_prec[sites], D) + np.eye(NPAR)
+            self.sigma_chol[t] = np.linalg.cholesky(np.linalg.inv(H))
 
     def _partially_noncentred_map(self, t: int, sites: np.ndarray):
         """For a μ-move of type t at the current σ_t: M_s = (A_s + Λ)⁻¹ Λ, Λ = diag σ_t⁻², and the Cholesky
@@ -269,7 +253,7 @@ class _Chain:
                         - self._log_pop(z, mu, sd).sum()
                     )
                 else:
-                    step = self.nc_scale[1, t] * self.nc_chol[1, t] @ rng.standard_normal(NPAR)
+                    step = self.nc_scale[1, t] * self.sigma_chol[t] @ rng.standard_normal(NPAR)
                     mup, sdp = mu, sd * np.exp(step)
                     znew = mu + sdp * (z - mu) / sd
                     log_rest = -0.5 * np.sum(sdp**2 - sd**2) / sigma_sd**2 + np.sum(step)
@@ -287,8 +271,8 @@ class _Chain:
 
     def _adapt(self) -> None:
         """Every 50 tuning sweeps: scales towards their target acceptance (30 % for the site random walks,
-        25 % for the joint non-centred moves, 40 % for the one-dimensional σ steps), and the non-centred
-        shapes at the current state."""
+        25 % for the joint population moves, 40 % for the one-dimensional σ steps), and the σ-move's shape at
+        the current state."""
         self.n_window += 1
         if self.n_window < 50:
             return
@@ -301,7 +285,7 @@ class _Chain:
         if self.n_sigma_window:
             rate = self.acc_sigma / self.n_sigma_window
             self.sigma_step = np.clip(self.sigma_step * np.exp(rate - 0.4), 0.02, 3.0)
-        self._noncentred_shapes()
+        self._sigma_shapes()
         self.acc_rw[0] = self.acc_ind[0] = 0.0
         self.acc_nc[0] = 0.0
         self.n_nc[0] = 0.0
@@ -436,11 +420,9 @@ def sample_population_mwg(
     """
     from tqdm.auto import tqdm
 
-    ft = [str(f) for f in forest_types]
     Z = np.asarray(samples.z, dtype=float)
     S = Z.shape[0]
-    if len(ft) != S:
-        raise ValueError(f"forest_types must give one type per site ({S}), got {len(ft)}")
+    types, idx = _type_index(forest_types, S, mu_sd, sigma_sd)
     if (problem is None) == (loglik is None):
         raise ValueError("give exactly one of problem and loglik")
     if problem is not None:
@@ -452,12 +434,8 @@ def sample_population_mwg(
         raise ValueError("prior is needed with loglik")
     if draws < thin or thin < 1 or tune < 100 or chains < 1:
         raise ValueError(f"need draws ≥ thin ≥ 1, tune ≥ 100, chains ≥ 1; got {draws=}, {thin=}, {tune=}, {chains=}")
-    if not (mu_sd > 0 and sigma_sd > 0):
-        raise ValueError(f"mu_sd and sigma_sd must be positive, got {mu_sd}, {sigma_sd}")
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be ≥ 1, got {checkpoint_every}")
-    types = sorted(set(ft))
-    idx = np.array([types.index(f) for f in ft])
     fit = _gaussian_fit(Z)
     cfg = dict(
         n_iter=tune + draws,
@@ -473,7 +451,7 @@ def sample_population_mwg(
     paths: list = [None] * chains
     if ckpt is not None:
         ckpt.mkdir(parents=True, exist_ok=True)
-        key = _chain_key(ll_bytes, samples, ft, cfg, seed)
+        key = _chain_key(ll_bytes, samples, [types[i] for i in idx], cfg, seed)
         paths = [ckpt / f"chain{c}_{key}.pkl" for c in range(chains)]
     parallel = map_fn is not None or (n_processes > 1 and chains > 1)
     tasks = [

@@ -400,6 +400,52 @@ def _gibbs_site_draws(Z, lp1, mu_s, sd_s, u, k_out, ess_out):  # pragma: no cove
         k_out[s] = pick
 
 
+def _type_index(forest_types, n_sites: int, mu_sd: float, sigma_sd: float) -> tuple[list[str], np.ndarray]:
+    """(sorted forest types, index of each site's type); checks one type per site and positive hyperprior
+    scales (the checks both stage-2 samplers share)."""
+    ft = [str(f) for f in forest_types]
+    if len(ft) != n_sites:
+        raise ValueError(f"forest_types must give one type per site ({n_sites}), got {len(ft)}")
+    if not (mu_sd > 0 and sigma_sd > 0):
+        raise ValueError(f"mu_sd and sigma_sd must be positive, got {mu_sd}, {sigma_sd}")
+    types = sorted(set(ft))
+    return types, np.array([types.index(f) for f in ft])
+
+
+def _population_start(z, idx, n_types: int) -> tuple[np.ndarray, np.ndarray]:
+    """A chain's starting μ_t and σ_t: per type, the mean and the sd (at least 0.3) of the sites' starting z
+    (logit units)."""
+    mu = np.array([z[idx == t].mean(axis=0) for t in range(n_types)])
+    sd = np.array([np.maximum(z[idx == t].std(axis=0), 0.3) for t in range(n_types)])
+    return mu, sd
+
+
+def _centred_population_step(z, idx, counts, sd, step, mu_sd, sigma_sd, rng):
+    """The centred update of the populations given the site parameters z (logit units): μ_t | σ_t, z from its
+    conjugate normal, then three random-walk Metropolis steps of log σ_t | μ_t, z with step sizes ``step``
+    (the target includes the log-Jacobian). Returns (μ, σ, accepted σ steps per type and parameter)."""
+    n_types, P = sd.shape
+    zsum = np.zeros((n_types, P))
+    np.add.at(zsum, idx, z)
+    prec = counts / sd**2 + 1.0 / mu_sd**2
+    mu = zsum / sd**2 / prec + rng.standard_normal((n_types, P)) / np.sqrt(prec)
+    ss = np.zeros((n_types, P))
+    np.add.at(ss, idx, (z - mu[idx]) ** 2)
+
+    def log_post(s, ls):
+        return -0.5 * (s / sigma_sd) ** 2 - counts * ls - ss / (2.0 * s**2) + ls
+
+    accepted = np.zeros((n_types, P))
+    for _ in range(3):
+        ls = np.log(sd)
+        lsp = ls + step * rng.standard_normal((n_types, P))
+        sp = np.exp(lsp)
+        a = np.log(rng.random((n_types, P))) < log_post(sp, lsp) - log_post(sd, ls)
+        sd = np.where(a, sp, sd)
+        accepted += a
+    return mu, sd, accepted
+
+
 def _stage2_chain(Z, lp1, idx, n_types, n_iter, n_tune, thin, mu_sd, sigma_sd, rng):
     S, K, P = Z.shape
     sites = np.arange(S)
@@ -407,8 +453,7 @@ def _stage2_chain(Z, lp1, idx, n_types, n_iter, n_tune, thin, mu_sd, sigma_sd, r
     # start: a random stage-1 draw per site, population moments of those
     k = rng.integers(K, size=S)
     z = Z[sites, k].copy()
-    mu = np.array([z[idx == t].mean(axis=0) for t in range(n_types)])
-    sd = np.array([np.maximum(z[idx == t].std(axis=0), 0.3) for t in range(n_types)])
+    mu, sd = _population_start(z, idx, n_types)
     step = np.full((n_types, P), 0.5)
     n_keep = (n_iter - n_tune) // thin
     out_mu = np.empty((n_keep, n_types, P))
@@ -422,27 +467,10 @@ def _stage2_chain(Z, lp1, idx, n_types, n_iter, n_tune, thin, mu_sd, sigma_sd, r
         # z_s | μ, σ: exact draw from the stage-1 draws weighted by N(z | μ, σ²) / p₁(z)
         _gibbs_site_draws(Z, lp1, mu[idx], sd[idx], rng.random(S), k, ess)
         z = Z[sites, k]
-        # μ_t | σ_t, z: conjugate normal
-        zsum = np.zeros((n_types, P))
-        np.add.at(zsum, idx, z)
-        prec = counts / sd**2 + 1.0 / mu_sd**2
-        mu = zsum / sd**2 / prec + rng.standard_normal((n_types, P)) / np.sqrt(prec)
-        # log σ_t | μ_t, z: random-walk Metropolis (target density includes the log-Jacobian)
-        ss = np.zeros((n_types, P))
-        np.add.at(ss, idx, (z - mu[idx]) ** 2)
-
-        def log_post(s, ls, ss=ss):
-            return -0.5 * (s / sigma_sd) ** 2 - counts * ls - ss / (2.0 * s**2) + ls
-
-        for _ in range(3):
-            ls = np.log(sd)
-            lsp = ls + step * rng.standard_normal((n_types, P))
-            sp = np.exp(lsp)
-            a = np.log(rng.random((n_types, P))) < log_post(sp, lsp) - log_post(sd, ls)
-            sd = np.where(a, sp, sd)
-            if it < n_tune:
-                window_acc += a
+        # μ_t | σ_t, z conjugate; log σ_t | μ_t, z by random-walk Metropolis
+        mu, sd, acc = _centred_population_step(z, idx, counts, sd, step, mu_sd, sigma_sd, rng)
         if it < n_tune:
+            window_acc += acc
             window_n += 3
             if window_n >= 60:  # adapt the σ step towards ~40 % acceptance, during tuning only
                 rate = window_acc / window_n
@@ -495,16 +523,9 @@ def sample_population(
     """
     from tqdm.auto import tqdm
 
-    ft = [str(f) for f in forest_types]
-    S = samples.z.shape[0]
-    if len(ft) != S:
-        raise ValueError(f"forest_types must give one type per site ({S}), got {len(ft)}")
+    types, idx = _type_index(forest_types, samples.z.shape[0], mu_sd, sigma_sd)
     if draws < thin or tune < 0 or chains < 1:
         raise ValueError(f"need draws ≥ thin, tune ≥ 0, chains ≥ 1; got draws={draws}, thin={thin}, tune={tune}")
-    if not (mu_sd > 0 and sigma_sd > 0):
-        raise ValueError(f"mu_sd and sigma_sd must be positive, got {mu_sd}, {sigma_sd}")
-    types = sorted(set(ft))
-    idx = np.array([types.index(f) for f in ft])
     Z = np.asarray(samples.z, dtype=float)
     lp1 = samples.log_stage1_prior()
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(chains)]
