@@ -154,3 +154,48 @@ def test_two_stage_with_model_solves_on_synthetic_sites(tmp_path):
     assert np.all(d["acceptance_random_walk"] > 0.0)
     with pytest.raises(ValueError, match="weights"):
         two_stage_hierarchical(problem, ["A"] * 3, stage2_method="mwg", refine="always")
+
+
+def test_stage1_mixture_density_and_draws_agree_with_a_direct_computation():
+    """The compiled proposal: its log-density equals the Gaussian mixture written out with scipy (components
+    below e⁻³⁰ of the largest weight dropped), and its draws have that mixture's mean and covariance."""
+    from scipy.special import logsumexp
+    from scipy.stats import multivariate_normal
+
+    from bayes_vmimics.inference.mwg import _StageOneMixture
+
+    rng = np.random.default_rng(3)
+    S, N = 2, 150
+    t = rng.uniform(-2.0, 2.0, size=(S, N))  # draws along a curved ridge, with repeats as emcee keeps them
+    Z = np.zeros((S, N, NPAR))
+    Z[..., 0], Z[..., 1] = t, 0.4 * t**2
+    Z[..., 2:] = 0.3 * rng.standard_normal((S, N, NPAR - 2))
+    Z[:, 1::3] = Z[:, 0::3][:, : Z[:, 1::3].shape[1]]
+    log_p1 = rng.normal(size=(S, N))
+    mix = _StageOneMixture(Z, log_p1, n_components=100, k=20, h=0.8)
+    mu, sd = rng.normal(size=(S, NPAR)), rng.uniform(0.5, 2.0, size=(S, NPAR))
+    mix.set_population(mu, sd)
+    z = rng.normal(size=(S, NPAR))
+    got = mix.log_density(z)
+    for s in range(S):
+        keep = np.isfinite(mix.logc[s])
+        X, H, logc = mix.X[s, keep], mix.H[s, keep], mix.logc[s, keep]
+        assert 20 < keep.sum() < 100  # the repeats were merged
+        Sig = np.diag(sd[s] ** 2)
+        logw = np.array(
+            [lc + multivariate_normal(mu[s], Hi + Sig).logpdf(x) for x, Hi, lc in zip(X, H, logc, strict=True)]
+        )
+        logw[logw < logw.max() - 30.0] = -np.inf  # the proposal drops components below e⁻³⁰ of the largest
+        logw -= logsumexp(logw)
+        C = np.linalg.inv(np.linalg.inv(H) + np.linalg.inv(Sig)[None])
+        m = np.einsum("npq,nq->np", C, np.einsum("npq,nq->np", np.linalg.inv(H), X) + mu[s] / sd[s] ** 2)
+        comp = np.array([multivariate_normal(mi, Ci).logpdf(z[s]) for mi, Ci in zip(m, C, strict=True)])
+        ref = logsumexp(logw + comp) + 0.5 * NPAR * np.log(2 * np.pi)  # log_density omits (2π)^(−d/2)
+        assert abs(got[s] - ref) < 1e-9, (got[s], ref)
+        draws = np.stack([mix.sample(rng)[s] for _ in range(20_000)])
+        w = np.exp(logw)
+        mean = w @ m
+        cov = np.einsum("n,npq->pq", w, C) + np.einsum("n,np,nq->pq", w, m - mean, m - mean)
+        se = np.sqrt(np.diag(cov) / draws.shape[0])
+        assert np.all(np.abs(draws.mean(axis=0) - mean) < 5 * se)
+        assert np.allclose(np.cov(draws, rowvar=False), cov, atol=0.05 * np.max(np.diag(cov)))

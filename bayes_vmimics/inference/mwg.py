@@ -17,12 +17,14 @@ HalfNormal(sigma_sd), data_s | z_s by the site log-likelihood.
 One sweep (Tierney 1994, *Ann. Stat.* 22:1701, for mixing MH kernels; all moves leave the posterior
 invariant):
 
-1. **Each z_s** | μ, σ, data_s: two Metropolis–Hastings moves. The proposal shape is the Gaussian product
-   of the site's stage-1 fit (mean a_s, precision A_s of its stage-1 draws) and the population N(μ_t, σ_t²):
-   precision P_s = A_s + diag σ_t⁻², mean P_s⁻¹(A_s a_s + μ_t/σ_t²).
-   (a) independence proposal from a multivariate t (ν = 5) with that mean and shape;
-   (b) random walk with covariance c_s² P_s⁻¹, c_s adapted per site during tuning (towards 30 %
-   acceptance).
+1. **Each z_s** | μ, σ, data_s: two Metropolis–Hastings moves.
+   (a) independence proposal from the site's stage-1 draws reweighted to the population and jittered along
+   their local ridge direction (:class:`_StageOneMixture`, a Gaussian mixture with an exact density): the
+   continuous, exact counterpart of the reweighting stage 2's conditional draw. On the 35 real ENF sites
+   it accepts 17 % (median over sites) where a single multivariate t fitted to the draws accepted 2 %;
+   (b) random walk with covariance c_s² P_s⁻¹, where P_s = A_s + diag σ_t⁻² is the precision of the
+   Gaussian product of the site's stage-1 fit (precision A_s of its stage-1 draws) and the population, and
+   c_s is adapted per site during tuning (towards 30 % acceptance).
 2. **μ_t, σ_t | z** (centred): μ_t is conjugate normal; log σ_t takes random-walk steps (no model solves).
 3. **Joint population moves that carry the sites along** (per type, twice for μ and once for σ per sweep):
    (a) partially non-centred μ-move (Papaspiliopoulos, Roberts & Sköld 2007, *Stat. Sci.* 22:59): μ_t → μ_t
@@ -52,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from numba import njit
 
 from ..likelihood import CalibrationProblem
 from ..parameters import PARAMETER_NAMES
@@ -67,7 +70,12 @@ from .two_stage import (
 )
 
 NPAR = len(PARAMETER_NAMES)
-_T_DOF = 5.0  # degrees of freedom of the independence proposal
+# the independence proposal (_StageOneMixture): at most this many stage-1 draws per site as its components,
+# each with the covariance of its this-many nearest draws, scaled by the bandwidth² (measured on the 35 real ENF
+# sites: 17 % median acceptance at 1000 / 80 / 1.0, against 2 % for a single multivariate t)
+_MIX_COMPONENTS = 1000
+_MIX_NEIGHBOURS = 80
+_MIX_BANDWIDTH = 1.0
 
 __all__ = ["ProblemSiteLogLikelihood", "sample_population_mwg"]
 
@@ -104,11 +112,221 @@ def _gaussian_fit(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return a, cov, np.linalg.inv(cov)
 
 
+# -- compiled kernels of the stage-1 mixture (7×7 Cholesky factors per component; loops, no allocation) --------
+@njit(cache=True)
+def _chol(A, L):
+    """Lower Cholesky factor of the small SPD matrix A into L; False if A is not positive definite."""
+    n = A.shape[0]
+    for j in range(n):
+        s = A[j, j]
+        for k in range(j):
+            s -= L[j, k] * L[j, k]
+        if not s > 0.0:
+            return False
+        L[j, j] = np.sqrt(s)
+        for i in range(j + 1, n):
+            t = A[i, j]
+            for k in range(j):
+                t -= L[i, k] * L[j, k]
+            L[i, j] = t / L[j, j]
+        for i in range(j):
+            L[i, j] = 0.0
+    return True
+
+
+@njit(cache=True)
+def _mixture_population(X, logc, H, Hinv, HinvX, mu, sd, cut, Lp, m, log_pi, half_log_det_prec):
+    """Per site s and component i: log π_i ∝ log c_i + log N(x_i | μ_s, H_i + diag sd_s²), normalised over i
+    and set to −inf below max − ``cut``; for the kept components the Cholesky factor Lp_i of the precision
+    P_i = H_i⁻¹ + diag sd_s⁻², the mean m_i = P_i⁻¹ (H_i⁻¹ x_i + μ_s / sd_s²) and ½ log det P_i."""
+    S, M, d = X.shape
+    A = np.empty((d, d))
+    L = np.empty((d, d))
+    r = np.empty(d)
+    for s in range(S):
+        top = -np.inf
+        for i in range(M):
+            log_pi[s, i] = -np.inf
+            if logc[s, i] == -np.inf:
+                continue
+            for p in range(d):
+                for q in range(d):
+                    A[p, q] = H[s, i, p, q]
+                A[p, p] += sd[s, p] * sd[s, p]
+            if not _chol(A, L):
+                continue
+            val = logc[s, i]
+            for p in range(d):  # forward substitution: r = L⁻¹ (x_i − μ)
+                t = X[s, i, p] - mu[s, p]
+                for q in range(p):
+                    t -= L[p, q] * r[q]
+                r[p] = t / L[p, p]
+                val -= 0.5 * r[p] * r[p] + np.log(L[p, p])
+            log_pi[s, i] = val
+            top = max(top, val)
+        total = 0.0
+        for i in range(M):
+            if log_pi[s, i] < top - cut:
+                log_pi[s, i] = -np.inf
+            else:
+                total += np.exp(log_pi[s, i] - top)
+        norm = top + np.log(total)
+        for i in range(M):
+            if log_pi[s, i] == -np.inf:
+                continue
+            log_pi[s, i] -= norm
+            for p in range(d):
+                for q in range(d):
+                    A[p, q] = Hinv[s, i, p, q]
+                A[p, p] += 1.0 / (sd[s, p] * sd[s, p])
+            if not _chol(A, Lp[s, i]):
+                log_pi[s, i] = -np.inf  # cannot happen for SPD H_i; dropped rather than trusted
+                continue
+            ld = 0.0
+            for p in range(d):  # solve Lp Lpᵀ m = b
+                t = HinvX[s, i, p] + mu[s, p] / (sd[s, p] * sd[s, p])
+                for q in range(p):
+                    t -= Lp[s, i, p, q] * r[q]
+                r[p] = t / Lp[s, i, p, p]
+                ld += np.log(Lp[s, i, p, p])
+            for p in range(d - 1, -1, -1):
+                t = r[p]
+                for q in range(p + 1, d):
+                    t -= Lp[s, i, q, p] * m[s, i, q]
+                m[s, i, p] = t / Lp[s, i, p, p]
+            half_log_det_prec[s, i] = ld
+
+
+@njit(cache=True)
+def _mixture_draw(Lp, m, comp, eps, out):
+    """out[s] = m_i + Lp_i⁻ᵀ eps[s] for the chosen component i = comp[s]: a draw from N(m_i, P_i⁻¹)."""
+    S, _, d = m.shape
+    for s in range(S):
+        i = comp[s]
+        for p in range(d - 1, -1, -1):
+            t = eps[s, p]
+            for q in range(p + 1, d):
+                t -= Lp[s, i, q, p] * (out[s, q] - m[s, i, q])
+            out[s, p] = m[s, i, p] + t / Lp[s, i, p, p]
+
+
+@njit(cache=True)
+def _mixture_log_density(Lp, m, log_pi, half_log_det_prec, z, out):
+    """out[s] = log Σ_i π_i N(z[s] | m_i, P_i⁻¹), without the (2π)^(−d/2) shared by all components."""
+    S, M, d = m.shape
+    vals = np.empty(M)
+    for s in range(S):
+        top = -np.inf
+        for i in range(M):
+            vals[i] = -np.inf
+            if log_pi[s, i] == -np.inf:
+                continue
+            q2 = 0.0
+            for q in range(d):  # u = Lpᵀ (z − m)
+                t = 0.0
+                for p in range(q, d):
+                    t += Lp[s, i, p, q] * (z[s, p] - m[s, i, p])
+                q2 += t * t
+            vals[i] = log_pi[s, i] + half_log_det_prec[s, i] - 0.5 * q2
+            top = max(top, vals[i])
+        total = 0.0
+        for i in range(M):
+            if vals[i] > -np.inf:
+                total += np.exp(vals[i] - top)
+        out[s] = top + np.log(total) if total > 0.0 else -np.inf
+
+
+class _StageOneMixture:
+    """The independence proposal of the site moves: each site's stage-1 draws, reweighted to the population
+    and jittered, as a Gaussian mixture whose density is known exactly.
+
+    Stage 1 drew x_i from p₁(z | data_s) ∝ L_s(z) p₁(z). The site's conditional in stage 2 is
+    ∝ L_s(z) N(z | μ, Σ) = p₁(z | data_s) N(z | μ, Σ) / p₁(z). Replacing p₁(z | data_s) by the kernel estimate
+    Σ_i c_i N(z | x_i, H_i) and p₁(z) by p₁(x_i) inside each kernel gives the proposal
+
+        q(z) ∝ Σ_i c_i N(z | x_i, H_i) N(z | μ, Σ) / p₁(x_i) = Σ_i π_i N(z | m_i, C_i),
+
+    C_i = (H_i⁻¹ + Σ⁻¹)⁻¹, m_i = C_i (H_i⁻¹ x_i + Σ⁻¹ μ), π_i ∝ c_i N(x_i | μ, H_i + Σ) / p₁(x_i): the
+    continuous version of the reweighting stage 2's conditional draw. c_i counts repeats of a draw (emcee keeps
+    rejected positions). H_i is h² times the covariance of x_i's k nearest draws (in the metric of the site's
+    whole stage-1 covariance), so each kernel lies along the local direction of a curved ridge; a global
+    bandwidth would be as wide as the ridge is long. The Metropolis–Hastings ratio uses q exactly, so the
+    quality of the kernel estimate changes the acceptance rate, never the target.
+    """
+
+    def __init__(self, Z: np.ndarray, log_p1: np.ndarray, n_components: int, k: int, h: float) -> None:
+        S, N, d = Z.shape
+        rng = np.random.default_rng(20_211)  # the same components in every chain and after a resume
+        parts = []
+        for s in range(S):
+            pick = rng.choice(N, n_components, replace=False) if N > n_components else np.arange(N)
+            X, first, counts = np.unique(Z[s, pick], axis=0, return_index=True, return_counts=True)
+            cov = np.cov(Z[s], rowvar=False).reshape(d, d) + 1e-6 * np.eye(d)
+            W = np.linalg.inv(np.linalg.cholesky(cov))
+            Y = (X - X.mean(axis=0)) @ W.T
+            kk = min(k, X.shape[0] - 1)
+            if kk >= 1:
+                d2 = np.sum((Y[:, None, :] - Y[None, :, :]) ** 2, axis=-1)
+                nn = np.argpartition(d2, kk, axis=1)[:, : kk + 1]  # itself and its kk nearest
+                D = X[nn] - X[nn].mean(axis=1, keepdims=True)
+                H = np.einsum("nkp,nkq->npq", D, D) / kk
+            else:
+                H = np.zeros((X.shape[0], d, d))
+            H = h * h * (H + 1e-4 * cov[None])  # the ridge keeps kernels of (near-)coincident draws proper
+            parts.append((X, np.log(counts) - log_p1[s, pick][first], H))
+        M = max(x.shape[0] for x, _, _ in parts)
+        self.X = np.zeros((S, M, d))
+        self.logc = np.full((S, M), -np.inf)  # padding components have weight 0
+        self.H = np.broadcast_to(np.eye(d), (S, M, d, d)).copy()
+        for s, (X, logc, H) in enumerate(parts):
+            n = X.shape[0]
+            self.X[s, :n], self.logc[s, :n], self.H[s, :n] = X, logc, H
+        self.Hinv = np.linalg.inv(self.H)
+        self.HinvX = np.einsum("smpq,smq->smp", self.Hinv, self.X)
+        self.Lp = np.zeros((S, M, d, d))  # per population (set_population): Cholesky factors of the precisions,
+        self.m = np.zeros((S, M, d))  # means, log weights and ½ log det of the precisions of the components
+        self.log_pi = np.full((S, M), -np.inf)
+        self.half_log_det_prec = np.zeros((S, M))
+
+    def set_population(self, mu: np.ndarray, sd: np.ndarray) -> None:
+        """The mixture for each site's population N(mu[s], diag sd[s]²) (logit units, shape (S, 7)).
+        Components with weight below e⁻³⁰ of the largest are dropped (from both draws and density, so q stays
+        exact)."""
+        _mixture_population(
+            self.X,
+            self.logc,
+            self.H,
+            self.Hinv,
+            self.HinvX,
+            np.ascontiguousarray(mu, dtype=float),
+            np.ascontiguousarray(sd, dtype=float),
+            30.0,
+            self.Lp,
+            self.m,
+            self.log_pi,
+            self.half_log_det_prec,
+        )
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        """One draw per site from the current mixture (S, 7)."""
+        S, M, d = self.m.shape
+        comp = np.argmax(self.log_pi + rng.gumbel(size=(S, M)), axis=1)
+        out = np.empty((S, d))
+        _mixture_draw(self.Lp, self.m, comp, rng.standard_normal((S, d)), out)
+        return out
+
+    def log_density(self, z: np.ndarray) -> np.ndarray:
+        """log q(z[s]) per site, up to a constant shared by all z (S,)."""
+        out = np.empty(z.shape[0])
+        _mixture_log_density(self.Lp, self.m, self.log_pi, self.half_log_det_prec, np.ascontiguousarray(z), out)
+        return out
+
+
 class _Chain:
     """The state of one chain and its sweep (see the module docstring). All arrays in logit units."""
 
-    def __init__(self, loglik, fit, Z, idx, n_types, cfg, seed) -> None:
-        self.loglik, self.idx, self.cfg = loglik, idx, cfg
+    def __init__(self, loglik, mix, fit, Z, idx, n_types, cfg, seed) -> None:
+        self.loglik, self.mix, self.idx, self.cfg = loglik, mix, idx, cfg
         self.fit_a, self.fit_cov, self.fit_prec = fit
         self.n_types = n_types
         S = self.fit_a.shape[0]
@@ -179,19 +397,13 @@ class _Chain:
         mu_s, sd_s = self.mu[idx], self.sd[idx]
         P = self.fit_prec + np.einsum("sp,pq->spq", 1.0 / sd_s**2, np.eye(NPAR))
         cov = np.linalg.inv(P)
-        m = np.einsum("spq,sq->sp", cov, np.einsum("spq,sq->sp", self.fit_prec, self.fit_a) + mu_s / sd_s**2)
         L = np.linalg.cholesky(cov)
         k = 0 if tuning else 1
-
-        def log_t(z):  # log multivariate-t density of the independence proposal, up to a constant
-            d = z - m
-            q = np.einsum("sp,spq,sq->s", d, P, d)
-            return -0.5 * (_T_DOF + NPAR) * np.log1p(q / _T_DOF)
-
-        # (a) independence proposal
-        w = np.sqrt(_T_DOF / rng.chisquare(_T_DOF, size=S))[:, None]
-        zp = m + w * np.einsum("spq,sq->sp", L, rng.standard_normal((S, NPAR)))
-        base = self._log_pop(zp, mu_s, sd_s) - log_t(zp) - (self._log_pop(self.z, mu_s, sd_s) - log_t(self.z))
+        # (a) independence proposal: the stage-1 mixture for the current population
+        self.mix.set_population(mu_s, sd_s)
+        zp = self.mix.sample(rng)
+        log_q = self.mix.log_density
+        base = self._log_pop(zp, mu_s, sd_s) - log_q(zp) - (self._log_pop(self.z, mu_s, sd_s) - log_q(self.z))
         self.acc_ind[k] += self._accept_each(zp, base)
         # (b) random walk with the same shape
         zp = self.z + self.rw_scale[:, None] * np.einsum("spq,sq->sp", L, rng.standard_normal((S, NPAR)))
@@ -322,16 +534,18 @@ class _Chain:
 
 def _run_chain(task) -> dict:
     """Run (or resume) one chain; checkpoint its whole state every ``checkpoint_every`` sweeps."""
-    loglik, fit, Z, idx, n_types, cfg, seed, path, bar = task
+    loglik, fit, Z, log_p1, idx, n_types, cfg, seed, path, bar = task
     if isinstance(loglik, bytes):
         loglik = pickle.loads(loglik)
+    # rebuilt rather than saved: deterministic, and tens of MB
+    mix = _StageOneMixture(Z, log_p1, cfg["mix_components"], cfg["mix_neighbours"], cfg["mix_bandwidth"])
     chain = None
     if path is not None and path.exists():
         with path.open("rb") as f:
             chain = pickle.load(f)
-        chain.loglik = loglik
+        chain.loglik, chain.mix = loglik, mix
     if chain is None:
-        chain = _Chain(loglik, fit, Z, idx, n_types, cfg, seed)
+        chain = _Chain(loglik, mix, fit, Z, idx, n_types, cfg, seed)
     every = cfg["checkpoint_every"]
     pbar = None
     if bar:
@@ -343,12 +557,13 @@ def _run_chain(task) -> dict:
         if pbar is not None:
             pbar.update()
         if path is not None and (chain.it % every == 0 or chain.it == cfg["n_iter"]):
-            keep, chain.loglik = chain.loglik, None  # the likelihood object (the problem) is not saved
+            # the likelihood (the problem) and the proposal mixture are not saved
+            chain.loglik = chain.mix = None
             tmp = path.with_suffix(".tmp")
             with tmp.open("wb") as f:
                 pickle.dump(chain, f)
             tmp.replace(path)
-            chain.loglik = keep
+            chain.loglik, chain.mix = loglik, mix
     if pbar is not None:
         pbar.close()
     return chain.result()
@@ -437,6 +652,7 @@ def sample_population_mwg(
     if checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be ≥ 1, got {checkpoint_every}")
     fit = _gaussian_fit(Z)
+    log_p1 = samples.log_stage1_prior()
     cfg = dict(
         n_iter=tune + draws,
         n_tune=tune,
@@ -444,6 +660,9 @@ def sample_population_mwg(
         mu_sd=float(mu_sd),
         sigma_sd=float(sigma_sd),
         checkpoint_every=int(checkpoint_every),
+        mix_components=_MIX_COMPONENTS,
+        mix_neighbours=_MIX_NEIGHBOURS,
+        mix_bandwidth=_MIX_BANDWIDTH,
     )
     seeds = [int(ss.generate_state(1)[0]) for ss in np.random.SeedSequence(seed).spawn(chains)]
     ll_bytes = pickle.dumps(loglik)
@@ -459,6 +678,7 @@ def sample_population_mwg(
             ll_bytes if parallel else loglik,
             fit,
             Z,
+            log_p1,
             idx,
             len(types),
             cfg,
