@@ -21,7 +21,8 @@ invariant):
    (a) independence proposal from the site's stage-1 draws reweighted to the population and jittered along
    their local ridge direction (:class:`_StageOneMixture`, a Gaussian mixture with an exact density): the
    continuous, exact counterpart of the reweighting stage 2's conditional draw. On the 35 real ENF sites
-   it accepts 17 % (median over sites) where a single multivariate t fitted to the draws accepted 2 %;
+   it accepts 6–7 % inside a chain (median over sites; 17 % at the reweighting posterior's population)
+   where a single multivariate t fitted to the draws accepted 2 %;
    (b) random walk with covariance c_s² P_s⁻¹, where P_s = A_s + diag σ_t⁻² is the precision of the
    Gaussian product of the site's stage-1 fit (precision A_s of its stage-1 draws) and the population, and
    c_s is adapted per site during tuning (towards 30 % acceptance).
@@ -72,7 +73,8 @@ from .two_stage import (
 NPAR = len(PARAMETER_NAMES)
 # the independence proposal (_StageOneMixture): at most this many stage-1 draws per site as its components,
 # each with the covariance of its this-many nearest draws, scaled by the bandwidth² (measured on the 35 real ENF
-# sites: 17 % median acceptance at 1000 / 80 / 1.0, against 2 % for a single multivariate t)
+# sites, offline at the reweighting posterior's population: median acceptance 17 % at 1000 / 80 / 1.0, 16 % at
+# 1000 / 30 / 1.0, 11–13 % with one global bandwidth; 2 % for a single multivariate t)
 _MIX_COMPONENTS = 1000
 _MIX_NEIGHBOURS = 80
 _MIX_BANDWIDTH = 1.0
