@@ -104,14 +104,12 @@ class ProblemSiteLogLikelihood:
         return site_log_likelihood(self.problem, s, theta_from_logit(self.problem.prior, z))
 
 
-def _gaussian_fit(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean (S, 7), covariance and precision (S, 7, 7) of each site's stage-1 draws (logit units); the
-    covariance gets a 1e-6 ridge so that a site whose draws collapsed in one direction still has an invertible
-    fit."""
-    a = Z.mean(axis=1)
-    d = Z - a[:, None, :]
+def _gaussian_fit(Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Covariance and precision (S, 7, 7) of each site's stage-1 draws (logit units); the covariance gets a
+    1e-6 ridge so that a site whose draws collapsed in one direction still has an invertible fit."""
+    d = Z - Z.mean(axis=1, keepdims=True)
     cov = np.einsum("skp,skq->spq", d, d) / max(Z.shape[1] - 1, 1) + 1e-6 * np.eye(NPAR)
-    return a, cov, np.linalg.inv(cov)
+    return cov, np.linalg.inv(cov)
 
 
 # -- compiled kernels of the stage-1 mixture (7×7 Cholesky factors per component; loops, no allocation) --------
@@ -329,9 +327,9 @@ class _Chain:
 
     def __init__(self, loglik, mix, fit, Z, idx, n_types, cfg, seed) -> None:
         self.loglik, self.mix, self.idx, self.cfg = loglik, mix, idx, cfg
-        self.fit_a, self.fit_cov, self.fit_prec = fit
+        self.fit_cov, self.fit_prec = fit
         self.n_types = n_types
-        S = self.fit_a.shape[0]
+        S = self.fit_prec.shape[0]
         self.rng = np.random.default_rng(seed)
         rng = self.rng
         # start: per site a stage-1 draw with a finite likelihood; population moments of those
@@ -397,9 +395,6 @@ class _Chain:
         rng, idx = self.rng, self.idx
         S = self.z.shape[0]
         mu_s, sd_s = self.mu[idx], self.sd[idx]
-        P = self.fit_prec + np.einsum("sp,pq->spq", 1.0 / sd_s**2, np.eye(NPAR))
-        cov = np.linalg.inv(P)
-        L = np.linalg.cholesky(cov)
         k = 0 if tuning else 1
         # (a) independence proposal: the stage-1 mixture for the current population
         self.mix.set_population(mu_s, sd_s)
@@ -407,7 +402,9 @@ class _Chain:
         log_q = self.mix.log_density
         base = self._log_pop(zp, mu_s, sd_s) - log_q(zp) - (self._log_pop(self.z, mu_s, sd_s) - log_q(self.z))
         self.acc_ind[k] += self._accept_each(zp, base)
-        # (b) random walk with the same shape
+        # (b) random walk shaped by the Gaussian product of the site's stage-1 fit and the population
+        P = self.fit_prec + np.einsum("sp,pq->spq", 1.0 / sd_s**2, np.eye(NPAR))
+        L = np.linalg.cholesky(np.linalg.inv(P))
         zp = self.z + self.rw_scale[:, None] * np.einsum("spq,sq->sp", L, rng.standard_normal((S, NPAR)))
         base = self._log_pop(zp, mu_s, sd_s) - self._log_pop(self.z, mu_s, sd_s)
         self.acc_rw[k] += self._accept_each(zp, base)
