@@ -66,7 +66,9 @@ def main() -> None:
     ap.add_argument("--refine", default="auto", choices=["auto", "always", "never"], help="second pass")
     ap.add_argument("--refine-steps", type=int, default=3000, help="stage-1 steps per site of the second pass")
     ap.add_argument("--pass1-draws", type=int, default=None, help="stage-2 sweeps of pass 1 (default --draws)")
-    ap.add_argument("--checkpoint-dir", default=None, help="keep each pass's stage 1 here (resumable)")
+    ap.add_argument(
+        "--checkpoint-dir", default=None, help="keep each pass's stage 1 (and the mwg chains) here (resumable)"
+    )
     ap.add_argument("--out", default=None, help="write the DataTree to this netCDF file")
     args = ap.parse_args()
     mwg = args.stage2 == "mwg"
@@ -128,7 +130,14 @@ def main() -> None:
         kw = dict(draws=draws, tune=args.tune, chains=args.chains, thin=args.stage2_thin, seed=args.seed)
         if mwg:
             dt = sample_population_mwg(
-                s1, types, problem, n_processes=args.processes, warm_start=args.stage2_warm, progress=True, **kw
+                s1,
+                types,
+                problem,
+                n_processes=args.processes,
+                warm_start=args.stage2_warm,
+                progress=True,
+                checkpoint_dir=f"{args.checkpoint_dir}/{label} stage 2" if args.checkpoint_dir else None,
+                **kw,
             )
         else:
             dt = sample_population(s1, types, problem.prior, **kw)
