@@ -162,7 +162,7 @@ def test_stage1_mixture_density_and_draws_agree_with_a_direct_computation():
     from scipy.special import logsumexp
     from scipy.stats import multivariate_normal
 
-    from bayes_vmimics.inference.mwg import _StageOneMixture
+    from bayes_vmimics.inference.mwg import _gaussian_fit, _StageOneMixture
 
     rng = np.random.default_rng(3)
     S, N = 2, 150
@@ -172,7 +172,7 @@ def test_stage1_mixture_density_and_draws_agree_with_a_direct_computation():
     Z[..., 2:] = 0.3 * rng.standard_normal((S, N, NPAR - 2))
     Z[:, 1::3] = Z[:, 0::3][:, : Z[:, 1::3].shape[1]]
     log_p1 = rng.normal(size=(S, N))
-    mix = _StageOneMixture(Z, log_p1, n_components=100, k=20, h=0.8)
+    mix = _StageOneMixture(Z, log_p1, _gaussian_fit(Z)[0], n_components=100, k=20, h=0.8)
     mu, sd = rng.normal(size=(S, NPAR)), rng.uniform(0.5, 2.0, size=(S, NPAR))
     mix.set_population(mu, sd)
     z = rng.normal(size=(S, NPAR))

@@ -47,6 +47,7 @@ log-likelihoods within the solver's tolerance.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import pickle
@@ -95,8 +96,6 @@ class ProblemSiteLogLikelihood:
     """
 
     def __init__(self, problem: CalibrationProblem, warm_start: bool = False) -> None:
-        import copy
-
         self.problem = copy.copy(problem)
         self.problem.warm_start = bool(warm_start)
 
@@ -254,15 +253,17 @@ class _StageOneMixture:
     quality of the kernel estimate changes the acceptance rate, never the target.
     """
 
-    def __init__(self, Z: np.ndarray, log_p1: np.ndarray, n_components: int, k: int, h: float) -> None:
+    def __init__(self, Z: np.ndarray, log_p1: np.ndarray, cov: np.ndarray, n_components: int, k: int, h: float) -> None:
+        """Z: stage-1 draws (S, N, 7) and log_p1 their stage-1 prior log-densities (S, N); cov: each site's
+        stage-1 covariance (S, 7, 7) (:func:`_gaussian_fit`); at most n_components draws per site, k
+        neighbours, bandwidth h (logit units)."""
         S, N, d = Z.shape
         rng = np.random.default_rng(20_211)  # the same components in every chain and after a resume
         parts = []
         for s in range(S):
             pick = rng.choice(N, n_components, replace=False) if N > n_components else np.arange(N)
             X, first, counts = np.unique(Z[s, pick], axis=0, return_index=True, return_counts=True)
-            cov = np.cov(Z[s], rowvar=False).reshape(d, d) + 1e-6 * np.eye(d)
-            W = np.linalg.inv(np.linalg.cholesky(cov))
+            W = np.linalg.inv(np.linalg.cholesky(cov[s]))
             Y = (X - X.mean(axis=0)) @ W.T
             kk = min(k, X.shape[0] - 1)
             if kk >= 1:
@@ -272,7 +273,7 @@ class _StageOneMixture:
                 H = np.einsum("nkp,nkq->npq", D, D) / kk
             else:
                 H = np.zeros((X.shape[0], d, d))
-            H = h * h * (H + 1e-4 * cov[None])  # the ridge keeps kernels of (near-)coincident draws proper
+            H = h * h * (H + 1e-4 * cov[s][None])  # the ridge keeps kernels of (near-)coincident draws proper
             parts.append((X, np.log(counts) - log_p1[s, pick][first], H))
         M = max(x.shape[0] for x, _, _ in parts)
         self.X = np.zeros((S, M, d))
@@ -537,7 +538,7 @@ def _run_chain(task) -> dict:
     if isinstance(loglik, bytes):
         loglik = pickle.loads(loglik)
     # rebuilt rather than saved: deterministic, and tens of MB
-    mix = _StageOneMixture(Z, log_p1, cfg["mix_components"], cfg["mix_neighbours"], cfg["mix_bandwidth"])
+    mix = _StageOneMixture(Z, log_p1, fit[0], cfg["mix_components"], cfg["mix_neighbours"], cfg["mix_bandwidth"])
     chain = None
     if path is not None and path.exists():
         with path.open("rb") as f:
