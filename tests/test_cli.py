@@ -98,9 +98,11 @@ def test_hierarchical_two_stage_run_and_resume(tmp_path, capsys, monkeypatch):
     out = tmp_path / "h"
     args = ["hierarchical", "--synthetic", "--quick", "--n-steps", "40", "--n-walkers", "14", "--n-processes", "1"]
     args += ["--draws", "300", "--chains", "2", "--no-progress", "--seed", "4", "--out", str(out)]
-    args += ["--refine", "always", "--refine-steps", "40"]
+    args += ["--refine", "always", "--refine-steps", "40", "--warm"]
     assert main(args) == 0
     first = capsys.readouterr().out
+    # warm starts: stage-1 draws re-solved cold, the result per site in sites.csv
+    assert "re-solving 100 stage-1 draws per site from cold spin-ups" in first
     assert "stage 1" in first and "max R-hat" in first and "second pass (asked for)" in first
     with xr.open_datatree(out / "results.nc") as dt:
         post = dt["posterior"].to_dataset().load()
@@ -113,6 +115,7 @@ def test_hierarchical_two_stage_run_and_resume(tmp_path, capsys, monkeypatch):
         assert dt["stage1"].attrs["stage1_prior"] == "normal (refined)"
     sites = pd.read_csv(out / "sites.csv")
     assert len(sites) == n_sites and sites["stage1_max_tau_steps"].gt(0).all()
+    assert sites["stage1_branch_mismatch_fraction"].eq(0.0).all() and "warning: at" not in first
     assert (out / "population.png").stat().st_size > 0
     # the calibration sites' posterior predictive, each with its own θ_s
     assert (out / "profiles.png").stat().st_size > 0

@@ -244,3 +244,27 @@ def test_climatology_gives_periodic_cycle_with_exact_annual_balance():
     # a warm start from the periodic solution at nearby parameters converges too
     warm = solve_site(site, Parameters(x_v=4.1), ss)
     assert warm.converged and warm.mass_balance_error < 1e-8
+
+
+def test_a_warm_start_never_stops_on_a_state_that_is_no_steady_state(data_dir):
+    """Real site he2016_157 (ENF): Newton from the steady state of a nearby θ drove the r and K microbes of
+    single layers towards the negative root of their linearisation; the positivity clamp held them at ~1e-30
+    and the step test reported convergence at a state with RMS relative rate ~1 h⁻¹ (microbes "extinct" in a
+    layer between living ones, while diffusion feeds it). The warm start must end on the cold spin-up's root."""
+    from bayes_vmimics.cli import real_site_observations
+    from bayes_vmimics.config import load_config
+    from bayes_vmimics.io import build_site_tables
+    from bayes_vmimics.likelihood import CalibrationProblem
+
+    cfg = load_config("study_default").replace(data={"site_ids": ["he2016_157"]}, likelihood={"use_c14": False})
+    sites = real_site_observations(build_site_tables(data_dir), cfg)
+    model = CalibrationProblem(sites, use_c14=False, max_obs_depth_cm=100.0).sites[0].model
+    theta = np.array([22.84069573169985, 3.4226404852689183, 0.16000782854468804, 0.1794563862901939,
+                      1.6086147624942708, 1.0198083095131858, 1.2639162752368551])  # fmt: skip
+    near = np.array([22.537264515897228, 3.1715150140128507, 0.11752980504090228, 0.04936031034918937,
+                     6.933986848496604, 4.555045713125101, 1.5432285649393382])  # fmt: skip
+    cold = solve_site(model, theta)
+    warm = solve_site(model, theta, initial=solve_site(model, near))
+    assert cold.converged and warm.converged
+    assert warm.residual_norm < 1e-12
+    np.testing.assert_allclose(warm.pools, cold.pools, rtol=1e-8, atol=1e-12)

@@ -294,3 +294,35 @@ def test_refined_stage1_prior_matches_the_population_predictive(gaussian_case):
         refined_stage1_prior(dt, ["C"])
     with pytest.raises(ValueError, match="inflate"):
         refined_stage1_prior(dt, ["A"], inflate=1.0)
+
+
+def test_stage1_keeps_its_log_prob_and_the_cold_check_finds_tampered_draws(synthetic_problem, tmp_path):
+    from dataclasses import replace
+
+    from bayes_vmimics.inference.two_stage import check_stage1_branches
+
+    kw = dict(n_walkers=16, n_steps=60, thin=2, seed=7, z_start=np.zeros((2, NPAR)))
+    a = site_posterior_samples(synthetic_problem, checkpoint_dir=tmp_path, **kw)
+    assert a.log_prob.shape == a.z.shape[:2] and np.all(np.isfinite(a.log_prob))
+    # the checkpoint keeps it
+    b = site_posterior_samples(synthetic_problem, checkpoint_dir=tmp_path, **kw)
+    np.testing.assert_array_equal(b.log_prob, a.log_prob)
+    # a cold stage 1 re-solved cold: every checked draw agrees
+    n = a.z.shape[1]
+    check = check_stage1_branches(synthetic_problem, a, n_check=n)
+    assert list(check["n_checked"].values) == [n, n]
+    assert np.all(check["n_mismatched"].values == 0) and float(check["max_abs_difference"].max()) < 1e-8
+    # draws whose stored value is not what a cold spin-up gives are found, and only those
+    lp = a.log_prob.copy()
+    lp[0, [3, 10, 50]] += 0.5
+    lp[1, 7] = -np.inf
+    check = check_stage1_branches(synthetic_problem, replace(a, log_prob=lp), n_check=n, n_processes=2)
+    assert list(check["n_mismatched"].values) == [3, 1]
+    assert check["max_abs_difference"].values[1] == np.inf
+    np.testing.assert_allclose(check["max_abs_difference"].values[0], 0.5, rtol=1e-6)
+    # draws without a stored value (older checkpoints) are not counted
+    lp[1, :] = np.nan
+    check = check_stage1_branches(synthetic_problem, replace(a, log_prob=lp), n_check=10)
+    assert list(check["n_checked"].values) == [10, 0]
+    with pytest.raises(ValueError, match="n_check"):
+        check_stage1_branches(synthetic_problem, a, n_check=0)

@@ -42,6 +42,7 @@ Results follow the PyMC conventions of :mod:`.pymc_models` (``mu``, ``sigma``, `
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import pickle
@@ -63,6 +64,7 @@ NPAR = len(PARAMETER_NAMES)
 
 __all__ = [
     "SitePosteriorSamples",
+    "check_stage1_branches",
     "logistic_log_density",
     "needs_refinement",
     "refined_stage1_prior",
@@ -99,6 +101,9 @@ class SitePosteriorSamples:
         prior_loc, prior_scale: the stage-1 prior: None for the box prior (logistic in z), else a normal
             N(prior_loc, prior_scale²) per site and parameter in z, shape (n_sites, 7) (logit units; see
             :func:`refined_stage1_prior`).
+        log_prob: the log-probability (stage-1 prior + log-likelihood, in θ) that the stage-1 chain computed
+            for each draw, shape (n_sites, n_draws); NaN where unknown (checkpoints from before it was kept)
+            (log-probability units). :func:`check_stage1_branches` compares it with cold spin-ups.
     """
 
     site_ids: list[str]
@@ -111,6 +116,7 @@ class SitePosteriorSamples:
     thin: int
     prior_loc: np.ndarray | None = None
     prior_scale: np.ndarray | None = None
+    log_prob: np.ndarray | None = None
 
     def log_stage1_prior(self) -> np.ndarray:
         """log p₁(z) of every draw, shape (n_sites, n_draws): the density in z that stage 1 used as prior
@@ -146,6 +152,7 @@ class SitePosteriorSamples:
             self.thin,
             None if self.prior_loc is None else self.prior_loc[idx],
             None if self.prior_scale is None else self.prior_scale[idx],
+            None if self.log_prob is None else self.log_prob[idx],
         )
 
 
@@ -176,7 +183,7 @@ class _SiteLogProbability:
         return lp + site_log_likelihood(self.problem, self.site, theta)
 
 
-def _stage1_task(task) -> tuple[np.ndarray, np.ndarray, float]:
+def _stage1_task(task) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
     problem_bytes, s, z0, n_walkers, n_steps, discard, thin, seed, loc, scale = task
     problem = pickle.loads(problem_bytes)  # a private copy: its warm-start cache (if on) is this task's own
     # the project's emcee runner: DE moves, walkers in a small ball around the site MAP (redrawn where the
@@ -191,7 +198,8 @@ def _stage1_task(task) -> tuple[np.ndarray, np.ndarray, float]:
     )
     chain = run.chain[discard:]
     z = logit_from_theta(problem.prior, chain[::thin].reshape(-1, NPAR))
-    return z, integrated_time(chain), float(np.mean(run.acceptance_fraction))
+    log_prob = run.log_prob[discard:][::thin].reshape(-1)
+    return z, integrated_time(chain), float(np.mean(run.acceptance_fraction)), log_prob
 
 
 def _task_key(problem_bytes: bytes, s: int, z0, settings) -> str:
@@ -284,14 +292,15 @@ def site_posterior_samples(
             paths[s] = ckpt / f"{problem.site_ids[s]}_{key}.npz"
             if paths[s].exists():
                 with np.load(paths[s]) as f:
-                    results[s] = (f["z"], f["tau"], float(f["acceptance"]))
+                    lp = f["log_prob"] if "log_prob" in f.files else np.full(f["z"].shape[0], np.nan)
+                    results[s] = (f["z"], f["tau"], float(f["acceptance"]), lp)
     todo = [s for s in range(S) if results[s] is None]
 
     def store(s, res):
         results[s] = res
         if paths[s] is not None:
             tmp = paths[s].with_suffix(".tmp.npz")
-            np.savez(tmp, z=res[0], tau=res[1], acceptance=res[2])
+            np.savez(tmp, z=res[0], tau=res[1], acceptance=res[2], log_prob=res[3])
             tmp.replace(paths[s])
 
     bar = tqdm(total=S, initial=S - len(todo), desc="stage 1 (sites)", disable=not progress)
@@ -322,6 +331,100 @@ def site_posterior_samples(
         thin,
         loc,
         scale,
+        np.stack([r[3] for r in results]),
+    )
+
+
+def _branch_task(task) -> np.ndarray:
+    problem_bytes, s, z, loc, scale = task
+    problem = pickle.loads(problem_bytes)
+    f = _SiteLogProbability(problem, s, loc, scale)
+    return np.array([f(theta) for theta in theta_from_logit(problem.prior, z)])
+
+
+def check_stage1_branches(
+    problem: CalibrationProblem,
+    samples: SitePosteriorSamples,
+    *,
+    n_check: int = 100,
+    tol: float = 0.1,
+    seed: int = 0,
+    n_processes: int = 1,
+    map_fn: Callable | None = None,
+) -> xr.Dataset:
+    """Re-solve stage-1 draws from cold spin-ups and compare with the log-probability the stage-1 chain
+    computed for them: the check that warm starts stayed on the spin-up's equilibrium.
+
+    With warm starts, each solve starts from a nearby converged state and follows its branch of equilibria;
+    where MIMICS has several, that can be another equilibrium than the cold spin-up reaches, and the
+    log-probability then depends on the evaluation history (README, "The steady state"). A stage 2 that
+    reuses stage-1 draws without solving (:func:`sample_population`) then targets another posterior than the
+    spin-up model's; :func:`~.mwg.sample_population_mwg` solves every proposal cold and is not affected.
+    This check found the solver's false convergence after warm starts (``model/README.md``): before the fix,
+    7 % of warm stage-1 draws on the 35 real ENF sites differed from the cold value by more than 0.1, by up
+    to 171 log units; after it, none of 3500.
+
+    Args:
+        problem: the calibration problem of stage 1 (same sites, same order); it is solved cold whatever
+            its ``warm_start`` says (–).
+        samples: the stage-1 result, with ``log_prob`` (–).
+        n_check: draws re-solved per site, chosen at random without replacement (count).
+        tol: a draw counts as mismatched when |cold − stored| > tol (log-probability units).
+        seed: seed of the choice of draws (integer).
+        n_processes: worker processes for the sites (count; 1 = serial).
+        map_fn: instead of ``n_processes``, any ``map(f, tasks) -> list`` over sites, e.g. Dask (callable).
+
+    Returns:
+        ``xarray.Dataset`` over ``site``: ``n_checked`` (draws with a stored log-probability; count),
+        ``n_mismatched`` (count), ``mismatch_fraction`` (–) and ``max_abs_difference`` (log-probability
+        units; inf where one of the two is −inf and the other not).
+    """
+    S = len(problem.sites)
+    if list(problem.site_ids) != list(samples.site_ids):
+        raise ValueError("problem and samples must hold the same sites in the same order")
+    if n_check < 1 or not tol > 0:
+        raise ValueError(f"need n_check ≥ 1 and tol > 0, got {n_check=}, {tol=}")
+    stored = np.full(samples.z.shape[:2], np.nan) if samples.log_prob is None else np.asarray(samples.log_prob)
+    cold = copy.copy(problem)
+    cold.warm_start = False
+    problem_bytes = pickle.dumps(cold)
+    rng = np.random.default_rng(seed)
+    picks, tasks = [], []
+    for s in range(S):
+        known = np.flatnonzero(~np.isnan(stored[s]))
+        k = np.sort(rng.choice(known, min(n_check, known.size), replace=False)) if known.size else known
+        picks.append(k)
+        loc = None if samples.prior_loc is None else samples.prior_loc[s]
+        scale = None if samples.prior_scale is None else samples.prior_scale[s]
+        tasks.append((problem_bytes, s, samples.z[s, k], loc, scale))
+    if map_fn is not None:
+        values = list(map_fn(_branch_task, tasks))
+    elif n_processes > 1 and S > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(min(n_processes, S)) as pool:
+            values = pool.map(_branch_task, tasks)
+    else:
+        values = [_branch_task(t) for t in tasks]
+    n_checked, n_bad, max_diff = np.zeros(S, int), np.zeros(S, int), np.zeros(S)
+    for s in range(S):
+        a, b = values[s], stored[s, picks[s]]
+        with np.errstate(invalid="ignore"):
+            diff = np.where(np.isneginf(a) & np.isneginf(b), 0.0, np.abs(a - b))
+        diff[np.isnan(diff)] = np.inf
+        n_checked[s], n_bad[s] = a.size, int(np.sum(diff > tol))
+        max_diff[s] = diff.max() if a.size else np.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = n_bad / n_checked
+    return xr.Dataset(
+        {
+            "n_checked": ("site", n_checked),
+            "n_mismatched": ("site", n_bad),
+            "mismatch_fraction": ("site", frac),
+            "max_abs_difference": ("site", max_diff),
+        },
+        coords={"site": list(samples.site_ids)},
+        attrs={"tol": tol, "n_check": n_check},
     )
 
 
@@ -641,10 +744,12 @@ def two_stage_hierarchical(
         refine_stage1: keyword arguments of the second pass's stage 1 that differ from ``stage1`` (a
             ``checkpoint_dir`` of its own is advisable) (–).
         seed: seed of both stages; the second pass's stage 1 uses ``seed + 1`` (integer).
-        log: called with a line of text before each stage (e.g. ``print``) (callable).
+        log: called with a line of text before each stage, and with warnings (e.g. ``print``) (callable).
 
     Returns:
-        (the DataTree of :func:`sample_population`, the stage-1 samples), of the last pass.
+        (the DataTree of :func:`sample_population`, the stage-1 samples), of the last pass. With "weights" and
+        a warm-starting problem, its ``stage1`` group also holds ``branch_mismatch_fraction`` (–) and
+        ``branch_max_abs_difference`` (log-probability units) per site, from :func:`check_stage1_branches`.
     """
     if refine not in ("auto", "always", "never"):
         raise ValueError(f"refine must be 'auto', 'always' or 'never', got {refine!r}")
@@ -669,4 +774,22 @@ def two_stage_hierarchical(
         kw["stage1_prior"] = refined_stage1_prior(dt, forest_types)
         s1 = site_posterior_samples(problem, seed=seed + 1, **kw)
         dt = sample_population(s1, forest_types, problem.prior, seed=seed, **(stage2 or {}))
+    if problem.warm_start:
+        say("warm starts: re-solving 100 stage-1 draws per site from cold spin-ups (check_stage1_branches)")
+        kw = {k: v for k, v in (stage1 or {}).items() if k in ("n_processes", "map_fn")}
+        check = check_stage1_branches(problem, s1, seed=seed, **kw)
+        stage1_group = dt["stage1"].to_dataset()
+        for name in ("mismatch_fraction", "max_abs_difference"):
+            stage1_group[f"branch_{name}"] = check[name]
+        dt["stage1"] = stage1_group
+        bad = int(np.sum(check["n_mismatched"].values > 0))
+        if bad:
+            frac = float(check["n_mismatched"].sum() / check["n_checked"].sum())
+            say(
+                f"warning: at {bad} of {len(s1.site_ids)} sites, warm-started stage-1 log-probabilities differ from "
+                f"cold spin-ups ({100 * frac:.1f} % of the checked draws, by up to "
+                f"{float(check['max_abs_difference'].max()):.3g}): the model has several equilibria there, so this "
+                "stage 2 targets another posterior than the spin-up model's. Rerun stage 1 without warm starts, "
+                "or use the exact stage 2 (mwg), which solves cold."
+            )
     return dt, s1
