@@ -9,6 +9,8 @@ asserts nothing. Long: start it in the background.
 parameters are drawn from a known population (μ at the synthetic twin's default parameters, σ =
 ``--synthetic-sigma`` logit units): the run then also prints where the true population parameters fall
 in the posterior. This measures the sampler at a site count the data do not reach (≥ 40 per type).
+``--synthetic-from RESULTS.nc`` takes μ and σ instead from the posterior means of a real run's population
+(one forest type), so the N synthetic sites vary as that forest type's sites do.
 
 Stage 1 includes the per-site MAP search that centres each site's walkers.
 """
@@ -26,6 +28,7 @@ from bayes_vmimics.inference.initial import logit_from_theta
 from bayes_vmimics.inference.mwg import sample_population_mwg
 from bayes_vmimics.inference.pymc_models import convergence_report, save_results
 from bayes_vmimics.inference.two_stage import (
+    check_stage1_branches,
     needs_refinement,
     refined_stage1_prior,
     sample_population,
@@ -34,6 +37,7 @@ from bayes_vmimics.inference.two_stage import (
 from bayes_vmimics.io import build_site_tables, load_atmosphere
 from bayes_vmimics.likelihood import CalibrationProblem
 from bayes_vmimics.priors import BoxPrior
+from bayes_vmimics.results import load_datatree
 from bayes_vmimics.synthetic import make_synthetic_sites, population_site_parameters, true_parameters
 
 
@@ -42,6 +46,11 @@ def main() -> None:
     ap.add_argument("--data-dir", default=None, help="raw data folder (needed unless --synthetic)")
     ap.add_argument("--synthetic", type=int, default=0, help="N synthetic sites from a known population")
     ap.add_argument("--synthetic-sigma", type=float, default=0.3, help="population sd (logit units)")
+    ap.add_argument(
+        "--synthetic-from",
+        default=None,
+        help="a real run's results.nc: the synthetic population's μ and σ are its posterior means",
+    )
     ap.add_argument("--forest-type", default="ENF")
     ap.add_argument("--split", default="all", choices=["calibration", "validation", "all"])
     ap.add_argument("--max-sites", type=int, default=0, help="at most this many sites (0 = all)")
@@ -80,9 +89,19 @@ def main() -> None:
     if args.synthetic:
         if args.c14:
             ap.error("--synthetic runs are SOC only")
-        mu_true = logit_from_theta(BoxPrior(), true_parameters())
+        mu_true, sigma_true = logit_from_theta(BoxPrior(), true_parameters()), args.synthetic_sigma
+        if args.synthetic_from:
+            post = load_datatree(args.synthetic_from)["posterior"]
+            if post.sizes["forest_type"] != 1:
+                ap.error("--synthetic-from needs a result with one forest type")
+            mu_true = post["mu"].mean(("chain", "draw")).to_numpy().ravel()
+            sigma_true = post["sigma"].mean(("chain", "draw")).to_numpy().ravel()
+            print(
+                "synthetic population from "
+                f"{args.synthetic_from}: μ {np.round(mu_true, 2).tolist()}, σ {np.round(sigma_true, 2).tolist()}"
+            )
         rng = np.random.default_rng(args.seed)
-        thetas = population_site_parameters(args.synthetic, mu_true, args.synthetic_sigma, rng=rng)
+        thetas = population_site_parameters(args.synthetic, mu_true, sigma_true, rng=rng)
         sites = make_synthetic_sites(args.synthetic, thetas, rng=rng)
         args.forest_type, args.split = "synthetic", "all"
     else:
@@ -126,6 +145,15 @@ def main() -> None:
             f"site ≈ {s1.n_effective.min():.0f}–{s1.n_effective.max():.0f}; acceptance "
             f"{s1.acceptance.min():.2f}–{s1.acceptance.max():.2f}; {s1.z.shape[1]} kept draws per site"
         )
+        if problem.warm_start:
+            t0 = time.perf_counter()
+            check = check_stage1_branches(problem, s1, n_check=200, seed=seed, n_processes=args.processes)
+            print(
+                f"[{label}] warm starts, 200 stage-1 draws per site re-solved cold "
+                f"({time.perf_counter() - t0:.0f} s): {int(check['n_mismatched'].sum())} of "
+                f"{int(check['n_checked'].sum())} differ by > 0.1 "
+                f"(max |Δ| {float(check['max_abs_difference'].max()):.2g})"
+            )
         t0 = time.perf_counter()
         kw = dict(draws=draws, tune=args.tune, chains=args.chains, thin=args.stage2_thin, seed=args.seed)
         if mwg:
