@@ -326,3 +326,45 @@ def test_stage1_keeps_its_log_prob_and_the_cold_check_finds_tampered_draws(synth
     assert list(check["n_checked"].values) == [10, 0]
     with pytest.raises(ValueError, match="n_check"):
         check_stage1_branches(synthetic_problem, a, n_check=0)
+
+
+@pytest.mark.parametrize(
+    ("refine", "second_pass_needed", "pass1_draws", "expected"),
+    [
+        ("auto", False, 100, [100, 1000]),  # the short pass only decides; stage 2 again with all sweeps
+        ("auto", True, 100, [100, 1000]),  # the short pass fits the second pass's prior
+        ("always", True, 100, [100, 1000]),
+        ("never", False, 100, [1000]),  # nothing to decide: pass1_draws does not apply
+        ("auto", False, None, [1000]),
+        ("auto", True, None, [1000, 1000]),
+    ],
+)
+def test_pass1_draws_shortens_only_the_first_passs_stage_2(
+    monkeypatch, refine, second_pass_needed, pass1_draws, expected
+):
+    from types import SimpleNamespace
+
+    from bayes_vmimics.inference import two_stage
+
+    sweeps, stage1_priors = [], []
+
+    def fake_stage1(problem, seed, **kw):
+        stage1_priors.append(kw.get("stage1_prior"))
+        return SimpleNamespace(seed=seed)
+
+    def fake_stage2(samples, forest_types, prior, *, draws, **kw):
+        sweeps.append(draws)
+        return SimpleNamespace(samples=samples, draws=draws)
+
+    monkeypatch.setattr(two_stage, "site_posterior_samples", fake_stage1)
+    monkeypatch.setattr(two_stage, "sample_population", fake_stage2)
+    monkeypatch.setattr(two_stage, "needs_refinement", lambda dt: second_pass_needed)
+    monkeypatch.setattr(two_stage, "refined_stage1_prior", lambda dt, types: ("loc", "scale"))
+    problem = SimpleNamespace(prior=BoxPrior(), warm_start=False)
+    dt, s1 = two_stage.two_stage_hierarchical(
+        problem, ["A"], stage2=dict(draws=1000, chains=2), refine=refine, pass1_draws=pass1_draws
+    )
+    assert sweeps == expected
+    assert dt.draws == 1000 and dt.samples is s1  # the result has all the sweeps, on the last pass's draws
+    second_pass = refine != "never" and second_pass_needed
+    assert stage1_priors == ([None, ("loc", "scale")] if second_pass else [None])

@@ -26,6 +26,7 @@ import emcee
 import numpy as np
 
 from ..likelihood import EvaluationStats
+from ..progress import bar_kwargs
 
 __all__ = [
     "EnsembleRun",
@@ -253,9 +254,9 @@ def _advance(sampler, log_prob_fn, prior, n_walkers, rng, done, n_steps, progres
         if p0 is None:
             p0 = initial_positions(log_prob_fn, prior, n_walkers, rng, around=around)
         if n_steps > 0:
-            sampler.run_mcmc(p0, n_steps, progress=progress)
+            sampler.run_mcmc(p0, n_steps, progress=progress, progress_kwargs=bar_kwargs())
     elif n_steps > done:
-        sampler.run_mcmc(None, n_steps - done, progress=progress)
+        sampler.run_mcmc(None, n_steps - done, progress=progress, progress_kwargs=bar_kwargs())
 
 
 def ensemble_seeds(seed: int, n_ensembles: int) -> list[int]:

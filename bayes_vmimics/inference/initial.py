@@ -117,11 +117,11 @@ def site_map_estimates(
     Raises:
         RuntimeError: a site whose steady state fails at every starting point.
     """
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     rng = np.random.default_rng(seed)
     out = np.empty((len(problem.sites), NPAR))
-    for s in tqdm(range(len(problem.sites)), desc="site MAP", disable=not progress):
+    for s in progress_bar(range(len(problem.sites)), desc="site MAP", disable=not progress):
         fun = _objective(lambda th, s=s: site_log_likelihood_and_gradient(problem, s, th), problem.prior)
         try:
             out[s], _ = _maximise(fun, _starts(problem.prior, rng, n_random_starts), maxiter)

@@ -549,9 +549,9 @@ def _run_chain(task) -> dict:
     every = cfg["checkpoint_every"]
     pbar = None
     if bar:
-        from tqdm.auto import tqdm
+        from ..progress import progress_bar
 
-        pbar = tqdm(total=cfg["n_iter"], initial=chain.it, desc="stage 2 (sweeps)")
+        pbar = progress_bar(total=cfg["n_iter"], initial=chain.it, desc="stage 2 (sweeps)")
     while chain.it < cfg["n_iter"]:
         chain.sweep()
         if pbar is not None:
@@ -633,7 +633,7 @@ def sample_population_mwg(
         parameter ``acceptance_noncentred_mu`` and ``acceptance_noncentred_sigma`` (–), per chain
         ``failed_proposals`` (count of proposals whose steady state failed).
     """
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     Z = np.asarray(samples.z, dtype=float)
     S = Z.shape[0]
@@ -694,7 +694,9 @@ def sample_population_mwg(
         import multiprocessing
 
         with multiprocessing.get_context("fork").Pool(min(n_processes, chains)) as pool:
-            res = list(tqdm(pool.imap(_run_chain, tasks), total=chains, desc="stage 2 (chains)", disable=not progress))
+            res = list(
+                progress_bar(pool.imap(_run_chain, tasks), total=chains, desc="stage 2 (chains)", disable=not progress)
+            )
     else:
         res = [_run_chain(t) for t in tasks]
     post = _posterior_dataset(

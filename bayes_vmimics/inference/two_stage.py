@@ -253,7 +253,7 @@ def site_posterior_samples(
     Returns:
         :class:`SitePosteriorSamples`.
     """
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     S = len(problem.sites)
     discard = n_steps // 2 if discard is None else int(discard)
@@ -303,7 +303,7 @@ def site_posterior_samples(
             np.savez(tmp, z=res[0], tau=res[1], acceptance=res[2], log_prob=res[3])
             tmp.replace(paths[s])
 
-    bar = tqdm(total=S, initial=S - len(todo), desc="stage 1 (sites)", disable=not progress)
+    bar = progress_bar(total=S, initial=S - len(todo), desc="stage 1 (sites)", disable=not progress)
     if map_fn is not None:
         for s, res in zip(todo, map_fn(_stage1_task, [tasks[s] for s in todo]), strict=True):
             store(s, res)
@@ -624,7 +624,7 @@ def sample_population(
         ``distinct_stage1_draws`` (count); ``stage1`` with ``tau`` (steps), ``n_effective`` (count) and
         ``acceptance``.
     """
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     types, idx = _type_index(forest_types, samples.z.shape[0], mu_sd, sigma_sd)
     if draws < thin or tune < 0 or chains < 1:
@@ -634,7 +634,7 @@ def sample_population(
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(chains)]
     res = [
         _stage2_chain(Z, lp1, idx, len(types), tune + draws, tune, thin, mu_sd, sigma_sd, rngs[c])
-        for c in tqdm(range(chains), desc="stage 2 (chains)", disable=not progress)
+        for c in progress_bar(range(chains), desc="stage 2 (chains)", disable=not progress)
     ]
     mu = np.stack([r[0] for r in res])
     sd = np.stack([r[1] for r in res])
@@ -722,6 +722,7 @@ def two_stage_hierarchical(
     stage2_method: str = "weights",
     refine: str = "auto",
     refine_stage1: dict | None = None,
+    pass1_draws: int | None = None,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
 ) -> tuple[xr.DataTree, SitePosteriorSamples]:
@@ -743,6 +744,9 @@ def two_stage_hierarchical(
             (–).
         refine_stage1: keyword arguments of the second pass's stage 1 that differ from ``stage1`` (a
             ``checkpoint_dir`` of its own is advisable) (–).
+        pass1_draws: for "weights" with a possible second pass: stage-2 sweeps of the first pass, which then
+            only decides on the second pass and fits its prior; if no second pass follows, stage 2 is run again
+            with ``stage2["draws"]``. Default: ``stage2["draws"]`` (count).
         seed: seed of both stages; the second pass's stage 1 uses ``seed + 1`` (integer).
         log: called with a line of text before each stage, and with warnings (e.g. ``print``) (callable).
 
@@ -765,15 +769,21 @@ def two_stage_hierarchical(
 
         say("stage 2: Metropolis-within-Gibbs on the hierarchical posterior (solves each site's model)")
         return sample_population_mwg(s1, forest_types, problem, seed=seed, **(stage2 or {})), s1
-    say("stage 2: Gibbs sampling of the populations")
-    dt = sample_population(s1, forest_types, problem.prior, seed=seed, **(stage2 or {}))
+    stage2 = dict(stage2 or {})
+    short = refine != "never" and pass1_draws is not None and pass1_draws != stage2.get("draws")
+    say("stage 2: Gibbs sampling of the populations" + (f" ({pass1_draws} sweeps per chain)" if short else ""))
+    pass1 = stage2 | {"draws": pass1_draws} if short else stage2
+    dt = sample_population(s1, forest_types, problem.prior, seed=seed, **pass1)
     if refine == "always" or (refine == "auto" and needs_refinement(dt)):
         why = "asked for" if refine == "always" else "few stage-1 draws under the population at some site"
         say(f"second pass ({why}): stage 1 under a normal prior fitted to the first pass's population, then stage 2")
         kw = {**(stage1 or {}), **(refine_stage1 or {})}
         kw["stage1_prior"] = refined_stage1_prior(dt, forest_types)
         s1 = site_posterior_samples(problem, seed=seed + 1, **kw)
-        dt = sample_population(s1, forest_types, problem.prior, seed=seed, **(stage2 or {}))
+        dt = sample_population(s1, forest_types, problem.prior, seed=seed, **stage2)
+    elif short:
+        say("no second pass needed: stage 2 again, with all its sweeps")
+        dt = sample_population(s1, forest_types, problem.prior, seed=seed, **stage2)
     if problem.warm_start:
         say("warm starts: re-solving 100 stage-1 draws per site from cold spin-ups (check_stage1_branches)")
         kw = {k: v for k, v in (stage1 or {}).items() if k in ("n_processes", "map_fn")}
