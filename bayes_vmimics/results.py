@@ -181,9 +181,7 @@ def add_site_predictive(dt: xr.DataTree, problem, *, max_draws: int = 200) -> xr
     if missing or extra:
         raise ValueError(f"the problem's sites must be the result's: missing {missing}, not in the result {extra}")
     th = th.sel(site=list(problem.site_ids))
-    n_chain, n_draw = th.sizes["chain"], th.sizes["draw"]
-    per_chain = max(1, min(n_draw, max_draws // n_chain))
-    idx = np.unique(np.linspace(0, n_draw - 1, per_chain).round().astype(int))
+    idx = _thinned_draws(th.sizes["chain"], th.sizes["draw"], max_draws)
     thetas = th.isel(draw=idx).values
     sample = {"chain": th["chain"].values, "draw": th["draw"].values[idx]}
     log_lik, observed, pp, n_failed = _predictive_groups(problem, thetas, sample)
@@ -192,6 +190,125 @@ def add_site_predictive(dt: xr.DataTree, problem, *, max_draws: int = 200) -> xr
     out = xr.DataTree.from_dict(groups)
     out.attrs = {**dt.attrs, "soc_unit": observed["soc"].attrs["units"], "n_failed_predictive": n_failed}
     return out
+
+
+def _thinned_draws(n_chain: int, n_draw: int, max_draws: int) -> np.ndarray:
+    """Indices of evenly spaced draws, the same in every chain, at most ``max_draws`` over all chains."""
+    per_chain = max(1, min(n_draw, max_draws // n_chain))
+    return np.unique(np.linspace(0, n_draw - 1, per_chain).round().astype(int))
+
+
+def add_held_out_predictive(
+    dt: xr.DataTree, problem, forest_types, *, max_draws: int = 200, seed: int = 0
+) -> xr.DataTree:
+    """Posterior predictive of held-out sites from a hierarchical result: the basis of predictive validation.
+
+    Each held-out site is a *new* site of its forest type t: at every kept posterior draw its parameters are
+    drawn from the population, θ = box(sigmoid(μ_t + σ_t η)), η ~ N(0, I), independently per site and draw
+    (:func:`~bayes_vmimics.inference.pymc_models.sample_new_site_parameters`), and its steady state is solved
+    with its own forcing. Nothing of the held-out data enters; the prediction uses only what the calibration
+    sites taught about the forest type. Works on two-stage, PyMC and emcee hierarchical results.
+
+    Args:
+        dt: hierarchical result with ``posterior`` ``mu`` and ``sigma`` (chain, draw, forest_type, parameter)
+            (logit units) (–).
+        problem: the :class:`~bayes_vmimics.likelihood.CalibrationProblem` of the held-out sites; none of them
+            may be a calibration site of ``dt`` (–).
+        forest_types: forest type of each held-out site, in the problem's order; each must be in ``dt`` (–).
+        max_draws: at most this many posterior draws in total (count).
+        seed: seed of the new sites' population draws (integer).
+
+    Returns:
+        A DataTree in the layout of :func:`build_datatree` (so :func:`fit_metrics_table`,
+        :func:`held_out_scores` and :func:`~bayes_vmimics.plotting.plot_profiles` work on it): ``posterior``
+        with ``theta_site`` (chain, draw, site, parameter) (parameter units), the drawn parameters of the
+        held-out sites; ``log_likelihood`` (the held-out data's pointwise log predictive density per draw);
+        ``observed_data``; ``posterior_predictive``. Attributes: ``held_out_forest_types``, ``soc_unit``,
+        ``n_failed_predictive`` (draws whose steady state failed at some site; NaN there).
+
+    Raises:
+        ValueError: no population (not a hierarchical result), a forest type the result lacks, a held-out
+            site that is a calibration site of the result, or ``forest_types`` of the wrong length.
+    """
+    from .inference.pymc_models import sample_new_site_parameters
+
+    post = dt["posterior"]
+    if "mu" not in post.data_vars or "sigma" not in post.data_vars:
+        raise ValueError("the result has no population 'mu'/'sigma' (not a hierarchical result)")
+    if max_draws < 1:
+        raise ValueError(f"max_draws must be ≥ 1, got {max_draws}")
+    forest_types = [str(t) for t in forest_types]
+    if len(forest_types) != len(problem.sites):
+        raise ValueError(f"{len(forest_types)} forest types for {len(problem.sites)} held-out sites")
+    if "theta_site" in post.data_vars:
+        both = sorted(set(problem.site_ids) & {str(v) for v in post["site"].values})
+        if both:
+            raise ValueError(f"held-out site(s) {both} are calibration sites of the result: nothing is held out")
+    rng = np.random.default_rng(seed)
+    idx = _thinned_draws(post.sizes["chain"], post.sizes["draw"], max_draws)
+    # one independent population draw per site and posterior draw; sample_new_site_parameters names the
+    # forest types the result lacks
+    th = np.stack(
+        [sample_new_site_parameters(dt, t, problem.prior, rng).isel(draw=idx).values for t in forest_types], axis=2
+    )
+    sample = {"chain": post["chain"].values, "draw": post["draw"].values[idx]}
+    log_lik, observed, pp, n_failed = _predictive_groups(problem, th, sample)
+    theta = xr.Dataset(
+        {"theta_site": (("chain", "draw", "site", "parameter"), th)},
+        coords={
+            **sample,
+            "site": list(problem.site_ids),
+            "parameter": list(PARAMETER_NAMES),
+            "forest_type": ("site", forest_types),
+        },
+    )
+    out = xr.DataTree.from_dict(
+        {"posterior": theta, "log_likelihood": log_lik, "observed_data": observed, "posterior_predictive": pp}
+    )
+    out.attrs = {
+        "held_out_forest_types": ",".join(dict.fromkeys(forest_types)),
+        "soc_unit": observed["soc"].attrs["units"],
+        "n_failed_predictive": n_failed,
+        "seed": int(seed),
+    }
+    return out
+
+
+def held_out_scores(dt: xr.DataTree, problem, *, seed: int = 0) -> pd.DataFrame:
+    """Scores of a posterior predictive against its data, per variable (SOC, F14C): the paper's fit metrics
+    of the predictive median (:func:`fit_metrics_table`: RMSE, BIC, a, b, r²), plus
+
+    - ``lppd``: log pointwise predictive density per observation, mean over observations: log of the
+      likelihood averaged over the draws (draws whose steady state failed are left out) (nats);
+    - ``coverage_50``, ``coverage_90``: share of observations inside the central 50 % and 90 % predictive
+      intervals, which include the observation error of the likelihood (σ = 10 % of the observed value for
+      SOC, 10 %/√λ for F14C, or the problem's settings). A calibrated prediction covers 50 % and 90 % (–);
+    - ``n_sites``, ``n_obs`` (count).
+
+    Args:
+        dt: the result of :func:`add_held_out_predictive` (or :func:`add_site_predictive`) (–).
+        problem: the problem of the same sites, for the observation error (–).
+        seed: seed of the observation-error draws of the intervals (integer).
+    """
+    from scipy.special import logsumexp
+
+    rng = np.random.default_rng(seed)
+    table = fit_metrics_table(dt)
+    sd_rel = {"soc": problem.soc_rel_error, "f14c": problem.c14_rel_error / np.sqrt(problem.c14_weight)}
+    for var in table.index:
+        o = dt["observed_data"][var]
+        pred = dt["posterior_predictive"][var].transpose("chain", "draw", ...).values.reshape(-1, o.size)
+        ok = np.all(np.isfinite(pred), axis=1)
+        pred = pred[ok]
+        rep = pred + sd_rel[var] * o.values * rng.standard_normal(pred.shape)
+        for level in (50, 90):
+            lo, hi = np.quantile(rep, [0.5 - level / 200, 0.5 + level / 200], axis=0)
+            table.loc[var, f"coverage_{level}"] = float(np.mean((o.values >= lo) & (o.values <= hi)))
+        ll = dt["log_likelihood"][var].transpose("chain", "draw", ...).values.reshape(-1, o.size)[ok]
+        table.loc[var, "lppd"] = float(np.mean(logsumexp(ll, axis=0) - np.log(ll.shape[0])))
+        table.loc[var, "n_sites"] = len(set(o[f"{var}_site"].values.tolist()))
+        table.loc[var, "n_obs"] = o.size
+    return table.astype({"n_sites": int, "n_obs": int})
 
 
 def build_datatree(

@@ -29,7 +29,7 @@ TINY = [
 
 
 @pytest.mark.parametrize(
-    "script", ["01_prior_predictive.py", "02_calibrate.py", "03_summarise.py", "04_hierarchical.py"]
+    "script", ["01_prior_predictive.py", "02_calibrate.py", "03_summarise.py", "04_hierarchical.py", "05_validate.py"]
 )
 def test_scripts_have_help(script):
     r = subprocess.run(

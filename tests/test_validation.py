@@ -1,0 +1,128 @@
+"""Held-out validation of hierarchical results: new sites of a forest type predicted from its population."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from bayes_vmimics.inference.initial import logit_from_theta
+from bayes_vmimics.likelihood import CalibrationProblem
+from bayes_vmimics.parameters import PARAMETER_NAMES
+from bayes_vmimics.plotting import plot_profiles
+from bayes_vmimics.priors import BoxPrior
+from bayes_vmimics.results import add_held_out_predictive, held_out_scores
+from bayes_vmimics.synthetic import make_synthetic_sites, population_site_parameters, true_parameters
+
+NPAR = len(PARAMETER_NAMES)
+SIGMA = 0.3  # population sd of the held-out sites (logit units)
+
+
+def population_result(mu, sigma, calibration_sites=("cal_0", "cal_1"), chains=2, draws=100, seed=0):
+    """A hierarchical result whose posterior is the population (mu, sigma) itself, up to small jitter, with the
+    variables of the two-stage and PyMC results."""
+    rng = np.random.default_rng(seed)
+    m = mu + 0.02 * rng.standard_normal((chains, draws, 1, NPAR))
+    s = sigma * np.exp(0.02 * rng.standard_normal((chains, draws, 1, NPAR)))
+    site = np.zeros((chains, draws, len(calibration_sites), NPAR))
+    coords = {"chain": np.arange(chains), "draw": np.arange(draws), "forest_type": ["ENF"]}
+    post = xr.Dataset(
+        {
+            "mu": (("chain", "draw", "forest_type", "parameter"), m),
+            "sigma": (("chain", "draw", "forest_type", "parameter"), s),
+            "theta_site": (("chain", "draw", "site", "parameter"), site),
+        },
+        coords={**coords, "parameter": list(PARAMETER_NAMES), "site": list(calibration_sites)},
+    )
+    return xr.DataTree.from_dict({"posterior": post})
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    prior = BoxPrior()
+    mu = logit_from_theta(prior, true_parameters())
+    rng = np.random.default_rng(7)
+    theta = population_site_parameters(6, mu, SIGMA, prior, rng=rng)
+    problem = CalibrationProblem(make_synthetic_sites(6, theta, rng=rng), use_c14=False, warm_start=False)
+    return mu, problem
+
+
+def test_held_out_sites_draw_their_parameters_from_the_population(held_out):
+    mu, problem = held_out
+    dt = add_held_out_predictive(population_result(mu, SIGMA), problem, ["ENF"] * 6, max_draws=120, seed=1)
+    th = dt["posterior"]["theta_site"]
+    assert th.sizes == {"chain": 2, "draw": 60, "site": 6, "parameter": NPAR}
+    assert list(th["site"].values) == problem.site_ids and set(th["forest_type"].values) == {"ENF"}
+    z = logit_from_theta(problem.prior, th.values).reshape(-1, NPAR)
+    se = SIGMA / np.sqrt(z.shape[0])
+    assert np.all(np.abs(z.mean(axis=0) - mu) < 5 * se), (z.mean(axis=0), mu)
+    np.testing.assert_allclose(z.std(axis=0), SIGMA, rtol=0.12)
+    # each site and draw has its own draw from the population, not one θ for all sites
+    assert np.all(np.std(z.reshape(2, 60, 6, NPAR), axis=2) > 0.01)
+    assert dt.attrs["n_failed_predictive"] == 0 and dt.attrs["held_out_forest_types"] == "ENF"
+    # reproducible from the seed
+    again = add_held_out_predictive(population_result(mu, SIGMA), problem, ["ENF"] * 6, max_draws=120, seed=1)
+    np.testing.assert_array_equal(again["posterior_predictive"]["soc"].values, dt["posterior_predictive"]["soc"].values)
+
+
+def test_the_scores_tell_a_right_population_from_a_wrong_one(held_out, tmp_path):
+    mu, problem = held_out
+    right = add_held_out_predictive(population_result(mu, SIGMA), problem, ["ENF"] * 6, max_draws=200)
+    wrong_mu = mu.copy()
+    wrong_mu[PARAMETER_NAMES.index("x_v")] += 2.0  # faster uptake: far less SOC
+    wrong = add_held_out_predictive(population_result(wrong_mu, SIGMA), problem, ["ENF"] * 6, max_draws=200)
+    s_right, s_wrong = held_out_scores(right, problem), held_out_scores(wrong, problem)
+    assert list(s_right.index) == ["soc"]
+    assert s_right.loc["soc", "n_sites"] == 6 and s_right.loc["soc", "n_obs"] == 36
+    # 36 observations: the 90 % interval of a correct predictive covers 26–36 of them with probability > 0.99
+    assert 0.72 <= s_right.loc["soc", "coverage_90"] <= 1.0, s_right
+    assert s_right.loc["soc", "coverage_50"] < s_right.loc["soc", "coverage_90"]
+    assert s_wrong.loc["soc", "coverage_90"] < 0.5 * s_right.loc["soc", "coverage_90"], s_wrong
+    assert s_right.loc["soc", "lppd"] > s_wrong.loc["soc", "lppd"] + 1.0, (s_right, s_wrong)
+    assert s_right.loc["soc", "rmse"] < s_wrong.loc["soc", "rmse"]
+    assert plot_profiles(right, tmp_path / "held_out.png").stat().st_size > 0
+
+
+def test_held_out_validation_rejects_bad_input(held_out):
+    mu, problem = held_out
+    res = population_result(mu, SIGMA, calibration_sites=("cal_0", problem.site_ids[2]))
+    with pytest.raises(ValueError, match=r"synthetic_02.*are calibration sites of the result"):
+        add_held_out_predictive(res, problem, ["ENF"] * 6)
+    with pytest.raises(ValueError, match="unknown forest type 'DBF'"):
+        add_held_out_predictive(population_result(mu, SIGMA), problem, ["DBF"] * 6)
+    with pytest.raises(ValueError, match="5 forest types for 6 held-out sites"):
+        add_held_out_predictive(population_result(mu, SIGMA), problem, ["ENF"] * 5)
+    pooled = xr.DataTree.from_dict(
+        {"posterior": population_result(mu, SIGMA)["posterior"].to_dataset().drop_vars("mu")}
+    )
+    with pytest.raises(ValueError, match="not a hierarchical result"):
+        add_held_out_predictive(pooled, problem, ["ENF"] * 6)
+
+
+def test_validate_command_on_real_held_out_sites(tmp_path, capsys, data_dir):
+    from bayes_vmimics.cli import main
+
+    prior = BoxPrior()
+    res = population_result(logit_from_theta(prior, true_parameters()), 0.5)
+    res["posterior"] = res["posterior"].to_dataset().assign_coords(forest_type=["BNF"])
+    path = tmp_path / "run" / "results.nc"
+    path.parent.mkdir()
+    res.to_netcdf(path, engine="h5netcdf")
+    args = ["validate", str(path.parent), "--data-dir", str(data_dir), "--max-sites", "2", "--predictive-draws", "8"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "held-out sites: real sites: 2 site(s)" in out and "validation half" in out
+    scores = pd.read_csv(path.parent / "validation" / "held_out_scores.csv", index_col=0)
+    assert list(scores.index) == ["soc", "f14c"] and list(scores["n_sites"]) == [2, 2]
+    assert scores[["coverage_50", "coverage_90"]].ge(0).all().all() and np.isfinite(scores["lppd"]).all()
+    held = xr.open_datatree(path.parent / "validation" / "held_out.nc", engine="h5netcdf")
+    assert held["posterior"]["theta_site"].sizes["site"] == 2
+    assert (path.parent / "validation" / "held_out_profiles.png").stat().st_size > 0
+    # a result without a population is a named error
+    pooled = tmp_path / "pooled.nc"
+    xr.DataTree.from_dict({"posterior": res["posterior"].to_dataset().drop_vars(["mu", "sigma"])}).to_netcdf(
+        pooled, engine="h5netcdf"
+    )
+    assert main(["validate", str(pooled), "--data-dir", str(data_dir)]) == 2
+    assert "not a hierarchical result" in capsys.readouterr().err
