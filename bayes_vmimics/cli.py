@@ -577,9 +577,9 @@ def cmd_summarise(args) -> int:
     return 0
 
 
-def _common(p: argparse.ArgumentParser, *, study: bool = True) -> None:
+def _common(p: argparse.ArgumentParser, *, study: bool = True, out: str = "results/<command>") -> None:
     p.add_argument("--seed", type=int, default=2021, help="random seed (default 2021)")
-    p.add_argument("--out", default=None, help="output folder (default results/<command>)")
+    p.add_argument("--out", default=None, help=f"output folder (default {out})")
     p.add_argument("--quick", action="store_true", help="quick settings (model/study_quick.toml)")
     if not study:
         return
@@ -698,7 +698,7 @@ def make_parser() -> argparse.ArgumentParser:
         "Writes held_out.nc, held_out_scores.csv and held_out_profiles.png to --out (default: a folder "
         "'validation' beside the results file).",
     )
-    _common(p, study=False)
+    _common(p, study=False, out="a folder 'validation' beside the results file")
     p.add_argument("results", help="the hierarchical run's results.nc or the folder holding it")
     p.add_argument(
         "--config",
@@ -717,7 +717,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--predictive-draws", type=int, default=200, help="posterior draws of the prediction (default 200)")
     p.set_defaults(func=cmd_validate)
     p = sub.add_parser("summarise", help="report and figure of a results file")
-    _common(p, study=False)
+    _common(p, study=False, out="the results file's folder")
     p.add_argument("results", help="results.nc or the folder holding it")
     p.set_defaults(func=cmd_summarise)
     return parser

@@ -49,7 +49,8 @@ def main() -> None:
     ap.add_argument(
         "--synthetic-from",
         default=None,
-        help="a real run's results.nc: the synthetic population's μ and σ are its posterior means",
+        help="a real run's results.nc: the synthetic population's μ and σ are its posterior means "
+        "(instead of the twin's defaults and --synthetic-sigma)",
     )
     ap.add_argument("--forest-type", default="ENF")
     ap.add_argument("--split", default="all", choices=["calibration", "validation", "all"])
