@@ -414,59 +414,53 @@ def wnorm(F, C):
 
 
 @njit(cache=True)
-def _imbalance(F, u, dz):
-    """Net column carbon gain Σ F·Δz relative to the column input Σ u·Δz (dimensionless)."""
-    gain = 0.0
-    inp = 0.0
-    for j in range(F.shape[0]):
-        for i in range(NP):
-            gain += F[j, i] * dz[j]
-            inp += u[j, i] * dz[j]
-    return abs(gain) / inp
+def rates_rhs(C, rates, day, F, A, resp, want_jac):
+    """:func:`full_rhs` with the rate record ``rates`` (``model.Rates``) and day multipliers ``day`` = (s_V,
+    s_K(m, a), s_K(s)) (1 for constant forcing)."""
+    full_rhs(
+        C, rates.V, rates.K, rates.mu, rates.phi, rates.k_des, rates.inputs, rates.eps, rates.lower, rates.upper,
+        rates.beta, day[0], day[1], day[2], F, A, resp, want_jac,
+    )  # fmt: skip
 
 
 @njit(cache=True)
-def _newton_solve(
-    C,
-    X,
-    V,
-    K,
-    mu,
-    phi,
-    kdes,
-    u,
-    eps,
-    lo,
-    up,
-    beta,
-    sv,
-    skm,
-    sks,
-    inv_dt,
-    max_inner,
-    rtol,
-    atol,
-    shrink,
-    F,
-    A,
-    G,
-    Ginv,
-    delta,
-    resp,
-):
-    """Solve X − C − dt·F(X) = 0 for X (backward-Euler step from C; inv_dt = 1/dt, 0 for the steady state)
-    by Newton's method from the X given. Returns (status, n_iter): status 0 converged (a full, unclipped
-    step with max |δ|/(|X| + atol) < rtol), 1 not converged in max_inner, 2 non-finite, 3 singular."""
+def workspace(N):
+    """Scratch arrays of :func:`newton_solve` for N layers: (F (N,7), A, G, Ginv (N,7,7), delta (N,7), resp (N,))."""
+    return (
+        np.empty((N, NP)),
+        np.empty((N, NP, NP)),
+        np.empty((N, NP, NP)),
+        np.empty((N, NP, NP)),
+        np.empty((N, NP)),
+        np.empty(N),
+    )
+
+
+@njit(cache=True)
+def newton_solve(C, X, rates, day, inv_dt, lam, max_inner, rtol, atol, shrink, work):
+    """Solve X − C − dt·(F(X) − λX) = 0 for X by Newton's method from the X given (X (N,7) in place).
+
+    A backward-Euler step from C of the model with rates ``rates`` (``model.Rates``) and day multipliers ``day``
+    (:func:`rates_rhs`); inv_dt = 1/dt (h⁻¹), 0 for the steady state F(X) − λX = 0; λ an extra first-order
+    loss of every pool (h⁻¹; 0 for carbon, λ₁₄ for the paper-mode ¹⁴C run). ``work`` from :func:`workspace`;
+    on return its F, A hold the right-hand side and reaction Jacobian at the last iterate and Ginv the
+    block-Thomas factors of the last Newton matrix.
+
+    Returns (status, n_iter): status 0 converged (a full, unclipped step with max |δ|/(|X| + atol) < rtol),
+    1 not converged in max_inner, 2 non-finite, 3 singular.
+    """
+    F, A, G, Ginv, delta, resp = work
+    lo, up = rates.lower, rates.upper
     N = X.shape[0]
     for it in range(1, max_inner + 1):
-        full_rhs(X, V, K, mu, phi, kdes, u, eps, lo, up, beta, sv, skm, sks, F, A, resp, True)
-        assemble(A, lo, up, inv_dt, G)
+        rates_rhs(X, rates, day, F, A, resp, True)
+        assemble(A, lo, up, lam + inv_dt, G)
         if btd_factor(G, Ginv, lo, up) == 0:
             return 3, it
         for j in range(N):
             for i in range(NP):
-                # residual of (J − I/dt) δ = (X − C)/dt − F(X)
-                delta[j, i] = inv_dt * (X[j, i] - C[j, i]) - F[j, i]
+                # residual of (J − (λ + 1/dt) I) δ = (X − C)/dt − (F(X) − λX)
+                delta[j, i] = inv_dt * (X[j, i] - C[j, i]) - (F[j, i] - lam * X[j, i])
         btd_solve(Ginv, lo, up, delta)
         step = 0.0
         clipped = False
@@ -487,7 +481,7 @@ def _newton_solve(
                     # state at all (RMS relative rate ~0.2 h⁻¹; microbes "extinct" in one layer between
                     # living ones) after warm starts on real sites.
                     xn = shrink * x0
-                    if x0 > CTINY or (inv_dt == 0.0 and F[j, i] > 0.0):
+                    if x0 > CTINY or (inv_dt == 0.0 and F[j, i] - lam * x0 > 0.0):
                         clipped = True
                 X[j, i] = xn
                 s = abs(xn - x0) / (abs(x0) + atol)
@@ -498,11 +492,13 @@ def _newton_solve(
     return 1, max_inner
 
 
+# status codes the kernels return (the values of ``solver_status.SolverStatus``, which this module cannot import)
+ST_CONVERGED, ST_MAX_ITER, ST_NON_FINITE, ST_SINGULAR, ST_UNBOUNDED, ST_SADDLE = 0, 1, 2, 3, 4, 5
+
+
 @njit(cache=True)
-def steady_state_iterate(
-    C, V, K, mu, phi, kdes, u, eps, lo, up, beta, sv, skm, sks, dz, dt0, max_iter, rtol, atol, shrink, growth
-):
-    """Find the root of dC/dt = 0 from the start C (N,7, overwritten with the result).
+def steady_state_iterate(C, rates, dt0, max_iter, rtol, atol, shrink, growth):
+    """Find the root of dC/dt = 0 from the start C (N,7, overwritten with the result) at constant forcing.
 
     Globalisation: implicit (backward-Euler) time steps of the true dynamics, each solved by Newton's method,
     with a time step that grows by ``growth`` after every easy step and shrinks by 4 after a failed one, so
@@ -511,118 +507,102 @@ def steady_state_iterate(
     falling back to time steps from 1e3 h. A step never shrinks a pool below ``shrink`` times its value
     (positivity). Converged when a full Newton step on dC/dt = 0 has max |δ_i|/(|C_i| + atol) < rtol.
 
+    Args: C (N,7) start (mg C cm⁻³); rates the ``model.Rates`` record; dt0 first step (h); max_iter (count);
+    rtol, atol, shrink, growth as in ``SolverOptions``.
+
     Returns (status, n_iter, rel_residual_norm, Ginv (N,7,7) block-Thomas factors of the steady-state Jacobian):
     status 0 converged, 1 max_iter reached, 2 non-finite values, 3 singular Jacobian, 4 no finite steady state,
     5 unstable equilibrium (saddle).
     """
     N = C.shape[0]
-    F = np.empty((N, NP))
-    A = np.empty((N, NP, NP))
-    G = np.empty((N, NP, NP))
-    Ginv = np.empty((N, NP, NP))
-    resp = np.empty(N)
+    work = workspace(N)
+    F, A, G, Ginv, _delta, resp = work
+    lo, up = rates.lower, rates.upper
     X = np.empty((N, NP))
-    delta = np.empty((N, NP))
+    day = (1.0, 1.0, 1.0)
     dt = dt0
     newton_dt_switch = 1e14  # h
     n_total = 0
-    status = 1
+    status = ST_MAX_ITER
     inner_tol = 1e-6
     while n_total < max_iter:
         X[:, :] = C
         if dt >= newton_dt_switch:
-            st, k = _newton_solve(
-                C,
-                X,
-                V,
-                K,
-                mu,
-                phi,
-                kdes,
-                u,
-                eps,
-                lo,
-                up,
-                beta,
-                sv,
-                skm,
-                sks,
-                0.0,
-                min(30, max_iter - n_total),
-                rtol,
-                atol,
-                shrink,
-                F,
-                A,
-                G,
-                Ginv,
-                delta,
-                resp,
-            )
+            st, k = newton_solve(C, X, rates, day, 0.0, 0.0, min(30, max_iter - n_total), rtol, atol, shrink, work)
             n_total += k
             if st == 0:
                 C[:, :] = X
-                status = 0
+                status = ST_CONVERGED
                 break
             dt = 1e3 if not np.isfinite(dt0) or dt0 >= newton_dt_switch else dt0
             continue
-        st, k = _newton_solve(
-            C,
-            X,
-            V,
-            K,
-            mu,
-            phi,
-            kdes,
-            u,
-            eps,
-            lo,
-            up,
-            beta,
-            sv,
-            skm,
-            sks,
-            1.0 / dt,
-            min(8, max_iter - n_total),
-            inner_tol,
-            atol,
-            shrink,
-            F,
-            A,
-            G,
-            Ginv,
-            delta,
-            resp,
-        )
+        st, k = newton_solve(C, X, rates, day, 1.0 / dt, 0.0, min(8, max_iter - n_total), inner_tol, atol, shrink, work)
         n_total += k
         if st == 0:
             C[:, :] = X
             if np.max(X) > CMAX:
                 # denser than any soil: no finite steady state (e.g. microbes extinct in the whole column,
                 # so litter accumulates without bound)
-                status = 4
+                status = ST_UNBOUNDED
                 break
             dt = dt * (growth if k <= 4 else 2.0)
         else:
             dt *= 0.25
             if dt < 1e-3:
-                status = 2 if st == 2 else 1
+                status = ST_NON_FINITE if st == 2 else ST_MAX_ITER
                 break
-    full_rhs(C, V, K, mu, phi, kdes, u, eps, lo, up, beta, sv, skm, sks, F, A, resp, True)
+    rates_rhs(C, rates, day, F, A, resp, True)
     fn = wnorm(F, C)
     if not np.isfinite(fn):
-        status = 2
+        status = ST_NON_FINITE
     # factor the Jacobian at the result (no shift), for adjoint and tracer use; its determinant's sign is a
     # stability test: a stable equilibrium of the 7N-dimensional system has sign(det J) = (−1)^(7N), so the
     # other sign proves an odd number of positive real eigenvalues (a saddle, e.g. past a fold)
     assemble(A, lo, up, 0.0, G)
     sign = btd_factor(G, Ginv, lo, up)
-    if status == 0:
+    if status == ST_CONVERGED:
         if sign == 0:
-            status = 3
+            status = ST_SINGULAR
         elif sign != (1 if (NP * N) % 2 == 0 else -1):
-            status = 5
+            status = ST_SADDLE
     return status, n_total, fn, Ginv
+
+
+@njit(cache=True)
+def implicit_march(C, rates, dt, n_steps, shrink, mean):
+    """``n_steps`` backward-Euler steps of length dt (h) of the true dynamics from C (N,7; in place), each
+    solved by Newton's method (a failed step is retried in quarters, down to dt/1000). ``mean`` (N,7) receives
+    the average of the states at the ends of the last ⌈n_steps/2⌉ steps (e.g. the centre of an oscillation).
+    Returns 0, or the status of a step that failed even at the smallest length."""
+    N = C.shape[0]
+    work = workspace(N)
+    X = np.empty((N, NP))
+    day = (1.0, 1.0, 1.0)
+    mean[:, :] = 0.0
+    n_mean = 0
+    for step in range(n_steps):
+        h = dt
+        remaining = dt
+        while remaining > 0.0:
+            h = min(h, remaining)
+            X[:, :] = C
+            st, _k = newton_solve(C, X, rates, day, 1.0 / h, 0.0, 12, 1e-9, 1e-12, shrink, work)
+            if st == 0:
+                C[:, :] = X
+                remaining -= h
+            else:
+                h *= 0.25
+                if h < dt * 1e-3:
+                    return st
+        if 2 * step >= n_steps - 1:
+            n_mean += 1
+            for j in range(N):
+                for i in range(NP):
+                    mean[j, i] += C[j, i]
+    for j in range(N):
+        for i in range(NP):
+            mean[j, i] /= max(n_mean, 1)
+    return 0
 
 
 @njit(cache=True)

@@ -15,50 +15,30 @@ means over the same pairs, which keeps the annual carbon balance exact.
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg as sla
 from numba import njit
 
 from . import _core
 from ._core import NP
+from .fixed_point import make_result, solve_constant
 
 SHOOT_RTOL = 1e-9
 SHOOT_MAX = 12
 
 
 @njit(cache=True)
-def annual_map(
-    C0,
-    V,
-    K,
-    mu,
-    phi,
-    kdes,
-    u,
-    eps,
-    lo,
-    up,
-    beta,
-    day_factors,
-    substeps,
-    want_sens,
-    S,
-    states,
-    resp_out,
-    rtol,
-    atol,
-    shrink,
-):
+def annual_map(C0, rates, day_factors, substeps, want_sens, S, states, resp_out, rtol, atol, shrink):
     """Integrate one year from C0 (N,7) with implicit daily steps; return (status, C_end).
 
-    If want_sens, S (7N, N, 7) is the identity on entry and holds the monodromy matrix (columns S[c]) on exit.
-    states (n_steps, N, 7) and resp_out (n_steps, N) receive each step's end state and respiration.
+    ``rates`` is the ``model.Rates`` record at the annual-mean temperature, ``day_factors`` (365, 3) the day
+    multipliers of V and the two K families. If want_sens, S (7N, N, 7) is the identity on entry and holds the
+    monodromy matrix (columns S[c]) on exit. states (n_steps, N, 7) and resp_out (n_steps, N) receive each
+    step's end state and respiration.
     """
     N = C0.shape[0]
-    F = np.empty((N, NP))
-    A = np.empty((N, NP, NP))
-    G = np.empty((N, NP, NP))
-    Ginv = np.empty((N, NP, NP))
-    delta = np.empty((N, NP))
-    resp = np.empty(N)
+    work = _core.workspace(N)
+    F, A, G, Ginv, _delta, resp = work
+    lo, up = rates.lower, rates.upper
     C = C0.copy()
     X = C0.copy()
     h = 24.0 / substeps
@@ -66,41 +46,14 @@ def annual_map(
     n_days = day_factors.shape[0]
     k = 0
     for d in range(n_days):
-        sv, skm, sks = day_factors[d, 0], day_factors[d, 1], day_factors[d, 2]
+        day = (day_factors[d, 0], day_factors[d, 1], day_factors[d, 2])
         for _ in range(substeps):
             X[:, :] = C
-            st, _it = _core._newton_solve(
-                C,
-                X,
-                V,
-                K,
-                mu,
-                phi,
-                kdes,
-                u,
-                eps,
-                lo,
-                up,
-                beta,
-                sv,
-                skm,
-                sks,
-                inv_dt,
-                30,
-                rtol,
-                atol,
-                shrink,
-                F,
-                A,
-                G,
-                Ginv,
-                delta,
-                resp,
-            )
+            st, _it = _core.newton_solve(C, X, rates, day, inv_dt, 0.0, 30, rtol, atol, shrink, work)
             if st != 0:
                 return st, C
             # respiration (and, for the sensitivity, the Jacobian) at the converged end state
-            _core.full_rhs(X, V, K, mu, phi, kdes, u, eps, lo, up, beta, sv, skm, sks, F, A, resp, want_sens)
+            _core.rates_rhs(X, rates, day, F, A, resp, want_sens)
             for j in range(N):
                 resp_out[k, j] = resp[j]
                 for i in range(NP):
@@ -121,15 +74,23 @@ def annual_map(
 
 
 def solve_periodic(site, theta, C, warm, options):
-    """Periodic steady state of a climatology site (see module docstring); returns a SteadyState."""
-    from .steady_state import _result, _solve_constant
+    """Periodic steady state of a climatology site (see module docstring).
 
+    Args:
+        site: the prepared :class:`~bayes_vmimics.model.SiteModel` with a temperature climatology (–).
+        theta: parameters, 7 values in ``PARAMETER_NAMES`` order (parameter units).
+        C: start state on 1 January (n_layers, 7), internal layout (mg C cm⁻³).
+        warm: whether C is a warm start (else the annual-mean fixed point is solved first) (bool).
+        options: a :class:`~bayes_vmimics.fixed_point.SolverOptions` (–).
+
+    Returns:
+        :class:`~bayes_vmimics.fixed_point.SteadyState`.
+    """
     rates = site.raw_rates(theta)
-    V, K, mu, phi, kdes, u, eps, lo, up, beta, _ = rates
     n_iter = 0
     if not warm:
         # annual-mean-temperature fixed point as the starting orbit point
-        mean_res = _solve_constant(site, theta, C, False, options)
+        mean_res = solve_constant(site, theta, C, False, options)
         n_iter += mean_res.n_iter
         if not mean_res.converged:
             return mean_res
@@ -151,16 +112,7 @@ def solve_periodic(site, theta, C, warm, options):
             S[:] = np.eye(M).reshape(M, N, NP)
         st, C1 = annual_map(
             C0,
-            V,
-            K,
-            mu,
-            phi,
-            kdes,
-            u,
-            eps,
-            lo,
-            up,
-            beta,
+            rates,
             site.day_factors,
             substeps,
             want,
@@ -181,19 +133,15 @@ def solve_periodic(site, theta, C, warm, options):
             status = 0
             break
         if want:
-            import scipy.linalg as sla
-
             Mmat = S.reshape(M, M).T - np.eye(M)
             mono_lu = sla.lu_factor(Mmat)
-        import scipy.linalg as sla
-
         step = sla.lu_solve(mono_lu, -g).reshape(N, NP)
         C0 = np.maximum(C0 + step, options.shrink * C0)
     if status == 0:
         # the orbit through C1 (= C0 to tolerance): states hold one period
         mean_pools = states.mean(axis=0)
         mean_resp = resp.mean(axis=0)
-        res = _result(
+        res = make_result(
             site,
             rates,
             np.ascontiguousarray(C0),
@@ -208,4 +156,4 @@ def solve_periodic(site, theta, C, warm, options):
         res._internal["daily_respiration"] = resp
         res._internal["substeps_per_day"] = substeps
         return res
-    return _result(site, rates, np.ascontiguousarray(C0), status, n_iter, fn, None)
+    return make_result(site, rates, np.ascontiguousarray(C0), status, n_iter, fn, None)

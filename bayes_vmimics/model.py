@@ -55,7 +55,15 @@ def default_grid(profile: str | ModelConstants = "paper") -> DepthGrid:
     return DepthGrid.uniform(n, t)
 
 
-def _theta(params) -> np.ndarray:
+def parameter_vector(params) -> np.ndarray:
+    """The 7 parameters as a float vector in ``PARAMETER_NAMES`` order, validated (parameter units; α in m⁻¹).
+
+    Args:
+        params: a :class:`Parameters` or 7 positive finite values (parameter units).
+
+    Raises:
+        ValueError: not 7 values, or a value not positive and finite.
+    """
     if isinstance(params, Parameters):
         return params.to_array()
     theta = np.asarray(params, dtype=np.float64).ravel()
@@ -66,6 +74,9 @@ def _theta(params) -> np.ndarray:
     if not np.all(np.isfinite(theta)) or np.any(theta <= 0):
         raise ValueError(f"params must be positive and finite, got {theta.tolist()}")
     return theta
+
+
+_theta = parameter_vector  # former private name
 
 
 class SiteModel:
@@ -112,27 +123,29 @@ class SiteModel:
         self.total_input = self.IA + self.IB
 
     # ---- rates ----
-    def raw_rates(self, params, temperature: float | None = None) -> tuple:
-        """The compiled core's rate tuple (internal layout) at ``temperature`` (°C; default annual mean)."""
+    def raw_rates(self, params, temperature: float | None = None) -> Rates:
+        """The rate record of the compiled core (internal layout, layer first; :class:`Rates`, which the numba
+        kernels take as one argument) at ``temperature`` (°C; default annual mean)."""
         T = self.T_mean if temperature is None else float(temperature)
-        return _core.build_rates(
-            _theta(params),
-            self.kc,
-            T,
-            self.clay,
-            self.edges_cm,
-            self.IA,
-            self.IB,
-            self.fmetA,
-            self.fmetB,
-            self.npp,
-            self.fixed_beta,
+        return Rates(
+            *_core.build_rates(
+                parameter_vector(params),
+                self.kc,
+                T,
+                self.clay,
+                self.edges_cm,
+                self.IA,
+                self.IB,
+                self.fmetA,
+                self.fmetB,
+                self.npp,
+                self.fixed_beta,
+            )
         )
 
     def rates(self, params, temperature: float | None = None) -> Rates:
         """Rate constants per layer (see :class:`Rates` for units) at ``temperature`` (°C; default annual mean)."""
-        V, K, mu, phi, kdes, u, eps, lo, up, beta, fbar = self.raw_rates(params, temperature)
-        return Rates(V, K, mu, phi, kdes, u, eps, lo, up, float(beta), fbar)
+        return self.raw_rates(params, temperature)
 
     # ---- right-hand side ----
     def _check_pools(self, pools) -> np.ndarray:
@@ -162,13 +175,17 @@ class SiteModel:
 
     def jacobian(self, pools, params, temperature: float | None = None) -> np.ndarray:
         """Dense Jacobian ∂(dC/dt)/∂C (7N, 7N) (h⁻¹), state flattened pool-major: index = pool·N + layer."""
-        C = self._check_pools(pools)
-        V, K, mu, phi, kdes, u, eps, lo, up, beta, _ = self.raw_rates(params, temperature)
+        return self.jacobian_internal(self._check_pools(pools), self.raw_rates(params, temperature))
+
+    def jacobian_internal(self, C: np.ndarray, rates: Rates) -> np.ndarray:
+        """Dense Jacobian as :meth:`jacobian`, at a state C (n_layers, 7) in the internal layer-first layout
+        (mg C cm⁻³) with a rate record from :meth:`raw_rates`; flattened pool-major (h⁻¹)."""
         n = self.n_layers
+        lo, up = rates.lower, rates.upper
         F = np.empty_like(C)
         A = np.empty((n, N_POOLS, N_POOLS))
         resp = np.empty(n)
-        _core.full_rhs(C, V, K, mu, phi, kdes, u, eps, lo, up, beta, 1.0, 1.0, 1.0, F, A, resp, True)
+        _core.full_rhs(C, *rates[:10], 1.0, 1.0, 1.0, F, A, resp, True)
         Jm = np.zeros((N_POOLS * n, N_POOLS * n))
         for j in range(n):
             idx = np.arange(N_POOLS) * n + j

@@ -70,7 +70,7 @@ from numba import njit
 from . import _core
 from .atmosphere import AtmosphericRecord
 from .constants import C14_POOLS, HOURS_PER_YEAR, LAMBDA_14C_PER_HOUR, N_POOLS
-from .model import SiteModel, _theta
+from .model import SiteModel, parameter_vector
 
 #: First year of the transient; the spin-up uses the atmosphere of this year (P §2.2).
 SPIN_UP_YEAR = 1950
@@ -81,6 +81,7 @@ DEFAULT_STEPS_PER_YEAR = 4
 
 NP = _core.NP
 _C14 = list(C14_POOLS)
+_SHRINK = 0.01  # paper-mode Newton: a step shrinks a pool at most 100× (as the carbon solver's default)
 
 # ---- stiffly accurate, L-stable SDIRK tables (lower-triangular A, diagonal γ; the last row is b) ----
 _G3 = 0.43586652150845899942  # root of γ³ − 3γ² + 3γ/2 − 1/6 in (1/6, 1/2) (Alexander 1977, L-stable order 3)
@@ -245,74 +246,16 @@ def _tracer_transient(Ginv_full, Ginv_part, lo, up, X1, X, f, n_full, n_part, in
 
 
 @njit(cache=True)
-def _paper_newton(
-    Y,
-    rhs,
-    inv_dt,
-    V,
-    K,
-    mu,
-    phi,
-    kdes,
-    us,
-    eps,
-    lo,
-    up,
-    beta,
-    lam,
-    max_iter,
-    rtol,
-    F,
-    A,
-    G,
-    Ginv,
-    delta,
-    resp,
-):
-    """Newton's method for Y − rhs − dt·(f(Y) − λY) = 0 (inv_dt = 1/dt; 0: steady state f(Y) − λY = 0), f the
-    carbon model's right-hand side with inputs ``us``. Y (N,7) in place. Returns 0 converged, 1 not converged,
-    2 non-finite, 3 singular."""
-    N = Y.shape[0]
-    for _ in range(max_iter):
-        _core.full_rhs(Y, V, K, mu, phi, kdes, us, eps, lo, up, beta, 1.0, 1.0, 1.0, F, A, resp, True)
-        # Jacobian of f − λY is (A + Diffusion − λI); the Newton matrix is that minus I/dt
-        _core.assemble(A, lo, up, lam + inv_dt, G)
-        if _core.btd_factor(G, Ginv, lo, up) == 0:
-            return 3
-        for j in range(N):
-            for p in range(NP):
-                delta[j, p] = inv_dt * (Y[j, p] - rhs[j, p]) - (F[j, p] - lam * Y[j, p])
-        _core.btd_solve(Ginv, lo, up, delta)
-        step = 0.0
-        for j in range(N):
-            for p in range(NP):
-                d = delta[j, p]
-                if not np.isfinite(d):
-                    return 2
-                Y[j, p] += d
-                r = abs(d) / (abs(Y[j, p]) + 1e-12)
-                if r > step:
-                    step = r
-        if step < rtol:
-            return 0
-    return 1
-
-
-@njit(cache=True)
-def _paper_spinup(X, V, K, mu, phi, kdes, us, eps, lo, up, beta, lam):
-    """Steady state of the 14C run, f(X) − λX = 0, from the start X (N,7; in place): Newton's method, with
-    backward-Euler pseudo-time continuation (dt growing from 1e3 h) as fallback. Returns the status (0 ok)."""
+def _paper_spinup(X, rates, lam):
+    """Steady state of the 14C run, f(X) − λX = 0, from the start X (N,7; in place), f the carbon model with the
+    rate record ``rates`` (its inputs already × the litter F14C): Newton's method (``_core.newton_solve``, the
+    carbon solver's kernel with the extra loss λ), with backward-Euler pseudo-time continuation (dt growing
+    from 1e3 h) as fallback. Returns the status (0 ok)."""
     N = X.shape[0]
-    F = np.empty((N, NP))
-    A = np.empty((N, NP, NP))
-    G = np.empty((N, NP, NP))
-    Ginv = np.empty((N, NP, NP))
-    delta = np.empty((N, NP))
-    resp = np.empty(N)
+    work = _core.workspace(N)
+    day = (1.0, 1.0, 1.0)
     X0 = X.copy()
-    st = _paper_newton(
-        X, X0, 0.0, V, K, mu, phi, kdes, us, eps, lo, up, beta, lam, 50, 1e-12, F, A, G, Ginv, delta, resp
-    )
+    st, _k = _core.newton_solve(X0, X, rates, day, 0.0, lam, 50, 1e-12, 1e-12, _SHRINK, work)
     if st == 0:
         return 0
     X[:, :] = X0
@@ -320,60 +263,14 @@ def _paper_spinup(X, V, K, mu, phi, kdes, us, eps, lo, up, beta, lam):
     dt = 1e3
     for _ in range(2000):
         if dt > 1e14:
-            st = _paper_newton(
-                X,
-                C,
-                0.0,
-                V,
-                K,
-                mu,
-                phi,
-                kdes,
-                us,
-                eps,
-                lo,
-                up,
-                beta,
-                lam,
-                50,
-                1e-12,
-                F,
-                A,
-                G,
-                Ginv,
-                delta,
-                resp,
-            )
+            st, _k = _core.newton_solve(C, X, rates, day, 0.0, lam, 50, 1e-12, 1e-12, _SHRINK, work)
             if st == 0:
                 return 0
             X[:, :] = C
             dt = 1e6
             continue
-        st = _paper_newton(
-            X,
-            C,
-            1.0 / dt,
-            V,
-            K,
-            mu,
-            phi,
-            kdes,
-            us,
-            eps,
-            lo,
-            up,
-            beta,
-            lam,
-            10,
-            1e-10,
-            F,
-            A,
-            G,
-            Ginv,
-            delta,
-            resp,
-        )
-        if st == 0 and np.min(X) >= 0.0:
+        st, _k = _core.newton_solve(C, X, rates, day, 1.0 / dt, lam, 10, 1e-10, 1e-12, _SHRINK, work)
+        if st == 0:
             C[:, :] = X
             dt *= 10.0
         else:
@@ -385,20 +282,17 @@ def _paper_spinup(X, V, K, mu, phi, kdes, us, eps, lo, up, beta, lam):
 
 
 @njit(cache=True)
-def _paper_transient(X, V, K, mu, phi, kdes, u, eps, lo, up, beta, lam, f, n_full, n_part, h_full, h_part, a):
+def _paper_transient(X, rates, u, lam, f, n_full, n_part, h_full, h_part, a):
     """The 14C run from X (N,7; in place) through the years of f (as in _tracer_transient), with the SDIRK
     table ``a`` whose stage equations Y_i − γh (f(Y_i) − λY_i) = X_n + Σ a_ik hK_k are solved by Newton's
-    method. h in hours. Returns the status (0 ok)."""
+    method (``_core.newton_solve``). ``rates.inputs`` is overwritten with the year's inputs u·f_Y; h in hours.
+    Returns the status (0 ok)."""
     N = X.shape[0]
     s = a.shape[0]
     g = a[0, 0]
-    F = np.empty((N, NP))
-    A = np.empty((N, NP, NP))
-    G = np.empty((N, NP, NP))
-    Ginv = np.empty((N, NP, NP))
-    delta = np.empty((N, NP))
-    resp = np.empty(N)
-    us = np.empty((N, NP))
+    work = _core.workspace(N)
+    day = (1.0, 1.0, 1.0)
+    us = rates.inputs
     rhs = np.empty((N, NP))
     Y = np.empty((N, NP))
     Kst = np.empty((s, N, NP))
@@ -420,30 +314,7 @@ def _paper_transient(X, V, K, mu, phi, kdes, u, eps, lo, up, beta, lam, f, n_ful
                         for k in range(i):
                             v += a[i, k] * Kst[k, j, p]
                         rhs[j, p] = v
-                st = _paper_newton(
-                    Y,
-                    rhs,
-                    inv_gh,
-                    V,
-                    K,
-                    mu,
-                    phi,
-                    kdes,
-                    us,
-                    eps,
-                    lo,
-                    up,
-                    beta,
-                    lam,
-                    30,
-                    1e-11,
-                    F,
-                    A,
-                    G,
-                    Ginv,
-                    delta,
-                    resp,
-                )
+                st, _k = _core.newton_solve(rhs, Y, rates, day, inv_gh, lam, 30, 1e-11, 1e-12, _SHRINK, work)
                 if st != 0:
                     return st
                 for j in range(N):
@@ -478,7 +349,7 @@ def _check_params(site: SiteModel, params, rates) -> None:
     """The steady state's rates must be those of ``params`` (a mismatch would silently mix two models)."""
     if params is None:
         return
-    mine = site.raw_rates(_theta(params))
+    mine = site.raw_rates(parameter_vector(params))
     for name, x, y in zip(("V", "K", "mu", "phi", "k_des", "inputs"), mine[:6], rates[:6], strict=True):
         if np.max(np.abs(x - y)) > 1e-12 * np.max(np.abs(y)):
             raise ValueError(
@@ -674,15 +545,14 @@ def simulate_radiocarbon(
             raise ValueError("paper mode needs params (the parameters the steady state was solved with)")
         rates = internal["rates"]
         _check_params(site, params, rates)
-        V, K, mu, phi, kdes, u, eps, lo, up, beta, _ = rates
         C = internal["C"]
+        u = rates.inputs
         X = np.ascontiguousarray(C * f_spin)
-        st = _paper_spinup(X, V, K, mu, phi, kdes, np.ascontiguousarray(u * f_spin), eps, lo, up, beta, lam)
+        rates14 = rates._replace(inputs=np.ascontiguousarray(u * f_spin))  # the 14C run's own inputs (mutable)
+        st = _paper_spinup(X, rates14, lam)
         if st != 0:
             raise RuntimeError("paper mode: the 14C run's spin-up to steady state did not converge")
-        st = _paper_transient(
-            X, V, K, mu, phi, kdes, u, eps, lo, up, beta, lam, f_years, n_full, n_part, h_full, h_part, a
-        )
+        st = _paper_transient(X, rates14, u, lam, f_years, n_full, n_part, h_full, h_part, a)
         if st != 0:
             raise RuntimeError(f"paper mode: Newton's method failed in the transient (status {st})")
     return RadiocarbonResult(c14_pools=X.T.copy(), pools=C.T.copy(), sampling_year=s, mode=mode)

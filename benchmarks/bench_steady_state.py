@@ -43,6 +43,9 @@ def main() -> None:
     warm_site = median_time(lambda: solve_site(site, nearby, ref), args.repeats)
     cold_api = median_time(lambda: solve_steady_state(nearby, forcing), args.repeats)
     warm_api = median_time(lambda: solve_steady_state(nearby, forcing, initial=ref), args.repeats)
+    beta1 = Parameters(beta=1.0, alpha_v=30.0, x_D=0.5)  # converges; β ≤ 1.05 adds the eigenvalue check
+    cold_beta1 = median_time(lambda: solve_site(site, beta1), max(args.repeats // 10, 5))
+    n_beta1 = solve_site(site, beta1).n_iter
     t0 = time.perf_counter()
     bdf_pools, sol = bdf_equilibrium(site, nearby)
     t_bdf = time.perf_counter() - t0
@@ -55,6 +58,7 @@ def main() -> None:
     print(f"  warm start, prepared SiteModel     {warm_site * 1e3:8.3f} ms")
     print(f"  cold start, solve_steady_state()   {cold_api * 1e3:8.3f} ms   (includes building the SiteModel)")
     print(f"  warm start, solve_steady_state()   {warm_api * 1e3:8.3f} ms")
+    print(f"  cold start at β = 1 (with the stability check) {cold_beta1 * 1e3:8.3f} ms   ({n_beta1} iterations)")
     print(
         f"  brute-force BDF (scipy, rtol 1e-12) {t_bdf:8.3f} s    ({sol.t.size} steps); max rel. difference {err:.1e}"
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,11 +22,14 @@ from bayes_vmimics.io.atmosphere import (
 )
 from bayes_vmimics.io.datadir import DataFolderError
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-needs_data = pytest.mark.skipif(
-    not (DATA / "atm14c_hua2013_annual.csv").is_file(),
-    reason=f"raw data folder {DATA} (../shared/data) with the atm14c_*.csv files is not present",
-)
+
+@pytest.fixture(scope="module")
+def atm_dir(data_dir):
+    """The raw data folder (``data_dir`` of conftest.py: $BAYES_VMIMICS_DATA, else ../shared/data) with the
+    atm14c_*.csv files."""
+    if not (data_dir / "atm14c_hua2013_annual.csv").is_file():
+        pytest.skip(f"raw data folder {data_dir} has no atm14c_*.csv files")
+    return data_dir
 
 
 # ---------------------------------------------------------------- Δ14C ↔ F14C (PROVENANCE "Conversions")
@@ -197,9 +198,8 @@ def test_record_from_dict_and_validation():
 
 
 # ---------------------------------------------------------------- loaders (real data)
-@needs_data
-def test_hua2013_values_and_gap_fills():
-    r = load_hua2013(DATA)
+def test_hua2013_values_and_gap_fills(atm_dir):
+    r = load_hua2013(atm_dir)
     assert (r.first_year, r.last_year) == (1950, 2010)
     # F14C in 1950 (spec Sect. 11).
     np.testing.assert_allclose([r.f14c(z, 1950) for z in ZONES], [0.9743, 0.9779, 0.9730, 0.9755, 0.9730], atol=1e-9)
@@ -215,37 +215,34 @@ def test_hua2013_values_and_gap_fills():
     assert int(r.years[np.argmax(r.values[0])]) in (1963, 1964)
 
 
-@needs_data
-def test_hua2013_options():
-    r = load_hua2013(DATA, last_year=None)
+def test_hua2013_options(atm_dir):
+    r = load_hua2013(atm_dir, last_year=None)
     assert r.last_year == 2011 and r.f14c("SH12", 2011) == pytest.approx(1.05087)
-    r = load_hua2013(DATA, fill="interpolate")
+    r = load_hua2013(atm_dir, fill="interpolate")
     assert r.f14c("SH12", 1952) == pytest.approx(0.5 * (0.9756 + 0.974))
     assert r.f14c("NH1", 2010) == r.f14c("NH1", 2009)
     assert "interpolation" in r.notes
     with pytest.raises(ValueError, match="'nearest'"):
-        load_hua2013(DATA, fill="nearest")
+        load_hua2013(atm_dir, fill="nearest")
 
 
-@needs_data
-def test_hua2013_annual_is_calendar_mean_of_table_s3():
-    z = pd.read_csv(DATA / "atm14c_hua2013_zones.csv")
+def test_hua2013_annual_is_calendar_mean_of_table_s3(atm_dir):
+    z = pd.read_csv(atm_dir / "atm14c_hua2013_zones.csv")
     z["year"] = np.floor(z["year_ad"]).astype(int)
     means = z.groupby(["zone", "year"])["f14c"].mean()
-    r = load_hua2013(DATA, last_year=None)
+    r = load_hua2013(atm_dir, last_year=None)
     for zone in ZONES:
         m = means[zone]
         np.testing.assert_allclose(r.f14c(zone, m.index.to_numpy()), m.to_numpy(), atol=1e-5)
 
 
-@needs_data
-def test_hua2021_and_graven2017():
-    h = load_hua2021(DATA)
+def test_hua2021_and_graven2017(atm_dir):
+    h = load_hua2021(atm_dir)
     assert (h.first_year, h.last_year) == (1950, 2019)
     assert h.f14c("NH1", 2010) == pytest.approx(1.04701)
-    g = load_graven2017(DATA)
+    g = load_graven2017(atm_dir)
     assert (g.first_year, g.last_year) == (1850, 2015)
-    raw = pd.read_csv(DATA / "atm14c_graven2017_annual.csv")
+    raw = pd.read_csv(atm_dir / "atm14c_graven2017_annual.csv")
     for zone, band in GRAVEN2017_ZONE_BANDS.items():
         np.testing.assert_array_equal(g.values[ZONES.index(zone)], raw[f"f14c_{band}"].to_numpy())
     # The file's F14C follows the PROVENANCE formula with y_obs = year_ad.
@@ -254,9 +251,8 @@ def test_hua2021_and_graven2017():
     assert "NH3->Tropics" in g.notes
 
 
-@needs_data
-def test_load_atmosphere_dispatch_and_env(monkeypatch):
-    monkeypatch.setenv("BAYES_VMIMICS_DATA", str(DATA))
+def test_load_atmosphere_dispatch_and_env(monkeypatch, atm_dir):
+    monkeypatch.setenv("BAYES_VMIMICS_DATA", str(atm_dir))
     assert load_atmosphere().name == "hua2013"
     assert load_atmosphere("hua2021").last_year == 2019
     assert load_atmosphere("hua2013", last_year=2005).last_year == 2005
@@ -269,9 +265,8 @@ def test_loader_missing_folder(tmp_path):
         load_hua2013(tmp_path)
 
 
-@needs_data
-def test_six_sites_zone_proposals():
-    sites = pd.read_csv(DATA / "six_sites_metadata.csv").dropna(subset=["lat"])
+def test_six_sites_zone_proposals(atm_dir):
+    sites = pd.read_csv(atm_dir / "six_sites_metadata.csv").dropna(subset=["lat"])
     assert len(sites) == 4
     for row in sites.itertuples():
         assert hua2013_zone(row.lat, row.lon) == row.hua2013_zone_proposed, row.site_id

@@ -7,8 +7,6 @@ from the per-layer transfer blocks and the diffusion couplings (and that assembl
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import scipy.linalg as sla
@@ -28,11 +26,16 @@ from bayes_vmimics.radiocarbon import (
 )
 from bayes_vmimics.steady_state import solve_site
 
-DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-needs_data = pytest.mark.skipif(
-    not (DATA / "atm14c_hua2013_annual.csv").is_file(),
-    reason=f"raw data folder {DATA} (../shared/data) with the atm14c_*.csv files is not present",
-)
+
+@pytest.fixture(scope="module")
+def atm_dir(data_dir):
+    """The raw data folder (``data_dir`` of conftest.py: $BAYES_VMIMICS_DATA, else ../shared/data) with the
+    atm14c_*.csv files."""
+    if not (data_dir / "atm14c_hua2013_annual.csv").is_file():
+        pytest.skip(f"raw data folder {data_dir} has no atm14c_*.csv files")
+    return data_dir
+
+
 HOURS_PER_YEAR = 8760.0
 YEARS = np.arange(1950, 2011)
 
@@ -195,12 +198,11 @@ def test_halving_the_step_changes_f14c_by_less_than_1e_4(case):
     assert np.max(np.abs(a.f14c - b.f14c)) < 1e-4
 
 
-@needs_data
-def test_bomb_carbon_appears_first_near_the_surface(case):
+def test_bomb_carbon_appears_first_near_the_surface(case, atm_dir):
     from bayes_vmimics.io.atmosphere import load_atmosphere
 
     site, params, ss = case
-    atm = load_atmosphere("hua2013", DATA)
+    atm = load_atmosphere("hua2013", atm_dir)
     for y in range(1970, 2011, 5):
         f = simulate_radiocarbon(ss, site, params, atm, "NH1", float(y)).f14c
         assert f[0] > 1.0 and f[0] > f[-1] + 0.2, y
