@@ -126,6 +126,23 @@ class LikelihoodSection:
         warm_start: reuse nearby converged steady states as initial guesses (bool); False gives a
             deterministic (cold spin-up) log-probability.
         warm_cache_size: converged states kept per site for warm starts (count).
+        error_model: preset of the observation-error model (:mod:`bayes_vmimics.errors`): "paper" (the
+            relative error above only), "floor" (+ absolute floors), "weighted" (+ thickness weights) or
+            "discrepancy" (+ a site-level error scale κ integrated out) (–). The keys below override it.
+        soc_abs_error: absolute SOC error floor s₀, σ² = (r·y)² + s₀² (mg C cm⁻³); unset = the preset's
+            (0, or 1 from "floor" on).
+        c14_abs_error: absolute F14C error floor s₀ (F14C units); unset = the preset's (0, or 0.02).
+        depth_weighting: "none" or "thickness" (each layer's log-likelihood × min(1, h/h_ref)); unset = the
+            preset's (–).
+        reference_thickness_cm: h_ref of the thickness weights (cm).
+        discrepancy: "none" or "site_scale" (σ of a site and variable × κ, κ² ~ InvGamma, integrated out);
+            unset = the preset's (–).
+        discrepancy_shape: shape a of the inverse-gamma prior of κ² (–).
+        discrepancy_scale: prior median of κ (–).
+        c14_discrepancy_shape: a for F14C; unset = ``discrepancy_shape`` (–).
+        c14_discrepancy_scale: prior median of κ for F14C; unset = ``discrepancy_scale`` (–).
+        distribution: "normal" or "student_t" errors per observation (–).
+        student_nu: degrees of freedom of the Student-t (–).
     """
 
     soc_rel_error: float = 0.1
@@ -135,6 +152,18 @@ class LikelihoodSection:
     use_c14: bool = True
     warm_start: bool = False
     warm_cache_size: int = 64
+    error_model: str = "paper"
+    soc_abs_error: float | None = None
+    c14_abs_error: float | None = None
+    depth_weighting: str | None = None
+    reference_thickness_cm: float = 10.0
+    discrepancy: str | None = None
+    discrepancy_shape: float = 2.0
+    discrepancy_scale: float = 3.0
+    c14_discrepancy_shape: float | None = None
+    c14_discrepancy_scale: float | None = None
+    distribution: str = "normal"
+    student_nu: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -253,8 +282,12 @@ def _coerce(value, tp, where: str):
         if not isinstance(value, dict):
             raise ValueError(f"{where}: expected a table, got {value!r}")
         return {_coerce(k, kt, where): _coerce(v, vt, f"{where}.{k}") for k, v in value.items()}
-    if isinstance(tp, types.UnionType):  # pragma: no cover - not used by the sections
-        raise TypeError(f"{where}: union annotations are not supported")
+    if isinstance(tp, types.UnionType):
+        # only "X | None": None means "not set" (e.g. take an error-model preset's value); TOML has no null
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) != 1 or len(typing.get_args(tp)) != 2:  # pragma: no cover - not used by the sections
+            raise TypeError(f"{where}: only 'X | None' unions are supported")
+        return None if value is None else _coerce(value, args[0], where)
     raise TypeError(f"{where}: unsupported annotation {tp!r}")  # pragma: no cover
 
 
@@ -280,6 +313,9 @@ def _validate(cfg: StudyConfig) -> None:
     _choice(cfg.data.forest_type, ("ENF", "EBF", "DBF", "BNF"), "data.forest_type")
     _choice(cfg.data.split, ("calibration", "validation", "all"), "data.split")
     _choice(cfg.likelihood.soc_unit, ("mg_cm3", "g_kg"), "likelihood.soc_unit")
+    from .errors import ErrorModel
+
+    ErrorModel.from_config(cfg.likelihood)  # preset and error-model keys (messages name the key)
     _choice(cfg.sampler.move, ("de", "stretch"), "sampler.move")
     _choice(cfg.sampler.start, ("map", "prior"), "sampler.start")
     _choice(cfg.optimize.method, ("differential_evolution",), "optimize.method")

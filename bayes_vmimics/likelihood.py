@@ -9,6 +9,11 @@ likelihood has independent errors
 so that −2 log L = J + constant. SOC is compared in mg C cm⁻³ (Eq 15) or, optionally, g C kg⁻¹; sites
 without ¹⁴C observations contribute only the SOC term.
 
+That is the ``paper`` error model. Others (an absolute error floor, depth weighting, a site-level
+discrepancy scale integrated out, Student-t errors) are selected by ``[likelihood] error_model``; σ and the
+per-site likelihood term live in :mod:`bayes_vmimics.errors` only, and this module (values) and
+:mod:`bayes_vmimics.sensitivity` (gradients) both call it.
+
 Each evaluation solves every site's steady state (:func:`~bayes_vmimics.steady_state.solve_site`). A draw
 for which any site fails to converge gets log L = −inf and is counted (:attr:`CalibrationProblem.stats`).
 
@@ -28,13 +33,13 @@ the ¹⁴C term is disabled and :attr:`CalibrationProblem.c14_enabled` is False.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .constants import C14_POOLS, SOC_POOLS
+from .errors import ErrorModel, ObservationErrors
 from .forcing import SiteForcing
 from .grid import DepthGrid
 from .model import SiteModel
@@ -42,8 +47,6 @@ from .observation import ObservationOperator, required_grid
 from .parameters import PARAMETER_NAMES, Parameters
 from .priors import BoxPrior
 from .steady_state import SteadyState, solve_site
-
-_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 def radiocarbon_available() -> bool:
@@ -126,12 +129,10 @@ class _PreparedSite:
     model: SiteModel
     operator: ObservationOperator
     soc_obs: np.ndarray  # in the compared unit
-    soc_inv_sigma: np.ndarray
-    soc_const: np.ndarray
+    soc_errors: ObservationErrors  # σ, weights and the SOC term (bayes_vmimics.errors)
     c14_index: np.ndarray  # intervals with F14C used in the likelihood
     c14_obs: np.ndarray
-    c14_inv_sigma: np.ndarray
-    c14_const: np.ndarray
+    c14_errors: ObservationErrors
     cache_u: np.ndarray = field(default_factory=lambda: np.empty((0, len(PARAMETER_NAMES))))
     cache_states: list = field(default_factory=list)
     cache_next: int = 0
@@ -197,9 +198,12 @@ class CalibrationProblem:
         prior: the prior (default: uniform on the Table 1 box).
         grid: base model grid, extended per site below its deepest observation (cm); default 20 × 5 cm.
         profile: constants profile (–).
-        soc_rel_error: σ_SOC as a fraction of each observed value (–).
+        soc_rel_error: σ_SOC as a fraction of each observed value (the base error of every error model) (–).
         c14_rel_error: σ_14C before λ as a fraction of each observed F14C (–).
         c14_weight: λ, used once: σ_14C = c14_rel_error · obs / √λ (–).
+        error_model: what the observation error adds to that base (floor, depth weights, site-scale
+            discrepancy, Student-t): an :class:`~bayes_vmimics.errors.ErrorModel` or a preset name; default
+            "paper" (–).
         soc_unit: "mg_cm3" (P Eq 15) or "g_kg" (–).
         use_c14: include the ¹⁴C term where observed (bool).
         atmosphere: :class:`~bayes_vmimics.atmosphere.AtmosphericRecord`, needed for the ¹⁴C term.
@@ -226,6 +230,7 @@ class CalibrationProblem:
         warm_start: bool = False,
         warm_cache_size: int = 64,
         max_obs_depth_cm: float | None = None,
+        error_model: ErrorModel | str | None = None,
     ) -> None:
         if not sites:
             raise ValueError("at least one site is needed")
@@ -238,6 +243,14 @@ class CalibrationProblem:
         ):
             if not v > 0:
                 raise ValueError(f"{name} must be positive, got {v!r}")
+        if error_model is None:
+            error_model = ErrorModel()
+        elif isinstance(error_model, str):
+            error_model = ErrorModel.from_preset(error_model)
+        elif not isinstance(error_model, ErrorModel):
+            raise TypeError(f"error_model must be an ErrorModel or a preset name, got {type(error_model).__name__}")
+        #: the observation-error model (:mod:`bayes_vmimics.errors`)
+        self.error_model = error_model
         self.prior = prior if prior is not None else BoxPrior()
         self.base_grid = grid if grid is not None else DepthGrid.uniform(20, 5.0)
         self.profile = profile
@@ -282,30 +295,42 @@ class CalibrationProblem:
             soc = s.soc_mg_cm3 / s.bd_g_cm3
         else:
             soc = s.soc_mg_cm3
-        sigma = self.soc_rel_error * soc
+        thickness = s.bottom_cm - s.top_cm
+        # the SOC floor is given in mg C cm⁻³; in g C kg⁻¹ it is divided by the layer's bulk density
+        floor_scale = 1.0 if self.soc_unit == "mg_cm3" else 1.0 / s.bd_g_cm3
+        em = self.error_model
+        soc_errors = em.prepare("soc", soc, thickness, self.soc_rel_error, 1.0, floor_scale)  # Eq 15
         if self.c14_enabled and s.has_c14:
             idx = np.flatnonzero(np.isfinite(s.f14c))
             c14 = s.f14c[idx]
-            sig14 = self.c14_rel_error * c14 / math.sqrt(self.c14_weight)  # Eq 16 with λ once (spec A14)
         else:
             idx = np.empty(0, dtype=int)
-            c14 = sig14 = np.empty(0)
+            c14 = np.empty(0)
+        # Eq 16 with λ once (spec A14): σ_base = r · F / √λ
+        c14_errors = em.prepare("f14c", c14, thickness[idx], self.c14_rel_error, self.c14_weight)
         return _PreparedSite(
             obs=s,
             model=model,
             operator=op,
             soc_obs=soc,
-            soc_inv_sigma=1.0 / sigma,
-            soc_const=-np.log(sigma) - _HALF_LOG_2PI,
+            soc_errors=soc_errors,
             c14_index=idx,
             c14_obs=c14,
-            c14_inv_sigma=1.0 / sig14,
-            c14_const=-np.log(sig14) - _HALF_LOG_2PI,
+            c14_errors=c14_errors,
         )
 
     @classmethod
-    def from_config(cls, sites, config, *, atmosphere=None) -> CalibrationProblem:
-        """Build from a :class:`~bayes_vmimics.config.StudyConfig` (sections model, priors, likelihood)."""
+    def from_config(cls, sites, config, *, atmosphere=None, error_model=None) -> CalibrationProblem:
+        """Build from a :class:`~bayes_vmimics.config.StudyConfig` (sections model, priors, likelihood; the
+        error model from ``[likelihood] error_model`` and the keys overriding it).
+
+        Args:
+            sites: the sites' observations (–).
+            config: the study configuration (–).
+            atmosphere: atmospheric ¹⁴C record, needed for the ¹⁴C term (–).
+            error_model: replaces the configuration's error model, e.g. "paper" for a synthetic twin generated
+                with the paper's error (an :class:`~bayes_vmimics.errors.ErrorModel` or a preset name) (–).
+        """
         m, lk = config.model, config.likelihood
         return cls(
             sites,
@@ -322,6 +347,7 @@ class CalibrationProblem:
             warm_start=lk.warm_start,
             warm_cache_size=lk.warm_cache_size,
             max_obs_depth_cm=m.max_obs_depth_cm or None,
+            error_model=ErrorModel.from_config(lk) if error_model is None else error_model,
         )
 
     # ------------------------------------------------------------------ properties
@@ -486,7 +512,10 @@ class CalibrationProblem:
     def pointwise_log_likelihood(self, theta) -> dict[str, np.ndarray] | None:
         """Log-likelihood of each observation: ``{"soc": (n_soc,), "f14c": (n_c14,)}``; None on failure.
 
-        The order is that of :meth:`observations`.
+        The order is that of :meth:`observations`. Each value is the factor of its site's likelihood that
+        leaving the observation out removes (:meth:`~bayes_vmimics.errors.ObservationErrors.pointwise_log_likelihood`):
+        with independent errors they sum to :meth:`log_likelihood`; with the site-scale discrepancy they are
+        log p(y_i | y₋ᵢ, θ) (for PSIS-LOO) and do not.
         """
         pred = self.predict(theta, grid_outputs=False)
         if pred is None:
@@ -497,23 +526,70 @@ class CalibrationProblem:
         """Pointwise log-likelihood (as :meth:`pointwise_log_likelihood`) of :meth:`predict` output."""
         soc, c14 = [], []
         for p, q in zip(self.sites, pred, strict=True):
-            z = (q.soc - p.soc_obs) * p.soc_inv_sigma
-            soc.append(p.soc_const - 0.5 * z * z)
+            soc.append(p.soc_errors.pointwise_log_likelihood(q.soc))
             if p.c14_index.size:
-                z = (q.f14c[p.c14_index] - p.c14_obs) * p.c14_inv_sigma
-                ll = p.c14_const - 0.5 * z * z
-                c14.append(np.where(np.isfinite(ll), ll, -np.inf))
+                c14.append(p.c14_errors.pointwise_log_likelihood(q.f14c[p.c14_index]))
         return {"soc": np.concatenate(soc), "f14c": np.concatenate(c14) if c14 else np.empty(0)}
 
+    def site_log_likelihood_from_prediction(self, index: int, prediction: SitePrediction) -> float:
+        """Log-likelihood of site ``index`` given its model output (SOC term + ¹⁴C term of the error model).
+
+        Args:
+            index: position of the site in :attr:`sites` (count).
+            prediction: the site's :meth:`predict_site` output (–).
+
+        Returns:
+            The value (log-likelihood units); −inf if it is not finite.
+        """
+        p = self.sites[int(index)]
+        f14c = prediction.f14c[p.c14_index] if p.c14_index.size else np.empty(0)
+        total = p.soc_errors.log_likelihood(prediction.soc) + p.c14_errors.log_likelihood(f14c)
+        return total if np.isfinite(total) else -np.inf
+
+    def site_log_likelihood(self, index: int, theta) -> float:
+        """Log-likelihood of site ``index`` alone at θ (e.g. its own θ in a hierarchical model); −inf if its
+        steady state (or ¹⁴C run) fails. Same value as :func:`bayes_vmimics.sensitivity.site_log_likelihood`.
+
+        Args:
+            index: position of the site in :attr:`sites` (count).
+            theta: 7 values in ``PARAMETER_NAMES`` order (parameter units).
+        """
+        from .sensitivity import site_log_likelihood
+
+        return site_log_likelihood(self, int(index), theta)
+
+    def site_log_likelihood_and_gradient(self, index: int, theta) -> tuple[float, np.ndarray]:
+        """Log-likelihood of site ``index`` at θ and its exact gradient (adjoint method, any error model);
+        see :func:`bayes_vmimics.sensitivity.site_log_likelihood_and_gradient`.
+
+        Args:
+            index: position of the site in :attr:`sites` (count).
+            theta: 7 values in ``PARAMETER_NAMES`` order (parameter units).
+
+        Returns:
+            (log L (log-likelihood units), d log L / dθ (7,) (per parameter unit)).
+        """
+        from .sensitivity import site_log_likelihood_and_gradient
+
+        return site_log_likelihood_and_gradient(self, int(index), theta)
+
     def log_likelihood(self, theta) -> float:
-        """Log-likelihood at θ (sum over all observations); −inf if a steady state does not converge."""
+        """Log-likelihood at θ (sum over sites and variables); −inf if a steady state does not converge."""
         self.stats.n_evaluations += 1
-        pw = self.pointwise_log_likelihood(theta)
-        if pw is None:
+        if self.error_model.additive:
+            # independent errors: the sum of the pointwise terms (the original arithmetic of the paper model)
+            pw = self.pointwise_log_likelihood(theta)
+            if pw is None:
+                self.stats.n_failed += 1
+                return -np.inf
+            total = float(pw["soc"].sum() + pw["f14c"].sum())
+            return total if np.isfinite(total) else -np.inf
+        pred = self.predict(theta, grid_outputs=False)
+        if pred is None:
             self.stats.n_failed += 1
             return -np.inf
-        total = float(pw["soc"].sum() + pw["f14c"].sum())
-        return total if np.isfinite(total) else -np.inf
+        total = sum(self.site_log_likelihood_from_prediction(s, q) for s, q in enumerate(pred))
+        return float(total) if np.isfinite(total) else -np.inf
 
     def log_probability(self, theta) -> float:
         """Log posterior density (unnormalised) at θ: log prior + log likelihood; −inf outside the box."""
@@ -524,17 +600,147 @@ class CalibrationProblem:
 
     __call__ = log_probability
 
-    def cost(self, theta) -> float:
-        """The paper's cost J = J₁ + λJ₂ (P Eqs 14–16 with λ once; dimensionless); +inf on failure.
+    def perfect_fit_log_likelihood(self) -> float:
+        """The log-likelihood of predictions equal to the observations (its maximum over predictions; the
+        constant that :meth:`cost` subtracts) (log-likelihood units)."""
+        total = 0
+        for p in self.sites:
+            total += p.soc_errors.log_likelihood(p.soc_obs) + p.c14_errors.log_likelihood(p.c14_obs)
+        return total
 
-        Equals −2 (log L − Σ constants); the point-estimate baseline minimises it.
+    def cost(self, theta) -> float:
+        """The deviance from a perfect fit, −2 (log L(θ) − :meth:`perfect_fit_log_likelihood`) (dimensionless);
+        +inf on failure. With the ``paper`` error model this is the paper's cost J = J₁ + λJ₂ (P Eqs 14–16
+        with λ once); the point-estimate baseline minimises it.
         """
-        pw = self.pointwise_log_likelihood(theta)
-        if pw is None:
-            return np.inf
-        const = sum(float(p.soc_const.sum() + p.c14_const.sum()) for p in self.sites)
-        j = -2.0 * (float(pw["soc"].sum() + pw["f14c"].sum()) - const)
+        if self.error_model.additive:
+            pw = self.pointwise_log_likelihood(theta)
+            if pw is None:
+                return np.inf
+            ll = float(pw["soc"].sum() + pw["f14c"].sum())
+        else:
+            pred = self.predict(theta, grid_outputs=False)
+            if pred is None:
+                return np.inf
+            ll = float(sum(self.site_log_likelihood_from_prediction(s, q) for s, q in enumerate(pred)))
+        j = -2.0 * (ll - self.perfect_fit_log_likelihood())
         return j if np.isfinite(j) else np.inf
+
+    # ------------------------------------------------------------------ error model: discrepancy and predictive
+    def discrepancy_posterior(self, theta) -> dict[str, np.ndarray] | None:
+        """Each site's posterior of its discrepancy scale κ² at θ: κ² | y, θ ~ InvGamma(shape, rate).
+
+        Args:
+            theta: 7 values in ``PARAMETER_NAMES`` order (parameter units).
+
+        Returns:
+            ``{"soc_shape", "soc_rate", "f14c_shape", "f14c_rate"}``, each (n_sites,) (–; NaN for a site
+            without F14C), or None if a steady state fails.
+
+        Raises:
+            ValueError: the error model has no site-scale discrepancy.
+        """
+        if self.error_model.discrepancy != "site_scale":
+            raise ValueError("the error model has no site-scale discrepancy (likelihood.discrepancy = 'none')")
+        pred = self.predict(theta, grid_outputs=False)
+        if pred is None:
+            return None
+        out = {k: np.full(len(self.sites), np.nan) for k in ("soc_shape", "soc_rate", "f14c_shape", "f14c_rate")}
+        for s, (p, q) in enumerate(zip(self.sites, pred, strict=True)):
+            out["soc_shape"][s], out["soc_rate"][s] = p.soc_errors.discrepancy_posterior(q.soc)
+            if p.c14_index.size:
+                out["f14c_shape"][s], out["f14c_rate"][s] = p.c14_errors.discrepancy_posterior(q.f14c[p.c14_index])
+        return out
+
+    def fit_discrepancy_prior(self, theta) -> dict[str, tuple[float, float]] | None:
+        """Empirical-Bayes shape a and prior median of κ per variable from this problem's sites at θ
+        (:func:`~bayes_vmimics.errors.fit_discrepancy_prior`), e.g. the calibration sites at the posterior
+        median, for predicting held-out sites.
+
+        Args:
+            theta: 7 values in ``PARAMETER_NAMES`` order (parameter units).
+
+        Returns:
+            ``{"soc": (a, median κ), "f14c": (a, median κ)}`` (–; "f14c" only with ≥ 2 sites with F14C), or
+            None if a steady state fails.
+        """
+        from .errors import fit_discrepancy_prior
+
+        post = self.discrepancy_posterior(theta)
+        if post is None:
+            return None
+        out = {}
+        for v in ("soc", "f14c"):
+            a, b = self.error_model.discrepancy_hyper(v)
+            ok = np.isfinite(post[f"{v}_shape"])
+            if ok.sum() >= 2:
+                out[v] = fit_discrepancy_prior(2.0 * (post[f"{v}_shape"][ok] - a), 2.0 * (post[f"{v}_rate"][ok] - b))
+        return out
+
+    def _flat_terms(self, variable: str):
+        """(site term, slice into the flat observation vector of :meth:`observations`) per site."""
+        out, start = [], 0
+        for p in self.sites:
+            term = p.soc_errors if variable == "soc" else p.c14_errors
+            out.append((term, slice(start, start + term.size)))
+            start += term.size
+        return out, start
+
+    def _check_flat(self, variable: str, values) -> tuple[np.ndarray, list, int]:
+        if variable not in ("soc", "f14c"):
+            raise ValueError(f"variable must be 'soc' or 'f14c', got {variable!r}")
+        terms, n = self._flat_terms(variable)
+        v = np.asarray(values, dtype=float)
+        if v.ndim < 1 or v.shape[-1] != n:
+            raise ValueError(f"{variable} predictions must have a last axis of {n} (the problem's observations)")
+        return v, terms, n
+
+    def pointwise_log_predictive_density(self, variable: str, predicted, *, new_site: bool = True) -> np.ndarray:
+        """Log density of each observation as a new observation given predictions, under the error model
+        (no depth weights): for held-out scoring (lppd) and predictive checks.
+
+        Args:
+            variable: "soc" or "f14c" (–).
+            predicted: predictions at the observations of :meth:`observations` (flat over sites), shape
+                (..., n_obs) (compared unit: SOC as ``soc_unit``, F14C).
+            new_site: site-scale discrepancy only: κ from its prior (held-out sites; a Student-t with 2a dof
+                and scale σ√(b/a)) or, False, from each site's posterior given its data at these predictions
+                (needs shape (n_obs,)) (bool).
+
+        Returns:
+            Shape (..., n_obs) (log density per compared unit); −inf where a prediction is not finite.
+        """
+        v, terms, _ = self._check_flat(variable, predicted)
+        out = np.empty(v.shape)
+        for term, sl in terms:
+            if term.size:
+                out[..., sl] = term.log_predictive_density(v[..., sl], new_site=new_site)
+        return out
+
+    def sample_observation_noise(
+        self, variable: str, predicted, rng: np.random.Generator, *, new_site: bool = True
+    ) -> np.ndarray:
+        """Draws of new observations: predictions plus observation error of the error model (for predictive
+        intervals that include the observation error). With the site-scale discrepancy one κ per site and
+        leading index (draw) is shared by the site's layers.
+
+        Args:
+            variable: "soc" or "f14c" (–).
+            predicted: predictions at the observations of :meth:`observations`, shape (..., n_obs)
+                (compared unit).
+            rng: random generator (–).
+            new_site: site-scale discrepancy only: κ² from its prior (True) or each site's posterior at these
+                predictions (False, shape (n_obs,)) (bool).
+
+        Returns:
+            Shape (..., n_obs) (compared unit); NaN where the prediction is NaN.
+        """
+        v, terms, _ = self._check_flat(variable, predicted)
+        out = np.empty(v.shape)
+        for term, sl in terms:
+            if term.size:
+                out[..., sl] = term.sample(v[..., sl], rng, new_site=new_site)
+        return out
 
     def __getstate__(self):
         # neither warm-start caches nor counters are sent to worker processes: the pickled problem depends on

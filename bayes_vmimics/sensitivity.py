@@ -571,18 +571,15 @@ def _tracer_value_and_pullback(problem: CalibrationProblem, p: _PreparedSite, ss
     return X, pullback
 
 
-def _site_terms(p: _PreparedSite, soc: np.ndarray, f14c: np.ndarray | None):
-    """Pointwise log-likelihoods of one site, as ``CalibrationProblem.pointwise_from_predictions``."""
-    z = (soc - p.soc_obs) * p.soc_inv_sigma
-    soc_ll = p.soc_const - 0.5 * z * z
+def _site_value_and_gradient(p: _PreparedSite, soc: np.ndarray, f14c: np.ndarray | None, gradient: bool):
+    """Log-likelihood of one site from its predictions, by the error model (:mod:`bayes_vmimics.errors`), and
+    its derivatives with respect to the SOC and the F14C predictions (None unless ``gradient``)."""
+    soc_val, gs = p.soc_errors.log_likelihood_and_gradient(soc, gradient=gradient)
     if p.c14_index.size:
-        z14 = (f14c[p.c14_index] - p.c14_obs) * p.c14_inv_sigma
-        ll = p.c14_const - 0.5 * z14 * z14
-        c14_ll = np.where(np.isfinite(ll), ll, -np.inf)
+        c14_val, gf = p.c14_errors.log_likelihood_and_gradient(f14c[p.c14_index], gradient=gradient)
     else:
-        z14 = np.empty(0)
-        c14_ll = np.empty(0)
-    return soc_ll, c14_ll, z, z14
+        c14_val, gf = 0.0, None
+    return soc_val + c14_val, gs, gf
 
 
 def _check_problem(problem: CalibrationProblem, p: _PreparedSite) -> bool:
@@ -599,7 +596,7 @@ def _check_problem(problem: CalibrationProblem, p: _PreparedSite) -> bool:
 
 def site_log_likelihood(problem: CalibrationProblem, site: int, theta) -> float:
     """Log-likelihood of one site at θ, by the problem's own NumPy path (``solve_site`` and
-    ``simulate_radiocarbon``); −inf if the steady state (or ¹⁴C run) fails.
+    ``simulate_radiocarbon``) and its error model; −inf if the steady state (or ¹⁴C run) fails.
 
     Args:
         problem: the calibration problem (–).
@@ -619,9 +616,8 @@ def site_log_likelihood(problem: CalibrationProblem, site: int, theta) -> float:
             f14c = p.operator.f14c(ss.pools, problem._c14_pools(p, ss, theta))
         except RuntimeError:
             return -np.inf
-    soc_ll, c14_ll, _, _ = _site_terms(p, soc, f14c)
-    total = float(soc_ll.sum() + c14_ll.sum())
-    return total if np.isfinite(total) else -np.inf
+    total, _, _ = _site_value_and_gradient(p, soc, f14c, False)
+    return float(total) if np.isfinite(total) else -np.inf
 
 
 def site_log_likelihoods(problem: CalibrationProblem, thetas) -> np.ndarray:
@@ -641,7 +637,9 @@ def site_log_likelihoods(problem: CalibrationProblem, thetas) -> np.ndarray:
 def site_log_likelihood_and_gradient(problem: CalibrationProblem, site: int, theta) -> tuple[float, np.ndarray]:
     """Log-likelihood of one site and its exact gradient with respect to θ (adjoint method).
 
-    The value equals :func:`site_log_likelihood` bit for bit (same solver, same arithmetic).
+    The value equals :func:`site_log_likelihood` bit for bit (same solver, same arithmetic). Any error model
+    of :mod:`bayes_vmimics.errors`: it supplies d log L / d prediction, pulled back through the observation
+    operator, the ¹⁴C tracer adjoint and the steady state.
 
     Args:
         problem: the calibration problem; the site must have a constant temperature (–).
@@ -675,12 +673,12 @@ def site_log_likelihood_and_gradient(problem: CalibrationProblem, site: int, the
     if use_c14:
         X, pull = _tracer_value_and_pullback(problem, p, ss, rates, tang)
         f14c = p.operator.f14c(ss.pools, X.T)
-    soc_ll, c14_ll, z, z14 = _site_terms(p, soc, f14c)
-    total = float(soc_ll.sum() + c14_ll.sum())
+    total, gs, gf = _site_value_and_gradient(p, soc, f14c, True)
+    total = float(total)
     if not np.isfinite(total):
         return -np.inf, np.zeros(NPAR)
-    # SOC term (P Eq 15): d log L / d soc_i = −z_i/σ_i; d soc_i / d C[j, q] = W[i, j] (/ BD_i) for q in SOC
-    gs = -z * p.soc_inv_sigma
+    # SOC term (P Eq 15): gs_i = d log L / d soc_i from the error model (−(soc_i − y_i)/σ_i² for the paper's);
+    # d soc_i / d C[j, q] = W[i, j] (/ BD_i) for q in SOC
     if problem.soc_unit == "g_kg":
         gs = gs / p.obs.bd_g_cm3
     col = W.T @ gs
@@ -691,7 +689,6 @@ def site_log_likelihood_and_gradient(problem: CalibrationProblem, site: int, the
         Wi = W[idx]
         Nn = Wi @ X[:, _C14].sum(axis=1)
         Dd = Wi @ C[:, _C14].sum(axis=1)
-        gf = -z14 * p.c14_inv_sigma
         Xbar = np.zeros((N, NP))
         Xbar[:, _C14] = (Wi.T @ (gf / Dd))[:, None]
         Cbar[:, _C14] -= (Wi.T @ (gf * Nn / (Dd * Dd)))[:, None]

@@ -7,7 +7,6 @@ import pytest
 
 import bayes_vmimics.likelihood as lk
 from bayes_vmimics.grid import DepthGrid
-from bayes_vmimics.io.datadir import resolve_data_dir
 from bayes_vmimics.likelihood import CalibrationProblem, SiteObservations, radiocarbon_available
 from bayes_vmimics.metrics import bic_eq18, fit_metrics, regression, rmse_eq17
 from bayes_vmimics.model import SiteModel
@@ -16,7 +15,6 @@ from bayes_vmimics.steady_state import solve_site
 from bayes_vmimics.synthetic import make_synthetic_sites, true_parameters
 
 GRID = DepthGrid.uniform(6, 10.0)
-DATA = resolve_data_dir("/work/shared/data", required=False) or resolve_data_dir(None, required=False)
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +47,27 @@ def test_soc_likelihood_matches_hand_computation(site, unit):
     assert pb.log_probability(theta) == pytest.approx(expected + pb.prior.log_prior(theta))
     # cost J (Eq 14-15) is the sum of squared relative residuals / 0.1²
     assert pb.cost(theta) == pytest.approx(np.sum(((obs - mod) / (0.1 * obs)) ** 2), rel=1e-9)
+
+
+def test_floor_and_weights_by_hand(site):
+    """The "weighted" preset: σ² = (0.1 y)² + (1 mg C cm⁻³)², each term × min(1, h/10 cm); site layers 10, 20, 30 cm
+    thick, so all weights are 1 here and then set to 0.5 by a larger reference thickness."""
+    theta = true_parameters() * 1.1
+    _, mod, obs = _hand_soc_loglik(site, theta)
+    sig = np.sqrt((0.1 * obs) ** 2 + 1.0)
+    terms = -0.5 * ((obs - mod) / sig) ** 2 - np.log(sig) - 0.5 * math.log(2 * math.pi)
+    pb = CalibrationProblem([site], grid=GRID, error_model="weighted")
+    assert pb.log_likelihood(theta) == pytest.approx(terms.sum(), rel=1e-12)
+    from bayes_vmimics.errors import ErrorModel
+
+    em = ErrorModel.from_preset("weighted", reference_thickness_cm=20.0)
+    w = np.minimum(1.0, (site.bottom_cm - site.top_cm) / 20.0)
+    np.testing.assert_array_equal(w, [0.5, 1.0, 1.0])
+    pb = CalibrationProblem([site], grid=GRID, error_model=em)
+    assert pb.log_likelihood(theta) == pytest.approx(np.sum(w * terms), rel=1e-12)
+    assert pb.pointwise_log_likelihood(theta)["soc"] == pytest.approx(w * terms, rel=1e-12)
+    # the cost is the deviance from a perfect fit: Σ w (obs − mod)²/σ²
+    assert pb.cost(theta) == pytest.approx(np.sum(w * ((obs - mod) / sig) ** 2), rel=1e-9)
 
 
 def test_minus_inf_outside_prior(site):
@@ -104,16 +123,16 @@ def test_sigma_of_c14_uses_lambda_once(site):
         pytest.skip("bayes_vmimics.radiocarbon not available")
     p = pb.sites[0]
     np.testing.assert_array_equal(p.c14_index, [0, 1])
-    np.testing.assert_allclose(1 / p.c14_inv_sigma, 0.2 * np.array([1.1, 1.0]) / 2.0)
+    np.testing.assert_allclose(p.c14_errors.sigma, 0.2 * np.array([1.1, 1.0]) / 2.0)
 
 
-@pytest.mark.skipif(DATA is None or not radiocarbon_available(), reason="needs data folder and radiocarbon")
-def test_c14_likelihood_matches_hand_computation():
+@pytest.mark.skipif(not radiocarbon_available(), reason="needs bayes_vmimics.radiocarbon")
+def test_c14_likelihood_matches_hand_computation(data_dir):
     from bayes_vmimics.io.atmosphere import load_atmosphere
     from bayes_vmimics.parameters import Parameters
     from bayes_vmimics.radiocarbon import simulate_radiocarbon
 
-    atm = load_atmosphere("hua2013", DATA)
+    atm = load_atmosphere("hua2013", data_dir)
     s = make_synthetic_sites(
         1,
         rng=np.random.default_rng(2),

@@ -74,6 +74,8 @@ def test_default_config_file_matches_code_defaults():
         ({"likelihood": {"use_c14": 1}}, "expected true/false"),
         ({"sampler": {"start": "mle"}}, "sampler.start must be one of"),
         ({"data": {"split": "both"}}, "data.split must be one of"),
+        ({"likelihood": {"error_model": "robust"}}, "likelihood.error_model must be one of"),
+        ({"likelihood": {"c14_abs_error": -0.1}}, "likelihood.c14_abs_error must be"),
     ],
 )
 def test_config_is_strict(values, match):

@@ -197,3 +197,22 @@ def test_hierarchical_nuts_smoke(atmosphere):
     corr = xv_xk_correlation(dt)
     assert corr["theta_site"].shape == (4,)
     assert corr["theta_population"].shape == (2,)
+
+
+@pytest.mark.parametrize("preset", ["floor", "discrepancy"])
+def test_op_with_other_error_models(sites, atmosphere, preset):
+    """The Op follows the problem's error model: value equals NumPy exactly, gradient passes verify_grad,
+    and a short NUTS run of the pooled model works (two synthetic sites)."""
+    prob = CalibrationProblem(sites[:2], atmosphere=atmosphere, error_model=preset)
+    op = SiteLogLikelihoodOp(prob)
+    x = pt.dmatrix("theta")
+    f = pytensor.function([x], op(x)[0])
+    thetas = THETA * np.array([[1.0], [1.03]])
+    np.testing.assert_array_equal(f(thetas), site_log_likelihoods(prob, thetas))
+    paper = CalibrationProblem(sites[:2], atmosphere=atmosphere)
+    assert not np.allclose(f(thetas), site_log_likelihoods(paper, thetas))
+    verify_grad(lambda t: op(t)[0], [thetas], rng=np.random.default_rng(1))
+    if preset == "discrepancy":
+        dt = sample(build_pooled_model(prob), draws=10, tune=10, chains=1, max_treedepth=3, random_seed=4)
+        assert dt["posterior"]["theta"].shape == (1, 10, 7)
+        assert np.all(np.isfinite(dt["posterior"]["theta"].values))

@@ -147,3 +147,16 @@ def test_climatology_and_paper_mode_are_refused(base_sites, atmosphere):
     paper = CalibrationProblem([s], atmosphere=atmosphere, c14_mode="paper")
     with pytest.raises(NotImplementedError, match="tracer"):
         site_log_likelihood_and_gradient(paper, 0, np.array([4.0, 8.0, 2.0, 0.75, 10.0, 1.0, 1.2]))
+
+
+@pytest.mark.parametrize("preset", ["weighted", "discrepancy"])
+def test_values_equal_the_numpy_likelihood_with_other_error_models(base_sites, atmosphere, preset):
+    theta = np.array([7.7, 14.3, 2.0, 6.1, 12.0, 4.0, 1.56])
+    two = CalibrationProblem(base_sites, atmosphere=atmosphere, error_model=preset)
+    vals, grads = site_log_likelihoods_and_gradients(two, theta)
+    np.testing.assert_array_equal(vals, site_log_likelihoods(two, theta))
+    pooled, gp = log_likelihood_and_gradient(two, theta)
+    assert pooled == pytest.approx(two.log_likelihood(theta), rel=1e-13)
+    np.testing.assert_allclose(gp, grads.sum(axis=0), rtol=1e-14)
+    paper = CalibrationProblem(base_sites, atmosphere=atmosphere)
+    assert pooled != pytest.approx(paper.log_likelihood(theta), rel=1e-3)
