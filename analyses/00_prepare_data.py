@@ -2,6 +2,7 @@
 
 Writes to ``--out`` (default ``results/data/``):
     sites.csv, layers.csv, exclusions.csv       He et al. (2016) forest profiles
+    qa_flags.csv                                the QA findings (as data/qa_flags.csv)
     split.csv                                   calibration/validation split for ``--seed``
     howland_sites.csv, howland_layers.csv       Howland Forest "Tower Pit" (SOC + BD + 14C)
     mcfarlane_sites.csv, mcfarlane_layers.csv   McFarlane et al. (2013) sites (14C checks only)
@@ -9,6 +10,11 @@ Writes to ``--out`` (default ``results/data/``):
 The saved split in ``data/site_split.csv`` is the reference; ``--write-split`` replaces it (only do this
 on purpose: results of earlier runs are then no longer comparable). Without it the script reports whether
 the split for ``--seed`` matches the saved one.
+
+The QA table ``data/qa_flags.csv`` (every layer and profile the QA rules exclude, downweight or flag, with
+the rule and the evidence; ``data/README.md``) is generated from the raw files: ``--write-qa`` rewrites it,
+otherwise the script reports whether the committed table is current. It also lists the usable profiles per
+forest type (calibration / validation / with 14C) and the QA counts per rule.
 
 Example:
     python analyses/00_prepare_data.py --data-dir ../shared/data
@@ -26,11 +32,14 @@ from bayes_vmimics.io.sites import (
     DEFAULT_SPLIT_SEED,
     FOUR_TYPES,
     PROJECT_DATA_DIR,
+    QA_TABLE_FILE,
     build_site_tables,
     calibration_split,
     load_howland_profile,
     load_mcfarlane_sites,
+    qa_table_text,
     summarize,
+    write_qa_table,
 )
 
 
@@ -46,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         help="drop layers with bulk density gap-filled by He et al.",
     )
     ap.add_argument("--write-split", action="store_true", help="overwrite data/site_split.csv with this split")
+    ap.add_argument("--write-qa", action="store_true", help=f"overwrite data/{QA_TABLE_FILE} with the QA findings")
     args = ap.parse_args(argv)
 
     tables = build_site_tables(args.data_dir, exclude_filled_bd=args.exclude_filled_bd)
@@ -65,12 +75,21 @@ def main(argv: list[str] | None = None) -> int:
         split = old[old["site_id"].isin(split["site_id"])].reset_index(drop=True)
         print(f"using the saved split {saved} (seed {int(old['seed'].iloc[0])})")
     tables.sites["split"] = tables.sites["site_id"].map(split.set_index("site_id")["split"])
+    qa_path = PROJECT_DATA_DIR / QA_TABLE_FILE
+    if args.write_qa:
+        if args.exclude_filled_bd:
+            ap.error("--write-qa writes the reference QA table and cannot be combined with --exclude-filled-bd")
+        print(f"wrote {write_qa_table(tables, qa_path)}")
+    elif not args.exclude_filled_bd:
+        current = qa_path.is_file() and qa_path.read_text(encoding="utf-8") == qa_table_text(tables)
+        print(f"QA table {qa_path} {'is current' if current else 'IS STALE (rebuild with --write-qa)'}")
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     tables.sites.to_csv(out / "sites.csv", index=False)
     tables.layers.to_csv(out / "layers.csv", index=False)
     tables.log.to_csv(out / "exclusions.csv", index=False)
+    tables.qa.to_csv(out / "qa_flags.csv", index=False)
     split.to_csv(out / "split.csv", index=False)
     print(summarize(tables))
 
@@ -83,6 +102,15 @@ def main(argv: list[str] | None = None) -> int:
             f"  {ft}: calibration {len(cal)} ({int(cal['has_c14'].sum())} with 14C), "
             f"validation {len(val)} ({int(val['has_c14'].sum())} with 14C)"
         )
+    # the saved split is never rebuilt silently: its rows of profiles that are no longer usable are listed
+    saved_ids = pd.read_csv(saved).set_index("site_id")["split"] if saved.is_file() else pd.Series(dtype=object)
+    gone = tables.sites[tables.sites["site_id"].isin(saved_ids.index) & ~tables.sites["usable"]]
+    gone = gone.assign(split=gone["site_id"].map(saved_ids))
+    if len(gone):
+        print(f"saved split rows of profiles not usable ({len(gone)}; kept in {saved.name}, skipped):")
+        for reason, x in gone.groupby(gone["exclusion_reason"].str.replace(r" of he2016_\d+", "", regex=True)):
+            ids = ", ".join(f"{r.site_id} ({r.forest_type} {r.split})" for r in x.itertuples())
+            print(f"  {reason}: {ids}")
 
     if not args.quick:
         how = load_howland_profile(args.data_dir)

@@ -84,8 +84,8 @@ def test_reported_column_must_be_numeric(tmp_path):
 
 
 def test_observations_use_every_kept_layer_and_never_skip_a_site(tmp_path):
-    from bayes_vmimics.cli import real_site_observations
     from bayes_vmimics.config import StudyConfig
+    from bayes_vmimics.study import real_site_observations
 
     rows = _profile(1) + _profile(2, soc=(0.0, 0.0, 0.0), reported=np.nan)
     rows += [*_profile(3, soc=(5.0, 3.0, 2.0)), _layer(3, 30.0, 50.0, 0.0, 1.4, reported=np.nan)]
@@ -138,8 +138,8 @@ def test_duplicates_kept_once_counted_and_logged(tmp_path, replicate_rows):
 
 
 def test_naming_a_dropped_profile_by_id_is_an_error(tmp_path, replicate_rows):
-    from bayes_vmimics.cli import real_site_observations
     from bayes_vmimics.config import StudyConfig
+    from bayes_vmimics.study import real_site_observations
 
     ex = tmp_path / "excl.csv"
     row = dict(profile_id=4, site_id="he2016_4", dataset="Study_4", reason="r", evidence="e", decision="exclude")
@@ -186,6 +186,142 @@ def test_dropped_duplicate_in_saved_split_is_noted(tmp_path, replicate_rows):
     pd.DataFrame(dict(site_id=["he2016_1", "he2016_2", "he2016_4"], split="calibration")).to_csv(split, index=False)
     t = _build(tmp_path, replicate_rows, split=split)
     assert "note: 1 saved split row(s) name profiles that are not usable, skipped: he2016_2" in S.summarize(t)
+
+
+# ------------------------------------------------------------------ C: QA rules (S.QA_RULES)
+DEPTHS4 = ((0.0, 5.0), (5.0, 15.0), (15.0, 30.0), (30.0, 50.0))
+BD4 = (0.9, 1.1, 1.3, 1.4)
+
+
+def _qa_profile(pid, soc, depths=DEPTHS4, bd=BD4, **kw):
+    """A profile whose N gives C:N 12 (a plausible soil)."""
+    return [_layer(pid, t, b, c, d, n_pct=c / 12.0, **kw) for (t, b), c, d in zip(depths, soc, bd, strict=True)]
+
+
+@pytest.fixture
+def planted_rows():
+    """Clean profiles 1-4; 5 a x100 unit slip of a clean profile (SOC and N); 6 an isolated near-zero layer at
+    15-30 cm; 7 an exact copy of 1; 8 a partial copy of 9 (same dataset and place, the top 3 of 9's layers with
+    other BD); 10 thirty 2-cm layers. All DBF."""
+    rows = []
+    for pid in (1, 2, 3, 4):
+        rows += _qa_profile(pid, [x * (1 + 0.1 * pid) for x in (4.0, 2.0, 1.0, 0.6)])
+    rows += _qa_profile(5, (0.04, 0.02, 0.01, 0.006))
+    rows += _qa_profile(6, (4.0, 2.0, 0.02, 1.0, 0.8), depths=(*DEPTHS4, (50.0, 80.0)), bd=(*BD4, 1.5))
+    rows += _qa_profile(7, [x * 1.1 for x in (4.0, 2.0, 1.0, 0.6)], d14c=-20.0)
+    site = dict(dataset="Harkness_1986", lat=54.22, lon=-2.85)
+    depths9 = ((0.0, 5.0), (5.0, 10.0), (10.0, 15.0), (15.0, 25.0), (25.0, 35.0))
+    rows += _qa_profile(9, (6.4, 2.3, 1.5, 1.1, 0.8), depths=depths9, bd=(0.78, 0.91, 0.91, 0.91, 0.91), **site)
+    rows += _qa_profile(8, (6.4, 2.3, 1.5), depths=depths9[:3], bd=(0.91, 0.78, 0.78), sample_year=1984.0, **site)
+    thin = [(2.0 * k, 2.0 * k + 2.0) for k in range(30)]
+    rows += _qa_profile(10, [3.0 * np.exp(-t / 30.0) for t, _ in thin], depths=thin, bd=[1.2] * 30)
+    return rows
+
+
+def _qa_build(tmp_path, rows, **kw):
+    p = tmp_path / "layers.csv"
+    pd.DataFrame(rows).to_csv(p, index=False)
+    ft = write_forest_types(tmp_path, sorted({r["profile_id"] for r in rows}), "DBF")
+    return S.build_site_tables(path=p, forest_types=ft, exclusions=False, split=tmp_path / "no_split.csv", **kw)
+
+
+def test_qa_catches_planted_faults(tmp_path, planted_rows):
+    t = _qa_build(tmp_path, planted_rows)
+    q = t.qa
+    assert list(q.columns) == list(S.QA_COLUMNS)
+    found = list(q[["site_id", "layer", "rule", "decision"]].itertuples(index=False, name=None))
+    assert found == [
+        ("he2016_6", "15-30", S.QA_ISOLATED_LOW, "exclude"),
+        ("he2016_5", "profile", S.QA_UNIT_SLIP, "exclude"),
+        ("he2016_7", "profile", S.QA_DUPLICATE, "exclude"),
+        ("he2016_8", "profile", S.QA_NEAR_DUPLICATE, "exclude"),
+        ("he2016_10", "profile", S.QA_MANY_THIN, "downweight"),
+    ]
+    ev = q.set_index("site_id")["evidence"]
+    assert "SOC 0.02 % between 2 % (5-15 cm) and 1 % (30-50 cm)" in ev["he2016_6"]
+    assert "x100 = 0.6-4 %" in ev["he2016_5"] and "C:N 12" in ev["he2016_5"]
+    assert "he2016_9 (5 layers)" in ev["he2016_8"] and "BD differs in 3 layer(s)" in ev["he2016_8"]
+    assert ev["he2016_10"].startswith("30 layers (median thickness 2 cm) > 3 x the median 4 layers")
+    assert q.loc[q["layer"] == "15-30", "source_row"].tolist() == [24]  # 20 rows of profiles 1-5, header
+    # the decisions applied: the layer and the three profiles are out, the thin profile stays, downweighted
+    s = t.sites.set_index("profile_id")
+    assert list(t.usable_sites()["profile_id"]) == [1, 2, 3, 4, 6, 9, 10]
+    assert s.at[5, "exclusion_reason"] == f"likely unit slip: SOC about 100x too low (QA {S.QA_UNIT_SLIP})"
+    assert s.at[7, "duplicate_of"] == "he2016_1" and s.at[8, "duplicate_of"] == "he2016_9"
+    assert s.at[8, "exclusion_reason"] == "near-duplicate SOC profile of he2016_9 (partial copy, pseudo-replicate)"
+    lay6 = t.layers[t.layers["profile_id"] == 6]
+    assert s.at[6, "n_layers"] == 4 and 15.0 not in set(lay6["top_cm"])
+    assert t.log.loc[t.log["row"] == 24, "reason"].tolist() == [f"isolated near-zero layer (QA {S.QA_ISOLATED_LOW})"]
+    # per-layer flags; the excluded profiles' layers stay in the table, flagged
+    flag = t.layers.groupby("profile_id")["qa_flag"].agg(set)
+    assert flag[10] == {S.QA_MANY_THIN} and flag[5] == {S.QA_UNIT_SLIP} and flag[8] == {S.QA_NEAR_DUPLICATE}
+    # summary: one line per rule with its decision
+    for rule, n in ((S.QA_ISOLATED_LOW, 1), (S.QA_UNIT_SLIP, 1), (S.QA_NEAR_DUPLICATE, 1), (S.QA_MANY_THIN, 1)):
+        assert summary_count(t, f"{rule} ({S.QA_RULES[rule]})") == n
+
+
+def test_clean_profiles_get_no_flag(tmp_path, planted_rows):
+    t = _qa_build(tmp_path, planted_rows)
+    clean = [1, 2, 3, 4, 9]
+    assert not t.qa["profile_id"].isin(clean).any()
+    assert (t.layers.loc[t.layers["profile_id"].isin(clean), "qa_flag"] == "").all()
+    assert (t.layers.loc[t.layers["profile_id"] == 6, "qa_flag"] == "").all()  # the rest of profile 6 is clean
+
+
+def test_qa_false_applies_no_rule_but_the_pseudo_replicates(tmp_path, planted_rows):
+    t = _qa_build(tmp_path, planted_rows, qa=False)
+    assert list(t.usable_sites()["profile_id"]) == [1, 2, 3, 4, 5, 6, 9, 10]
+    assert t.sites.set_index("profile_id").at[6, "n_layers"] == 5
+    assert set(t.qa["rule"]) == {S.QA_DUPLICATE, S.QA_NEAR_DUPLICATE}
+    t = _qa_build(tmp_path, planted_rows, qa=False, deduplicate=False)
+    assert t.qa.empty and (t.layers["qa_flag"] == "").all()
+
+
+def test_unit_slip_high_and_rich_topsoil_not_a_slip(tmp_path):
+    rows = []
+    for pid in (1, 2, 3):
+        rows += _qa_profile(pid, [x * (1 + 0.1 * pid) for x in (0.4, 0.2, 0.1, 0.06)])
+    rows += _qa_profile(4, (40.0, 20.0, 10.0, 6.0))  # x100 too high
+    # a low profile whose topsoil x100 would exceed SOC_PCT_MAX is no unit slip (cf. he2016_203)
+    rows += _qa_profile(5, (1.0, 0.002, 0.001, 0.001))
+    t = _qa_build(tmp_path, rows)
+    q = t.qa[t.qa["rule"] == S.QA_UNIT_SLIP]
+    assert q["site_id"].tolist() == ["he2016_4"] and "x0.01 = 0.06-0.4 %" in q["evidence"].iloc[0]
+    s = t.sites.set_index("profile_id")
+    assert s.at[4, "exclusion_reason"] == f"likely unit slip: SOC about 100x too high (QA {S.QA_UNIT_SLIP})"
+    assert s.at[5, "usable"]
+
+
+def test_layer_flags_keep_the_layer(tmp_path):
+    rows = []
+    for pid in (1, 2, 3):
+        rows += _qa_profile(pid, [x * (1 + 0.1 * pid) for x in (4.0, 2.0, 1.0, 0.6)])
+    rows += _qa_profile(4, (2.0, 1.0, 0.3, 0.04))  # deepest layer near the detection limit
+    rows += _qa_profile(5, (2.0, 0.8, 0.5, 0.4), bd=(0.9, 0.3, 1.3, 1.4))  # light mineral layer with 0.8 % C
+    rows += [dict(r, n_pct=12.0) for r in _qa_profile(6, (2.0, 1.0, 0.5, 0.3))]  # the N column holds C:N
+    rows += _qa_profile(7, (2.0, 0.3, 2.0, 1.0))  # SOC up 6.7x with depth
+    t = _qa_build(tmp_path, rows)
+    found = sorted(t.qa[["profile_id", "layer", "rule", "decision"]].itertuples(index=False, name=None))
+    assert found == sorted(
+        [
+            (4, "30-50", S.QA_SOC_LOW, "flag"),
+            (5, "5-15", S.QA_LOW_BD_LOW_SOC, "flag"),
+            *[(6, f"{a:g}-{b:g}", S.QA_CN, "flag") for a, b in DEPTHS4],
+            (7, "15-30", S.QA_SOC_INCREASE, "flag"),
+        ]
+    )
+    assert t.sites["usable"].all() and len(t.layers) == 7 * 4
+    lay = t.layers.set_index(["profile_id", "top_cm"])["qa_flag"]
+    assert lay[(4, 30.0)] == S.QA_SOC_LOW and lay[(4, 0.0)] == "" and lay[(7, 15.0)] == S.QA_SOC_INCREASE
+
+
+def test_write_qa_table_round_trip(tmp_path, planted_rows):
+    t = _qa_build(tmp_path, planted_rows)
+    out = S.write_qa_table(t, tmp_path / "qa.csv")
+    back = pd.read_csv(out)
+    assert list(back.columns) == list(S.QA_COLUMNS) and len(back) == len(t.qa)
+    assert back["evidence"].tolist() == t.qa["evidence"].tolist()
+    assert out.read_text() == S.qa_table_text(t)
 
 
 # ------------------------------------------------------------------ real data
@@ -244,9 +380,11 @@ def test_real_no_two_usable_profiles_identical(real):
     )
     sig = text.sort_values(["site_id", "top_cm"]).groupby("site_id")["key"].agg("|".join)
     assert sig.is_unique
-    # and dropping them was needed: without the filter there are 17 groups, 43 surplus profiles
-    n = real.sites["duplicate_of"].notna().sum()
-    assert n == 43 and real.sites["duplicate_of"].nunique() == 17
+    # and dropping them was needed: without the filter there are 17 groups, 43 surplus profiles (+ 2 partial
+    # copies of he2016_366, section C)
+    exact = real.sites["exclusion_reason"].fillna("").str.startswith("duplicate SOC profile")
+    assert exact.sum() == 43 and real.sites.loc[exact, "duplicate_of"].nunique() == 17
+    assert real.sites["duplicate_of"].notna().sum() == 45
 
 
 def test_real_duplicate_groups_within_one_split_half_and_type(real):
@@ -258,14 +396,16 @@ def test_real_duplicate_groups_within_one_split_half_and_type(real):
     assert (groups.groupby("group")["split"].nunique(dropna=False) == 1).all()
 
 
-def test_real_counts_after_both_filters(real):
+def test_real_counts_after_all_filters(real):
+    # after the SOC = 0 filter, the pseudo-replicates and the QA rules (he2016_131 BNF validation: unit slip;
+    # 364 and 370 DBF calibration: partial copies of 366)
     u = real.usable_sites()
-    assert len(u) == 117 and int(u["has_c14"].sum()) == 114
+    assert len(u) == 114 and int(u["has_c14"].sum()) == 111
     expected = {  # forest type: (calibration, with 14C, validation, with 14C)
         "ENF": (13, 11, 22, 22),
         "EBF": (19, 19, 19, 18),
-        "DBF": (14, 14, 13, 13),
-        "BNF": (9, 9, 8, 8),
+        "DBF": (12, 12, 13, 13),
+        "BNF": (9, 9, 7, 7),
     }
     for ft, (cal, cal14, val, val14) in expected.items():
         x = u[u["forest_type"] == ft]
@@ -274,8 +414,8 @@ def test_real_counts_after_both_filters(real):
 
 
 def test_real_observations_are_the_usable_sites_with_all_their_layers(real):
-    from bayes_vmimics.cli import real_site_observations
     from bayes_vmimics.config import StudyConfig
+    from bayes_vmimics.study import real_site_observations
 
     u = real.usable_sites().set_index("site_id")
     for ft in S.FOUR_TYPES:
@@ -283,3 +423,54 @@ def test_real_observations_are_the_usable_sites_with_all_their_layers(real):
         x = u[u["forest_type"] == ft]
         assert sorted(o.site_id for o in obs) == sorted(x.index)
         assert all(len(o.top_cm) == x.at[o.site_id, "n_layers"] for o in obs)
+
+
+# ------------------------------------------------------------------ real data: QA rules
+def test_committed_qa_table_is_what_the_code_generates(real):
+    committed = S.PROJECT_DATA_DIR / S.QA_TABLE_FILE
+    assert committed.read_text(encoding="utf-8") == S.qa_table_text(real), (
+        f"{committed} is stale: rebuild it with `python analyses/00_prepare_data.py --write-qa`"
+    )
+
+
+def test_real_qa_findings(real):
+    q = real.qa.set_index(["site_id", "rule"])
+    s = real.sites.set_index("site_id")
+    # he2016_13: 0.0085 % at 82-102 cm between 1.28 % and 0.76 %: the layer is dropped, the profile stays
+    assert q.loc[("he2016_13", S.QA_ISOLATED_LOW), "layer"] == "82-102"
+    assert s.at["he2016_13", "usable"] and 82.0 not in set(
+        real.layers.loc[real.layers["site_id"] == "he2016_13", "top_cm"]
+    )
+    # he2016_131: 0.005-0.029 % C at BD 1.5 in a boreal topsoil, its "N" 15.6-24.6 %: x100 slip, excluded
+    assert not s.at["he2016_131", "usable"] and ("he2016_131", S.QA_UNIT_SLIP) in q.index
+    # he2016_216 is caught by the rule as well as by the review table
+    assert q.loc[("he2016_216", S.QA_UNIT_SLIP), "evidence"].endswith(
+        "also excluded by review (data/profile_exclusions.csv)"
+    )
+    # Harkness 1986 (Meathop Wood): 364 and 370 are partial copies of 366's SOC profile
+    for sid in ("he2016_364", "he2016_370"):
+        assert s.at[sid, "duplicate_of"] == "he2016_366" and ("he2016_366", S.QA_NEAR_DUPLICATE) not in q.index
+    # he2016_462 (52 layers of 2 cm) is downweighted, not dropped
+    assert q.loc[("he2016_462", S.QA_MANY_THIN), "decision"] == "downweight" and s.at["he2016_462", "usable"]
+    assert real.layers.loc[real.layers["site_id"] == "he2016_462", "qa_flag"].str.contains(S.QA_MANY_THIN).all()
+
+
+def test_real_nothing_dropped_silently(real):
+    s, q = real.sites, real.qa
+    assert set(q["decision"]) <= {"exclude", "downweight", "flag"}
+    assert (q["decision"] == q["rule"].map(S.QA_RULES)).all()
+    # every profile a QA or pseudo-replicate rule excludes has its row in the QA table
+    by_rule = s["exclusion_reason"].fillna("").str.contains(r"\(QA |pseudo-replicate")
+    assert by_rule.sum() > 0
+    assert set(s.loc[by_rule, "site_id"]) <= set(q.loc[q["decision"] == "exclude", "site_id"])
+    # every excluded layer is out of the layer table and logged with its CSV line
+    lay = q[(q["decision"] == "exclude") & (q["layer"] != "profile")]
+    assert not lay["source_row"].isin(real.layers["source_row"]).any()
+    assert set(lay["source_row"]) <= set(real.log["row"].dropna().astype(int))
+    # flags and downweights name usable profiles only, and each shows in the layers' qa_flag
+    soft = q[q["decision"] != "exclude"]
+    assert s.set_index("site_id").loc[soft["site_id"], "usable"].all()
+    for r in soft.itertuples():
+        x = real.layers[real.layers["site_id"] == r.site_id]
+        x = x if r.layer == "profile" else x[x["source_row"] == r.source_row]
+        assert len(x) and x["qa_flag"].str.split(";").map(lambda f, rule=r.rule: rule in f).all()

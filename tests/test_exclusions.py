@@ -105,8 +105,8 @@ def test_review_reason_takes_precedence(raw_file, tmp_path):
 
 
 def test_saved_split_row_of_excluded_profile_is_skipped(raw_file, tmp_path):
-    from bayes_vmimics.cli import real_site_observations
     from bayes_vmimics.config import StudyConfig
+    from bayes_vmimics.study import real_site_observations
 
     split = tmp_path / "split.csv"
     pd.DataFrame(dict(site_id=["he2016_1", "he2016_2", "he2016_3"], split="calibration")).to_csv(split, index=False)
@@ -173,7 +173,8 @@ def test_repository_table_is_well_formed():
 def real():
     if not HAVE_DATA:
         pytest.skip(f"raw data folder {DATA_DIR} absent (set BAYES_VMIMICS_DATA; see data/README.md)")
-    return S.build_site_tables(DATA_DIR), S.build_site_tables(DATA_DIR, exclusions=False)
+    # without the table and without the QA rules (whose unit-slip rule catches he2016_216 on its own)
+    return S.build_site_tables(DATA_DIR), S.build_site_tables(DATA_DIR, exclusions=False, qa=False)
 
 
 @needs_data
@@ -195,11 +196,26 @@ def test_he2016_216_excluded_by_default(real):
     assert s.at["he2016_216", "exclusion_reason"] == REVIEW
     assert "he2016_216" not in set(t.usable_sites()["site_id"])
     assert summary_count(t, REVIEW, exact=True) == 1
-    # counts with the later filters too (SOC = 0 as missing, duplicate SOC profiles; tests/test_curation_filters.py)
+    # counts with the later filters too (SOC = 0 as missing, pseudo-replicates, QA; tests/test_curation_filters.py)
     u = t.usable_sites()
-    assert len(u) == 117 and int(u["has_c14"].sum()) == 114
+    assert len(u) == 114 and int(u["has_c14"].sum()) == 111
     dbf = u[u["forest_type"] == "DBF"]
-    assert len(dbf) == 27 and (dbf["split"] == "calibration").sum() == 14 and (dbf["split"] == "validation").sum() == 13
+    assert len(dbf) == 25 and (dbf["split"] == "calibration").sum() == 12 and (dbf["split"] == "validation").sum() == 13
+
+
+@needs_data
+def test_unit_slip_rule_catches_he2016_216_without_the_table():
+    t = S.build_site_tables(DATA_DIR, exclusions=False)
+    s = t.sites.set_index("site_id")
+    assert not s.at["he2016_216", "usable"]
+    assert s.at["he2016_216", "exclusion_reason"] == f"likely unit slip: SOC about 100x too low (QA {S.QA_UNIT_SLIP})"
+    row = t.qa[(t.qa["site_id"] == "he2016_216")]
+    assert list(row["rule"]) == [S.QA_UNIT_SLIP] and list(row["decision"]) == ["exclude"]
+    assert "also excluded by review" not in row["evidence"].iloc[0]
+    # with the table, the review is the reason and the QA table says both caught it
+    t2 = S.build_site_tables(DATA_DIR)
+    ev = t2.qa.loc[t2.qa["site_id"] == "he2016_216", "evidence"].iloc[0]
+    assert ev.endswith("also excluded by review (data/profile_exclusions.csv)")
 
 
 @needs_data
@@ -207,15 +223,16 @@ def test_disabling_the_table_brings_he2016_216_back(real):
     _, t = real
     s = t.sites.set_index("site_id")
     assert s.at["he2016_216", "usable"] and pd.isna(s.at["he2016_216", "exclusion_reason"])
+    # without the QA rules he2016_131 (unit slip, BNF) is back too; the partial copies 364, 370 stay out
     u = t.usable_sites()
-    assert len(u) == 118 and (u["forest_type"] == "DBF").sum() == 28
+    assert len(u) == 116 and (u["forest_type"] == "DBF").sum() == 26
     assert "excluded by review" not in S.summarize(t)
 
 
 @needs_data
 def test_calibration_sites_skip_he2016_216(real):
-    from bayes_vmimics.cli import real_site_observations
     from bayes_vmimics.config import StudyConfig
+    from bayes_vmimics.study import real_site_observations
 
     cfg = StudyConfig().replace(data={"forest_type": "DBF", "split": "calibration"})
     with_table, without = ({o.site_id for o in real_site_observations(t, cfg)} for t in real)

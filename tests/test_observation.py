@@ -44,6 +44,16 @@ def test_thin_interval_inside_one_layer():
     assert op.soc_g_kg(pools)[0] == pytest.approx(24.0)  # 30 mg cm⁻³ / 1.25 g cm⁻³
 
 
+def test_gap_left_by_an_excluded_layer():
+    # the curation drops an isolated near-zero layer (QA rule isolated_near_zero_layer, e.g. he2016_13 82-102 cm):
+    # the layers above and below keep their own intervals and the gap has no weight
+    g = DepthGrid.uniform(6, 10.0)  # 0, 10, ..., 60
+    op = ObservationOperator(g, [0.0, 20.0, 40.0], [20.0, 30.0, 60.0])
+    np.testing.assert_allclose(op.weights, [[0.5, 0.5, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0], [0, 0, 0, 0, 0.5, 0.5]])
+    pools = _pools(6, {4: [10.0, 20.0, 30.0, 1000.0, 50.0, 60.0]})  # the gap's 1000 is never seen
+    np.testing.assert_allclose(op.soc_mg_cm3(pools), [15.0, 30.0, 55.0])
+
+
 def test_weights_match_brute_force_and_rows_sum_to_one():
     rng = np.random.default_rng(42)
     g = DepthGrid.from_thicknesses(rng.uniform(1.0, 8.0, size=12))

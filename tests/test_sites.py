@@ -244,15 +244,15 @@ def test_site_forcing_for_every_usable_site(tables):
 
 @needs_data
 def test_split_stable_and_matches_saved(tables, tmp_path):
-    # the saved split predates data/profile_exclusions.csv, the SOC = 0 filter and the duplicate filter and is
-    # kept as is: it is the seeded split of the profiles usable without them; with them, the usable profiles
-    # are a subset of the saved rows. Without the SOC = 0 filter = with the placeholder zeros "reported".
+    # the saved split predates data/profile_exclusions.csv, the SOC = 0 filter, the duplicate filter and the QA
+    # rules and is kept as is: it is the seeded split of the profiles usable without them; with them, the usable
+    # profiles are a subset of the saved rows. Without the SOC = 0 filter = with the placeholder zeros "reported".
     raw = pd.read_csv(DATA_DIR / S.HE2016_FILE)
     zero = (raw["soc_pct"] == 0) & raw["soc_pct_reported"].isna()
     assert zero.sum() == 82
     raw.loc[zero, "soc_pct_reported"] = 0.0
     raw.to_csv(tmp_path / S.HE2016_FILE, index=False)
-    before_review = S.build_site_tables(path=tmp_path / S.HE2016_FILE, exclusions=False, deduplicate=False)
+    before_review = S.build_site_tables(path=tmp_path / S.HE2016_FILE, exclusions=False, deduplicate=False, qa=False)
     a = S.calibration_split(before_review.sites, seed=S.DEFAULT_SPLIT_SEED)
     b = S.calibration_split(before_review.sites, seed=S.DEFAULT_SPLIT_SEED)
     pd.testing.assert_frame_equal(a, b)
@@ -294,8 +294,8 @@ def test_mcfarlane_sites_are_c14_only():
 
 
 def test_split_all_is_both_halves(tables):
-    from bayes_vmimics.cli import real_site_observations
     from bayes_vmimics.config import StudyConfig
+    from bayes_vmimics.study import real_site_observations
 
     ids = {}
     for split in ("calibration", "validation", "all"):

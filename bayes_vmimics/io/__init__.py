@@ -4,6 +4,7 @@ from .atmosphere import GRAVEN2017_ZONE_BANDS, load_atmosphere, load_graven2017,
 from .datadir import DataFolderError, data_file, resolve_data_dir
 from .sites import (
     FOUR_TYPES,
+    QA_RULES,
     SiteTables,
     build_site_tables,
     calibration_split,
@@ -11,11 +12,13 @@ from .sites import (
     load_howland_profile,
     load_mcfarlane_sites,
     site_forcing,
+    write_qa_table,
 )
 
 __all__ = [
     "FOUR_TYPES",
     "GRAVEN2017_ZONE_BANDS",
+    "QA_RULES",
     "DataFolderError",
     "SiteTables",
     "build_site_tables",
@@ -30,4 +33,5 @@ __all__ = [
     "load_mcfarlane_sites",
     "resolve_data_dir",
     "site_forcing",
+    "write_qa_table",
 ]

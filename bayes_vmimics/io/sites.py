@@ -7,8 +7,9 @@ folder.
 
 Tables
     ``sites``: one row per profile, every profile of the source kept, with ``usable`` and
-    ``exclusion_reason``; ``layers``: one row per kept mineral-soil layer; ``log``: one row per excluded
-    layer or profile with the reason. Columns are described in ``data/README.md``.
+    ``exclusion_reason``; ``layers``: one row per kept mineral-soil layer, with its QA flags (``qa_flag``);
+    ``log``: one row per excluded layer or profile with the reason; ``qa``: one row per QA finding (rule,
+    decision, evidence), committed as ``data/qa_flags.csv``. Columns are described in ``data/README.md``.
 
 Decisions (documented in ``data/README.md``)
     * Depth reference: the mineral-soil surface is 0 cm (He et al. 2016 ``top_cm_mineral0``). Organic
@@ -29,6 +30,10 @@ Decisions (documented in ``data/README.md``)
       value, not a measurement: such layers are dropped like missing SOC (a filter of their own).
     * Duplicate SOC profiles (pseudo-replicates): usable profiles whose kept layers carry identical depths,
       SOC and bulk density (often with different ¹⁴C) are one SOC profile; the lowest profile id is kept.
+      Partial copies (same dataset and place, the same SOC at the same depths) are dropped too.
+    * QA rules (``QA_RULES``; thresholds as module constants): isolated near-zero layers and likely ×100 unit
+      slips are excluded, profiles of many thin layers downweighted, implausible values flagged; every
+      finding is listed with its evidence, nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..atmosphere import d14c_to_f14c, hua2013_zone
 from ..forcing import SiteForcing
 from .datadir import data_file
 
@@ -85,6 +91,76 @@ DUPLICATE_REASON = "duplicate SOC profile of {kept} (pseudo-replicate)"
 #: measurements, and coarser than the float noise of He et al.'s derived columns (the file is written
 #: with at most 5 decimals). The groups of the current file are the same for 1 to 5 decimals.
 DUPLICATE_DECIMALS = {"top_cm": 2, "bottom_cm": 2, "soc_pct": 3, "bd_g_cm3": 3}
+#: Profile filter for partial copies (near-duplicates); ``{kept}`` is the site id of the profile kept.
+NEAR_DUPLICATE_REASON = "near-duplicate SOC profile of {kept} (partial copy, pseudo-replicate)"
+
+# --------------------------------------------------------------------------------------------------
+# QA rules (data/README.md §3 "QA rules"): each rule has a name (the ``rule`` column of data/qa_flags.csv
+# and of ``SiteTables.qa``, and the token in the layer column ``qa_flag``), a decision and its thresholds.
+# --------------------------------------------------------------------------------------------------
+#: Rule: an interior layer whose SOC is below 1/``ISOLATED_LOW_RATIO`` of both neighbouring kept layers and
+#: of the profile median (e.g. he2016_13: 0.0085 % between 1.28 % and 0.76 %, a typo or a ×100 slip).
+#: Decision: the layer is excluded. A profile's deepest or shallowest layer is never isolated.
+QA_ISOLATED_LOW = "isolated_near_zero_layer"
+ISOLATED_LOW_RATIO = 20.0
+#: Rule: a whole profile about 100× too low (or high), like fractions stored as percent: its median SOC
+#: density is below 1/``UNIT_SLIP_RATIO`` (above ``UNIT_SLIP_RATIO`` ×) the median of the profile medians of
+#: the other profiles of its forest type (at least ``UNIT_SLIP_MIN_PEERS``), and for a low profile every
+#: layer × 100 is still a possible SOC (≤ ``SOC_PCT_MAX``), so a deep profile with a rich topsoil is not
+#: taken for a slip. Decision: the profile is excluded (not corrected). The evidence gives C:N, bulk density
+#: and the profile's dataset peers for review.
+QA_UNIT_SLIP = "unit_slip_x100"
+UNIT_SLIP_RATIO = 20.0
+UNIT_SLIP_MIN_PEERS = 3
+#: Rule: identical kept layers (depths, SOC, BD; ``DUPLICATE_DECIMALS``) as a profile kept. Decision: exclude.
+QA_DUPLICATE = "duplicate_soc_profile"
+#: Rule: same dataset and coordinates (0.01°) as a kept profile, and every kept layer has the kept profile's
+#: SOC at the same depths (``DUPLICATE_DECIMALS``; bulk density may differ): a partial copy of one SOC
+#: profile (Harkness 1986, Meathop Wood). The profile with the most layers is kept (ties: lowest id).
+#: Decision: exclude.
+QA_NEAR_DUPLICATE = "near_duplicate_soc_profile"
+#: Rule: so many thin layers that the profile outweighs the others of its forest type under a per-layer
+#: error: more than ``MANY_LAYERS_FACTOR`` × the median number of layers of the usable profiles of its
+#: forest type, with a median thickness below ``THIN_LAYER_CM`` (he2016_462: 52 layers of 2 cm).
+#: Decision: downweight (the likelihood's depth weighting evens them out; no layer is dropped).
+QA_MANY_THIN = "many_thin_layers"
+MANY_LAYERS_FACTOR = 3.0
+THIN_LAYER_CM = 5.0
+#: Rule: SOC below ``SOC_LOW_PCT`` % (the studies report 0.01 % steps; e.g. he2016_203: 0.01–0.02 % down to
+#: 320 cm): a relative error is meaningless there. Decision: flag (an absolute error floor handles it).
+QA_SOC_LOW = "soc_near_detection_limit"
+SOC_LOW_PCT = 0.05
+#: Rule: measured bulk density below ``LOW_BD_G_CM3`` with SOC below ``LOW_BD_SOC_PCT`` %: a mineral layer
+#: that light is volcanic (andic) or rich in organic matter, so either SOC or BD is suspect (he2016_205,
+#: 216). Decision: flag.
+QA_LOW_BD_LOW_SOC = "low_bd_low_soc"
+LOW_BD_G_CM3 = 0.5
+LOW_BD_SOC_PCT = 1.0
+#: Rule: C:N (``soc_pct / n_pct``) outside ``CN_RANGE`` or N = 0 where N is given: the N column holds
+#: something else (often C:N itself) or one of the two is in other units. N is not used by the model.
+#: Decision: flag.
+QA_CN = "cn_implausible"
+CN_RANGE = (3.0, 100.0)
+#: Rule: SOC more than ``SOC_INCREASE_FACTOR`` × that of the kept layer directly above: a buried or spodic
+#: (Bh) horizon, or an error. Decision: flag.
+QA_SOC_INCREASE = "soc_increase_with_depth"
+SOC_INCREASE_FACTOR = 5.0
+#: Every QA rule with its decision, in the order of the QA table.
+QA_RULES = {
+    QA_ISOLATED_LOW: "exclude",
+    QA_UNIT_SLIP: "exclude",
+    QA_DUPLICATE: "exclude",
+    QA_NEAR_DUPLICATE: "exclude",
+    QA_MANY_THIN: "downweight",
+    QA_SOC_LOW: "flag",
+    QA_LOW_BD_LOW_SOC: "flag",
+    QA_CN: "flag",
+    QA_SOC_INCREASE: "flag",
+}
+#: Columns of the QA table (``SiteTables.qa``, ``data/qa_flags.csv``).
+QA_COLUMNS = ("site_id", "profile_id", "dataset", "forest_type", "layer", "source_row", "rule", "decision", "evidence")
+#: The committed QA table, generated by :func:`write_qa_table` (``analyses/00_prepare_data.py --write-qa``).
+QA_TABLE_FILE = "qa_flags.csv"
 
 _LAYER_REQUIRED = (
     "profile_id",
@@ -121,11 +197,15 @@ class SiteTables:
         layers: one row per kept mineral layer (columns in ``data/README.md``).
         log: excluded layers and profiles: ``file``, ``row`` (1-based CSV line, header = line 1; empty
             for profile-level entries), ``profile_id``, ``column``, ``value``, ``reason``.
+        qa: one row per QA finding (columns ``QA_COLUMNS``; rules ``QA_RULES``): every layer and profile the
+            QA rules exclude, downweight or flag, with the evidence; ``data/qa_flags.csv`` is this table for
+            the raw files. The layers' own findings are in ``layers["qa_flag"]``.
     """
 
     sites: pd.DataFrame
     layers: pd.DataFrame
     log: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=_LOG_COLUMNS))
+    qa: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(QA_COLUMNS)))
 
     def usable_sites(self, *, four_types_only: bool = True) -> pd.DataFrame:
         """Usable profiles, by default only those of the four forest types."""
@@ -154,20 +234,9 @@ def soc_volumetric(soc_pct, bd_g_cm3):
     return np.asarray(soc_pct, dtype=float) * 10.0 * np.asarray(bd_g_cm3, dtype=float)
 
 
-def f14c_from_d14c(d14c_permil, year_obs):
-    """Fraction modern from Δ14C (Stuiver & Polach 1977; PROVENANCE conversions).
-
-    Args:
-        d14c_permil: Δ14C (per mil).
-        year_obs: year of sampling (decimal year AD).
-
-    Returns:
-        F14C (fraction modern, dimensionless).
-    """
-    lam_c = 1.0 / 8267.0
-    d = np.asarray(d14c_permil, dtype=float)
-    y = np.asarray(year_obs, dtype=float)
-    return (d / 1000.0 + 1.0) * np.exp(lam_c * (y - 1950.0))
+#: Δ14C → F14C for a sampling year: the one implementation, :func:`bayes_vmimics.atmosphere.d14c_to_f14c`
+#: (PROVENANCE formula); the old name is kept for callers of this module.
+f14c_from_d14c = d14c_to_f14c
 
 
 def miami_npp(mat_c, map_mm):
@@ -189,26 +258,9 @@ def miami_npp(mat_c, map_mm):
     return np.minimum(npp_t, npp_p)
 
 
-def _hua_zone_latitude_fallback(lat: float, lon: float) -> str:
-    """Private fallback used only if ``bayes_vmimics.atmosphere`` is unavailable (by latitude alone)."""
-    if lat >= 40.0:
-        return "NH1"
-    if lat >= 23.44:
-        return "NH2"
-    if lat >= 0.0:
-        return "NH3"
-    if lat > -23.44:
-        return "SH3"
-    return "SH12"
-
-
 def _hua_zone(lat: float, lon: float) -> str | None:
     if not (np.isfinite(lat) and np.isfinite(lon)):
         return None
-    try:  # lazy: atmosphere is another module of the chain
-        from ..atmosphere import hua2013_zone
-    except ImportError:  # pragma: no cover - only while atmosphere.py is missing
-        return _hua_zone_latitude_fallback(lat, lon)
     return hua2013_zone(lat, lon)
 
 
@@ -550,6 +602,7 @@ def _tidy_layers(raw: pd.DataFrame, keep: pd.Series, site_prefix: str) -> pd.Dat
     )
     out["mid_cm"] = 0.5 * (out["top_cm"] + out["bottom_cm"])
     out["thickness_cm"] = out["bottom_cm"] - out["top_cm"]
+    out["qa_flag"] = ""  # QA rules that flag or downweight the layer, ";"-separated (build_site_tables)
     out.insert(2, "layer", out.groupby("profile_id").cumcount())
     return out.reset_index(drop=True)
 
@@ -638,6 +691,220 @@ def _duplicate_soc_profiles(layers: pd.DataFrame, profile_ids) -> list[list]:
     return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0])
 
 
+def _g(x) -> str:
+    """A number for the evidence text (4 significant digits)."""
+    return f"{x:.4g}"
+
+
+def _span(values, unit: str = "") -> str:
+    v = pd.Series(values, dtype=float).dropna()
+    if v.empty:
+        return "n/a"
+    lo, hi = v.min(), v.max()
+    return (f"{_g(lo)}" if lo == hi else f"{_g(lo)}-{_g(hi)}") + unit
+
+
+def _depth_label(top, bottom) -> str:
+    """Layer label of the QA table: "top-bottom" (cm below the mineral-soil surface)."""
+    return f"{top:g}-{bottom:g}"
+
+
+def _isolated_low_layers(raw: pd.DataFrame, keep: pd.Series) -> dict:
+    """Rule ``QA_ISOLATED_LOW`` on the kept rows: {raw index: evidence} of interior layers whose SOC is below
+    1/``ISOLATED_LOW_RATIO`` of both neighbouring kept layers and of the profile median."""
+    k = raw[keep].sort_values(["profile_id", "top_cm_mineral0"])
+    found = {}
+    for _, g in k.groupby("profile_id", sort=True):
+        c = g["soc_pct"].to_numpy(float)
+        top, bot = g["top_cm_mineral0"].to_numpy(float), g["bottom_cm_mineral0"].to_numpy(float)
+        med = float(np.median(c))
+        for j in range(1, len(c) - 1):
+            if c[j] < min(c[j - 1], c[j + 1], med) / ISOLATED_LOW_RATIO:
+                found[g.index[j]] = (
+                    f"SOC {_g(c[j])} % between {_g(c[j - 1])} % ({_depth_label(top[j - 1], bot[j - 1])} cm) and "
+                    f"{_g(c[j + 1])} % ({_depth_label(top[j + 1], bot[j + 1])} cm), profile median {_g(med)} %: "
+                    f"< 1/{ISOLATED_LOW_RATIO:g} of each; x100 = {_g(100 * c[j])} %"
+                )
+    return found
+
+
+def _unit_slips(layers: pd.DataFrame, sites: pd.DataFrame, candidates: pd.Series, peers: pd.Series) -> dict:
+    """Rule ``QA_UNIT_SLIP``: {sites index: (direction, evidence)} of candidate profiles about 100× off.
+
+    Args:
+        layers: the kept layers.
+        sites: the sites table (``profile_id``, ``forest_type``, ``dataset``).
+        candidates: profiles to test (bool, aligned with ``sites``).
+        peers: profiles that form the forest-type reference (bool, aligned with ``sites``).
+    """
+    lay = layers[layers["profile_id"].isin(sites.loc[candidates | peers, "profile_id"])]
+    g = lay.groupby("profile_id")
+    med_density = g["soc_mg_cm3"].median()
+    med_pct = g["soc_pct"].median()
+    found = {}
+    for i in sites.index[candidates]:
+        pid, ft, ds = sites.at[i, "profile_id"], sites.at[i, "forest_type"], sites.at[i, "dataset"]
+        others = sites.loc[peers & (sites["forest_type"] == ft) & (sites["profile_id"] != pid), "profile_id"]
+        if len(others) < UNIT_SLIP_MIN_PEERS:
+            continue
+        ref = float(med_density.reindex(others).median())
+        ratio = float(med_density[pid]) / ref
+        p = lay[lay["profile_id"] == pid]
+        low = ratio < 1.0 / UNIT_SLIP_RATIO and bool((p["soc_pct"] * 100.0 <= SOC_PCT_MAX).all())
+        high = ratio > UNIT_SLIP_RATIO
+        if not (low or high):
+            continue
+        n = pd.to_numeric(p["n_pct"], errors="coerce")
+        n = n.where(n > 0)
+        cn = (p["soc_pct"] / n).dropna()
+        same_ds = sites.loc[
+            (sites["dataset"] == ds) & (sites["profile_id"] != pid) & (candidates | peers), "profile_id"
+        ]
+        ds_text = (
+            f"{len(same_ds)} other profile(s) of {ds}: median SOC {_g(float(med_pct.reindex(same_ds).median()))} %"
+            if len(same_ds)
+            else f"no other profile of {ds}"
+        )
+        scale = 100.0 if low else 0.01
+        filled = int(p["bd_is_filled"].sum())
+        found[i] = (
+            "low" if low else "high",
+            f"median SOC density {_g(float(med_density[pid]))} mg C cm-3 = "
+            + (f"1/{1 / ratio:.0f} of" if low and ratio > 0 else f"{ratio:.0f} x")
+            + f" the median of {len(others)} other {ft} profiles ({_g(ref)}); {len(p)} layers "
+            f"{_depth_label(p['top_cm'].min(), p['bottom_cm'].max())} cm: SOC {_span(p['soc_pct'], ' %')} "
+            f"(x{scale:g} = {_span(p['soc_pct'] * scale, ' %')}), "
+            + (f"C:N {_span(cn)}" if len(cn) else "no N")
+            + f", BD {_span(p['bd_g_cm3'])} g cm-3 ({'measured' if filled == 0 else f'{filled} gap-filled'}); "
+            + ds_text,
+        )
+    return found
+
+
+def _near_duplicate_soc_profiles(layers: pd.DataFrame, sites: pd.DataFrame, profile_ids) -> list[tuple]:
+    """Partial copies of one SOC profile (rule ``QA_NEAR_DUPLICATE``).
+
+    Among ``profile_ids``, profiles of the same dataset and coordinates (rounded to 0.01°) are compared by
+    their kept layers' (``top_cm``, ``bottom_cm``, ``soc_pct``) rounded to ``DUPLICATE_DECIMALS``; bulk density
+    is left out (Harkness 1986 profile 370 has two BD values swapped). Profiles are visited from the most
+    layers down (ties: lowest id); one whose layers are all among a kept profile's is its copy.
+
+    Returns:
+        ``(kept_id, copy_id, evidence)`` per copy, sorted by copy id.
+    """
+    cols = ["top_cm", "bottom_cm", "soc_pct"]
+    dec = {c: DUPLICATE_DECIMALS[c] for c in cols}
+    lay = layers[layers["profile_id"].isin(list(profile_ids))].sort_values(["profile_id", "top_cm"])
+    keys = {pid: g for pid, g in lay.groupby("profile_id")}
+    sets = {pid: set(map(tuple, (g[cols].round(dec) + 0.0).to_numpy())) for pid, g in keys.items()}
+    s = sites[sites["profile_id"].isin(keys)].copy()
+    s["_loc"] = s["dataset"].astype(str) + ":" + s["lat"].round(2).astype(str) + "," + s["lon"].round(2).astype(str)
+    out = []
+    for _, grp in s.groupby("_loc", sort=True):
+        order = sorted(grp["profile_id"], key=lambda q: (-len(sets[q]), q))
+        kept: list = []
+        for pid in order:
+            host = next((k for k in kept if sets[pid] <= sets[k]), None)
+            if host is None:
+                kept.append(pid)
+                continue
+            a, b = keys[pid], keys[host].set_index(["top_cm", "bottom_cm"])
+            bd_host = b["bd_g_cm3"].reindex(list(zip(a["top_cm"], a["bottom_cm"], strict=True))).to_numpy()
+            n_bd = int((np.round(a["bd_g_cm3"].to_numpy(), 3) != np.round(bd_host, 3)).sum())
+            r = grp.set_index("profile_id")
+            out.append(
+                (
+                    host,
+                    pid,
+                    f"all {len(a)} kept layers ({_depth_label(a['top_cm'].min(), a['bottom_cm'].max())} cm, SOC "
+                    f"{', '.join(_g(x) for x in a['soc_pct'])} %) have the SOC of he2016_{host} "
+                    f"({len(sets[host])} layers) at the same depths; same dataset ({r.at[pid, 'dataset']}) and "
+                    f"coordinates ({_g(r.at[pid, 'lat'])}, {_g(r.at[pid, 'lon'])}); BD differs in {n_bd} layer(s); "
+                    f"sampled {_g(r.at[pid, 'sample_year'])} vs {_g(r.at[host, 'sample_year'])}",
+                )
+            )
+    return sorted(out, key=lambda x: x[1])
+
+
+def _many_thin_layers(layers: pd.DataFrame, sites: pd.DataFrame) -> dict:
+    """Rule ``QA_MANY_THIN`` on the usable profiles: {sites index: evidence}."""
+    u = sites[sites["usable"]]
+    med_n = u.groupby("forest_type")["n_layers"].median()
+    thick = layers.groupby("profile_id")["thickness_cm"].median()
+    found = {}
+    for i in u.index:
+        ft, n, pid = u.at[i, "forest_type"], int(u.at[i, "n_layers"]), u.at[i, "profile_id"]
+        t = float(thick[pid])
+        if n > MANY_LAYERS_FACTOR * med_n[ft] and t < THIN_LAYER_CM:
+            n_type = int(u.loc[u["forest_type"] == ft, "n_layers"].sum())
+            found[i] = (
+                f"{n} layers (median thickness {_g(t)} cm) > {MANY_LAYERS_FACTOR:g} x the median {_g(med_n[ft])} "
+                f"layers of the {int((u['forest_type'] == ft).sum())} usable {ft} profiles; {n} of their "
+                f"{n_type} layers ({100 * n / n_type:.0f} %)"
+            )
+    return found
+
+
+def _layer_flags(layers: pd.DataFrame) -> list[tuple]:
+    """The layer flag rules (``QA_SOC_LOW``, ``QA_LOW_BD_LOW_SOC``, ``QA_CN``, ``QA_SOC_INCREASE``) on
+    ``layers``: ``(layers index, rule, evidence)``."""
+    out = []
+    lay = layers.sort_values(["profile_id", "top_cm"])
+    for i in lay.index[lay["soc_pct"] < SOC_LOW_PCT]:
+        out.append((i, QA_SOC_LOW, f"SOC {_g(lay.at[i, 'soc_pct'])} % < {SOC_LOW_PCT:g} %"))
+    low = (lay["bd_g_cm3"] < LOW_BD_G_CM3) & (lay["soc_pct"] < LOW_BD_SOC_PCT) & ~lay["bd_is_filled"]
+    for i in lay.index[low]:
+        out.append(
+            (
+                i,
+                QA_LOW_BD_LOW_SOC,
+                f"measured BD {_g(lay.at[i, 'bd_g_cm3'])} g cm-3 < {LOW_BD_G_CM3:g} with SOC "
+                f"{_g(lay.at[i, 'soc_pct'])} % < {LOW_BD_SOC_PCT:g} %",
+            )
+        )
+    n = pd.to_numeric(lay["n_pct"], errors="coerce") if "n_pct" in lay else pd.Series(np.nan, index=lay.index)
+    lo, hi = CN_RANGE
+    with np.errstate(divide="ignore"):
+        cn = lay["soc_pct"] / n
+    bad_cn = n.notna() & ((n <= 0) | (cn < lo) | (cn > hi))
+    for i in lay.index[bad_cn]:
+        what = "N = 0" if n[i] <= 0 else f"C:N {_g(cn[i])} outside {lo:g}-{hi:g}"
+        out.append((i, QA_CN, f"{what} (SOC {_g(lay.at[i, 'soc_pct'])} %, N {_g(n[i])} %)"))
+    prev = lay.groupby("profile_id")["soc_pct"].shift(1)
+    prev_depth = lay.groupby("profile_id")["top_cm"].shift(1)
+    up = prev.notna() & (lay["soc_pct"] > SOC_INCREASE_FACTOR * prev)
+    for i in lay.index[up]:
+        out.append(
+            (
+                i,
+                QA_SOC_INCREASE,
+                f"SOC {_g(lay.at[i, 'soc_pct'])} % > {SOC_INCREASE_FACTOR:g} x the {_g(prev[i])} % of the layer "
+                f"above (from {_g(prev_depth[i])} cm)",
+            )
+        )
+    return out
+
+
+def write_qa_table(tables: SiteTables, path: str | os.PathLike | None = None) -> Path:
+    """Write the QA table of ``tables`` (default: the repository's ``data/qa_flags.csv``).
+
+    Args:
+        tables: the result of :func:`build_site_tables` with the default tables (SiteTables).
+        path: output file (path).
+
+    Returns:
+        The path written.
+    """
+    p = Path(path) if path is not None else PROJECT_DATA_DIR / QA_TABLE_FILE
+    p.write_text(qa_table_text(tables), encoding="utf-8")
+    return p
+
+
+def qa_table_text(tables: SiteTables) -> str:
+    """The QA table of ``tables`` as CSV text, exactly as :func:`write_qa_table` writes it."""
+    return tables.qa.to_csv(index=False, lineterminator="\n")
+
+
 def build_site_tables(
     data_dir: str | os.PathLike | None = None,
     *,
@@ -647,6 +914,7 @@ def build_site_tables(
     exclusions: str | os.PathLike | bool | None = None,
     split: str | os.PathLike | None = None,
     deduplicate: bool = True,
+    qa: bool = True,
 ) -> SiteTables:
     """Build the tidy site and layer tables from the He et al. (2016) forest compilation.
 
@@ -658,13 +926,18 @@ def build_site_tables(
         exclusions: alternative profile-exclusion table (path); default ``data/profile_exclusions.csv``;
             ``False`` applies none (path or False).
         split: calibration/validation table to attach (path); default ``data/site_split.csv`` if present.
-        deduplicate: after the other filters, keep one profile (the lowest profile id) of each group of
-            usable profiles with identical kept layers (:func:`_duplicate_soc_profiles`) and mark the others
-            not usable, with ``duplicate_of`` naming the kept site (bool).
+        deduplicate: after the other filters, keep one profile of each group of pseudo-replicates and mark
+            the others not usable, with ``duplicate_of`` naming the kept site: identical kept layers
+            (:func:`_duplicate_soc_profiles`; the lowest profile id is kept), then partial copies
+            (:func:`_near_duplicate_soc_profiles`) (bool).
+        qa: apply the QA rules ``QA_RULES`` other than the pseudo-replicate ones: exclude isolated near-zero
+            layers and profiles with a likely ×100 unit slip, and flag or downweight layers (column
+            ``qa_flag``); every finding is a row of ``SiteTables.qa`` (bool).
 
     Returns:
         ``SiteTables`` with every profile in ``sites`` (``usable`` flags those passing all filters), the
-        kept mineral layers of all profiles in ``layers`` and the exclusions in ``log``.
+        kept mineral layers of all profiles in ``layers`` (with ``qa_flag``), the exclusions in ``log`` and
+        the QA findings in ``qa``.
 
     Raises:
         DataFolderError: folder or raw file missing.
@@ -682,6 +955,24 @@ def build_site_tables(
         excluded = load_profile_exclusions(exclusions, raw=raw)
         review_label = "data/profile_exclusions.csv" if exclusions is None else Path(exclusions).name
     keep, entries = _filter_layers(raw, fname, exclude_filled_bd=exclude_filled_bd)
+    # QA rows: (profile_id, layer label, source_row, rule, evidence); forest type and site id are added last
+    qa_rows: list[tuple] = []
+    if qa:
+        isolated = _isolated_low_layers(raw, keep)
+        for i, evidence in isolated.items():
+            entries.append(
+                dict(
+                    file=fname,
+                    row=_csv_row(i),
+                    profile_id=raw.at[i, "profile_id"],
+                    column="soc_pct",
+                    value=raw.at[i, "soc_pct"],
+                    reason=f"isolated near-zero layer (QA {QA_ISOLATED_LOW})",
+                )
+            )
+            label = _depth_label(raw.at[i, "top_cm_mineral0"], raw.at[i, "bottom_cm_mineral0"])
+            qa_rows.append((raw.at[i, "profile_id"], label, _csv_row(i), QA_ISOLATED_LOW, evidence))
+            keep[i] = False
     layers = _tidy_layers(raw, keep, "he2016_")
 
     g = raw.groupby("profile_id", sort=True)
@@ -736,14 +1027,26 @@ def build_site_tables(
     review = excluded.set_index("profile_id")
     by_review = sites["profile_id"].isin(review.index)
     reason[by_review] = f"excluded by review ({review_label})"
-    reason[(reason == "") & (sites["n_layers"] < MIN_LAYERS)] = (
-        f"fewer than {MIN_LAYERS} mineral layers with SOC and bulk density"
-    )
+    few = sites["n_layers"] < MIN_LAYERS
+    reason[(reason == "") & few] = f"fewer than {MIN_LAYERS} mineral layers with SOC and bulk density"
     no_coord = sites["lat"].isna() | sites["lon"].isna()
     reason[(reason == "") & no_coord] = "missing coordinates"
     no_clim = sites["mat_c"].isna() | sites["map_mm"].isna()
     reason[(reason == "") & no_clim] = "missing MAT or MAP (no forcing)"
-    # pseudo-replicates last: among the profiles passing every other filter, one per identical SOC profile
+    structural = ~(few | no_coord | no_clim)
+    evidence_of: dict = {}  # sites index -> evidence appended to the log entry
+    # likely ×100 unit slips, judged against the distinct SOC profiles of the same forest type
+    if qa:
+        copies = {q for grp in _duplicate_soc_profiles(layers, sites.loc[structural, "profile_id"]) for q in grp[1:]}
+        peers = structural & ~by_review & ~sites["profile_id"].isin(copies)
+        for i, (direction, evidence) in _unit_slips(layers, sites, structural, peers).items():
+            if by_review[i]:
+                evidence = f"{evidence}; also excluded by review ({review_label})"
+            else:
+                reason[i] = f"likely unit slip: SOC about 100x too {direction} (QA {QA_UNIT_SLIP})"
+                evidence_of[i] = evidence
+            qa_rows.append((sites.at[i, "profile_id"], "profile", None, QA_UNIT_SLIP, evidence))
+    # pseudo-replicates last: among the profiles passing every other filter, one per SOC profile
     sites["duplicate_of"] = None
     groups: dict = {}
     if deduplicate:
@@ -755,6 +1058,23 @@ def build_site_tables(
                 reason[i] = DUPLICATE_REASON.format(kept=kept)
                 sites.at[i, "duplicate_of"] = kept
                 groups[i] = [sites.at[row_of[q], "site_id"] for q in group]
+                n = int(sites.at[i, "n_layers"])
+                qa_rows.append(
+                    (
+                        pid,
+                        "profile",
+                        None,
+                        QA_DUPLICATE,
+                        f"{n} kept layers identical (top, bottom, SOC, BD) to {kept} (kept); group of {len(group)}: "
+                        + ", ".join(groups[i]),
+                    )
+                )
+        for host, pid, evidence in _near_duplicate_soc_profiles(layers, sites, sites.loc[reason == "", "profile_id"]):
+            i, kept = row_of[pid], sites.at[row_of[host], "site_id"]
+            reason[i] = NEAR_DUPLICATE_REASON.format(kept=kept)
+            sites.at[i, "duplicate_of"] = kept
+            evidence_of[i] = evidence
+            qa_rows.append((pid, "profile", None, QA_NEAR_DUPLICATE, evidence))
     sites["exclusion_reason"] = reason.replace("", None)
     sites["usable"] = reason == ""
     for i in sites.index[~sites["usable"]]:
@@ -768,6 +1088,8 @@ def build_site_tables(
                 f"{text}: group of {len(g)} with identical kept layers (top, bottom, SOC, BD): "
                 f"{g[0]} (kept), {', '.join(g[1:])}"
             )
+        if i in evidence_of:
+            text = f"{text}: {evidence_of[i]}"
         entries.append(
             dict(
                 file=fname,
@@ -778,6 +1100,17 @@ def build_site_tables(
                 reason=f"profile: {text}",
             )
         )
+
+    # flags and downweights, on the profiles the calibration may use
+    if qa:
+        for i, evidence in _many_thin_layers(layers, sites).items():
+            qa_rows.append((sites.at[i, "profile_id"], "profile", None, QA_MANY_THIN, evidence))
+        usable_layers = layers[layers["profile_id"].isin(sites.loc[sites["usable"], "profile_id"])]
+        for j, rule, evidence in _layer_flags(usable_layers):
+            label = _depth_label(layers.at[j, "top_cm"], layers.at[j, "bottom_cm"])
+            qa_rows.append((layers.at[j, "profile_id"], label, layers.at[j, "source_row"], rule, evidence))
+    qa_table = _qa_table(qa_rows, sites)
+    _attach_qa_flags(layers, qa_table)
 
     split_path = Path(split) if split is not None else PROJECT_DATA_DIR / "site_split.csv"
     sites["split"] = None
@@ -800,7 +1133,37 @@ def build_site_tables(
                 )
             )
     log_df = pd.DataFrame(entries, columns=_LOG_COLUMNS)
-    return SiteTables(sites=sites, layers=layers, log=log_df)
+    return SiteTables(sites=sites, layers=layers, log=log_df, qa=qa_table)
+
+
+def _qa_table(rows: list[tuple], sites: pd.DataFrame) -> pd.DataFrame:
+    """The QA table from ``(profile_id, layer, source_row, rule, evidence)`` rows: sorted by rule (in
+    ``QA_RULES`` order), profile and depth; ``decision`` from ``QA_RULES``."""
+    q = pd.DataFrame(rows, columns=["profile_id", "layer", "source_row", "rule", "evidence"])
+    s = sites.set_index("profile_id")
+    q["site_id"] = q["profile_id"].map(s["site_id"])
+    q["dataset"] = q["profile_id"].map(s["dataset"])
+    q["forest_type"] = q["profile_id"].map(s["forest_type"])
+    q["decision"] = q["rule"].map(QA_RULES)
+    q["source_row"] = pd.array(q["source_row"], dtype="Int64")
+    q["_rule"] = q["rule"].map({r: k for k, r in enumerate(QA_RULES)})
+    q["_top"] = [float(x.split("-")[0]) if x != "profile" else -1.0 for x in q["layer"]]
+    q = q.sort_values(["_rule", "profile_id", "_top"], kind="stable")
+    return q[list(QA_COLUMNS)].reset_index(drop=True)
+
+
+def _attach_qa_flags(layers: pd.DataFrame, qa_table: pd.DataFrame) -> None:
+    """Fill ``layers["qa_flag"]``: the QA rules that name the layer (by CSV row) or its whole profile."""
+    flags: dict[int, list] = {}
+    by_row = layers.reset_index().set_index("source_row")["index"]
+    by_profile = layers.groupby("profile_id").groups
+    for r in qa_table.itertuples():
+        idx = list(by_profile.get(r.profile_id, [])) if r.layer == "profile" else [by_row.get(r.source_row)]
+        for j in idx:
+            if j is not None and not pd.isna(j):
+                flags.setdefault(int(j), []).append(r.rule)
+    order = {r: k for k, r in enumerate(QA_RULES)}
+    layers["qa_flag"] = [";".join(sorted(set(flags.get(j, [])), key=order.get)) for j in layers.index]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1083,10 +1446,13 @@ def summarize(tables: SiteTables) -> str:
         lines.append(f"  {n:5d}  {reason}")
     lines.append("profile exclusions:")
     # pseudo-replicates are counted together, not once per kept profile
-    dup = s["duplicate_of"].notna() if "duplicate_of" in s.columns else pd.Series(False, index=s.index)
-    n_groups = int(s.loc[dup, "duplicate_of"].nunique())
-    dup_label = f"{DUPLICATE_REASON.format(kept='a kept profile')}, {n_groups} group(s)"
-    for reason, n in s["exclusion_reason"].where(~dup, dup_label).value_counts().items():
+    label = s["exclusion_reason"].copy()
+    for template in (DUPLICATE_REASON, NEAR_DUPLICATE_REASON):
+        prefix = template.split("{kept}")[0]
+        dup = label.fillna("").str.startswith(prefix) & s.get("duplicate_of", pd.Series(None, index=s.index)).notna()
+        n_groups = int(s.loc[dup, "duplicate_of"].nunique())
+        label[dup] = f"{template.format(kept='a kept profile')}, {n_groups} group(s)"
+    for reason, n in label.value_counts().items():
         lines.append(f"  {n:5d}  {reason}")
     other = lg[lg["row"].isna() & ~lg["reason"].str.startswith("profile:")]
     for reason in other["reason"]:
@@ -1106,4 +1472,19 @@ def summarize(tables: SiteTables) -> str:
         f4 = u[u["in_four_types"]]
         sp = pd.crosstab(f4["forest_type"], [f4["split"], f4["has_c14"].map({True: "14C", False: "no14C"})])
         lines.append("split (four types):\n" + sp.to_string())
+    lines.append(qa_summary(tables))
+    return "\n".join(lines)
+
+
+def qa_summary(tables: SiteTables) -> str:
+    """Counts of the QA table per rule: findings, profiles, layers, and the decision (plain text)."""
+    q = tables.qa
+    lines = [f"QA findings ({QA_TABLE_FILE}; rules in data/README.md): {len(q)}"]
+    for rule, decision in QA_RULES.items():
+        x = q[q["rule"] == rule]
+        if x.empty:
+            continue
+        n_lay = int((x["layer"] != "profile").sum())
+        what = f"{n_lay} layer(s) of {x['profile_id'].nunique()} profile(s)" if n_lay else f"{len(x)} profile(s)"
+        lines.append(f"  {len(x):5d}  {rule} ({decision}): {what}")
     return "\n".join(lines)
