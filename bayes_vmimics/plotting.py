@@ -1,8 +1,23 @@
-"""Figures of calibration results (matplotlib, Agg backend): observed vs posterior-predictive profiles, and
-the forest-type populations of a hierarchical run."""
+"""Figures of calibration results (matplotlib, Agg backend).
+
+- :func:`plot_profiles` / :func:`plot_profile_pages`: observed SOC and F14C profiles of every site against the
+  posterior predictive, with the 90 % predictive interval *including* the observation error beside the
+  noise-free 90 % band of the model.
+- :func:`plot_marginals`: posterior marginals of the seven parameters over the Table 1 box (box edges marked).
+- :func:`plot_population`: the forest-type population medians of a hierarchical result.
+
+The x_v–x_K figures (pair plot, ridge) are in :mod:`bayes_vmimics.diagnostics`.
+
+Observation error of the predictive bands: the ``posterior_predictive`` variables ``soc_observed`` and
+``f14c_observed`` (replicated observations: model value plus observation error, dims as ``soc`` and ``f14c``)
+are used when the result has them. Otherwise :func:`predictive_with_error` draws the error from the result's
+observation-error model (:mod:`bayes_vmimics.errors`, the stored study configuration; the paper's σ_SOC = 10 %
+and σ_F14C = 10 %/√5 of the observed value without one).
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -10,112 +25,472 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
+
+from .config import LikelihoodSection, config_from_dict  # noqa: E402
+from .diagnostics import PARAMETER_LABELS, posterior_samples  # noqa: E402
+from .errors import ErrorModel  # noqa: E402
+from .parameters import PARAMETER_NAMES, TABLE1  # noqa: E402
+
+DPI = 150
+_SOC_COLOUR, _C14_COLOUR = "C0", "C1"
 
 
-def _band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """5, 50, 95 % quantiles over (chain, draw) of an array (chain, draw, n), ignoring NaN."""
-    flat = values.reshape(-1, values.shape[-1])
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def _quantiles(values: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lower, median, upper quantiles of the central ``level`` interval over (chain, draw) of an array
+    (chain, draw, n), ignoring NaN (failed steady states); NaN where every draw is NaN."""
+    flat = np.asarray(values, dtype=float).reshape(-1, values.shape[-1])
     ok = np.isfinite(flat).any(axis=0)
     q = np.full((3, flat.shape[1]), np.nan)
     if ok.any():
-        q[:, ok] = np.nanquantile(flat[:, ok], [0.05, 0.5, 0.95], axis=0)
+        q[:, ok] = np.nanquantile(flat[:, ok], [0.5 - level / 2, 0.5, 0.5 + level / 2], axis=0)
     return q[0], q[1], q[2]
 
 
-def plot_profiles(dt, path: str | Path, *, max_sites: int = 6) -> Path:
-    """Observed SOC and F14C against depth with the posterior-predictive median and 90 % band, per site.
+def _likelihood_section(dt):
+    """The ``[likelihood]`` section of the study stored in the result, or the defaults."""
+    try:
+        values = json.loads(dt.attrs.get("configuration", "{}"))
+    except (TypeError, ValueError):
+        values = {}
+    if values:
+        try:
+            return config_from_dict(values).likelihood
+        except (ValueError, TypeError, KeyError):
+            pass
+    return LikelihoodSection(**{k: v for k, v in values.get("likelihood", {}).items() if k in _LIK_FIELDS})
 
-    The band is drawn on the model grid (SOC density in mg C cm⁻³, F14C of pools p + c + a); observed
-    intervals are vertical bars from top to bottom at the observed value, the predicted interval means are
-    open markers.
+
+_LIK_FIELDS = {"soc_rel_error", "c14_rel_error", "c14_weight", "soc_unit"}
+
+
+def observation_error_sd(dt) -> dict[str, float]:
+    """Base relative observation-error sd per variable, as the likelihood uses it.
 
     Args:
-        dt: results DataTree (:func:`bayes_vmimics.results.build_datatree`).
+        dt: results DataTree; its ``configuration`` attribute (JSON of the study) gives the likelihood
+            settings, otherwise the defaults of :class:`~bayes_vmimics.config.LikelihoodSection` apply (–).
+
+    Returns:
+        ``{"soc": soc_rel_error, "f14c": c14_rel_error / √c14_weight}``: σ as a fraction of the observed value,
+        before any absolute floor or site scale of the error model (–).
+    """
+    lik = _likelihood_section(dt)
+    return {"soc": float(lik.soc_rel_error), "f14c": float(lik.c14_rel_error) / np.sqrt(float(lik.c14_weight))}
+
+
+def predictive_with_error(dt, var: str, *, seed: int = 0) -> np.ndarray:
+    """Replicated observations of ``var`` ("soc" or "f14c"): model value plus observation error.
+
+    Uses ``posterior_predictive[f"{var}_observed"]`` if the result has it. Otherwise draws the error here from
+    the result's observation-error model (:class:`~bayes_vmimics.errors.ErrorModel` of the stored study
+    configuration; the paper's relative errors without one), site by site: for held-out results (attribute
+    ``held_out_forest_types``) as new sites, otherwise given each calibration site's data.
+
+    Args:
+        dt: results DataTree with ``observed_data`` and ``posterior_predictive`` (–).
+        var: "soc" or "f14c" (–).
+        seed: seed of the noise draws (integer).
+
+    Returns:
+        Array (chain, draw, n_obs) in the units of the data (SOC: the result's ``soc_unit``; F14C: –).
+
+    Raises:
+        ValueError: an absolute error floor on SOC in g C kg⁻¹ (its conversion needs the bulk density, which
+            the result does not hold: store ``soc_observed`` in the result instead).
+    """
+    pp = dt["posterior_predictive"]
+    if f"{var}_observed" in pp.data_vars:
+        return pp[f"{var}_observed"].transpose("chain", "draw", ...).values
+    obs = dt["observed_data"][var]
+    pred = pp[var].transpose("chain", "draw", ...).values
+    lik = _likelihood_section(dt)
+    try:
+        model = ErrorModel.from_config(lik)
+    except AttributeError:  # a section without error-model keys: the paper's errors
+        model = ErrorModel()
+    if var == "soc" and dt.attrs.get("soc_unit", "mg C cm-3") != "mg C cm-3" and model.soc_abs_error > 0:
+        raise ValueError(
+            "SOC in g C kg-1 with an absolute error floor: the floor's conversion needs the bulk density; "
+            "add posterior_predictive 'soc_observed' to the result"
+        )
+    rel = lik.soc_rel_error if var == "soc" else lik.c14_rel_error
+    lam = 1.0 if var == "soc" else lik.c14_weight
+    new_site = bool(dt.attrs.get("held_out_forest_types"))
+    rng = np.random.default_rng(seed)
+    out = np.full(pred.shape, np.nan)
+    sites = obs[f"{var}_site"].values
+    thickness = obs[f"{var}_bottom_cm"].values - obs[f"{var}_top_cm"].values
+    for s in dict.fromkeys(sites.tolist()):
+        k = sites == s
+        term = model.prepare(var, obs.values[k], thickness[k], rel, lam)
+        p = pred[..., k]
+        if new_site or model.discrepancy == "none":
+            out[..., k] = term.sample(p, rng, new_site=True)
+        else:  # κ of a calibration site given its data, one θ at a time
+            flat = p.reshape(-1, p.shape[-1])
+            draws = np.full_like(flat, np.nan)
+            for d in range(flat.shape[0]):
+                if np.all(np.isfinite(flat[d])):
+                    draws[d] = term.sample(flat[d], rng, new_site=False)
+            out[..., k] = draws.reshape(p.shape)
+    return out
+
+
+def site_forest_types(dt) -> dict[str, str]:
+    """Forest type of each site of a result, where the result records it (else an empty dict).
+
+    Looked up in order: a ``forest_type`` coordinate along ``site`` in the posterior (held-out results); a
+    posterior with one forest type (every site of it); the study configuration (synthetic twin → "synthetic";
+    a pooled calibration of one forest type → that type).
+    """
+    post = dt["posterior"] if "posterior" in dt.children else None
+    sites = []
+    if "observed_data" in dt.children:
+        obs = dt["observed_data"]
+        for k in ("soc_site", "f14c_site"):
+            if k in obs.coords:
+                sites += [str(s) for s in obs[k].values]
+    sites = list(dict.fromkeys(sites))
+    if post is not None:
+        for name in ("forest_type", "site_forest_type"):
+            c = post.coords.get(name)
+            if c is not None and c.dims == ("site",):
+                return dict(zip(map(str, post["site"].values), map(str, c.values), strict=True))
+        if "forest_type" in post.dims and post.sizes["forest_type"] == 1:
+            return dict.fromkeys(sites, str(post["forest_type"].values[0]))
+    try:
+        cfg = json.loads(dt.attrs.get("configuration", "{}"))
+    except (TypeError, ValueError):
+        cfg = {}
+    if cfg.get("study", {}).get("mode") == "synthetic":
+        return dict.fromkeys(sites, "synthetic")
+    data = cfg.get("data", {})
+    if data.get("forest_type") and not data.get("site_ids"):
+        return dict.fromkeys(sites, str(data["forest_type"]))
+    return {}
+
+
+def _site_axes_grid(n_sites: int, n_panels: int, sites_per_row: int, legend_height: float):
+    """A figure with a legend strip on top and one sub-figure per site (each with ``n_panels`` axes)."""
+    n_rows = int(np.ceil(n_sites / sites_per_row))
+    width = max(2.35 * n_panels * sites_per_row + 0.3, 8.0)
+    height = 2.9 * n_rows + legend_height
+    fig = plt.figure(figsize=(width, height), layout="constrained")
+    top, body = fig.subfigures(2, 1, height_ratios=[legend_height, height - legend_height])
+    cells = body.subfigures(n_rows, sites_per_row, squeeze=False)
+    return fig, top, cells
+
+
+def _draw_variable(ax, dt, var: str, site: str, *, level: float, colour: str, rep: np.ndarray, depth_max: float):
+    """One panel: observed intervals, the predictive interval with observation error, the noise-free band."""
+    obs = dt["observed_data"]
+    pp = dt["posterior_predictive"]
+    if var not in obs.data_vars:
+        return False
+    k = obs[f"{var}_site"].values == site
+    grid_var = f"{var}_grid"
+    soc_unit = dt.attrs.get("soc_unit", "mg C cm-3")
+    if grid_var in pp.data_vars and (var != "soc" or soc_unit == "mg C cm-3"):
+        g = pp["grid_site"].values == site
+        _, med, _ = _quantiles(pp[grid_var].values[..., g], level)
+        if np.isfinite(med).any():
+            ax.plot(med, pp["grid_mid_cm"].values[g], color=colour, lw=1.0, ls="--")
+    if not k.any():
+        ax.text(0.5, 0.5, f"no {'F14C' if var == 'f14c' else 'SOC'} data", transform=ax.transAxes, ha="center")
+        return True
+    top, bot = obs[f"{var}_top_cm"].values[k], obs[f"{var}_bottom_cm"].values[k]
+    lo_e, _, hi_e = _quantiles(rep[..., k], level)
+    lo, _, hi = _quantiles(pp[var].values[..., k], level)
+    for t, b, a1, a2, b1, b2 in zip(top, bot, lo_e, hi_e, lo, hi, strict=True):
+        ax.fill_betweenx([t, b], a1, a2, color=colour, alpha=0.18, lw=0)
+        ax.fill_betweenx([t, b], b1, b2, color=colour, alpha=0.55, lw=0)
+    ax.vlines(obs[var].values[k], top, bot, color="k", lw=2)
+    ax.plot(obs[var].values[k], 0.5 * (top + bot), "o", color="k", ms=3)
+    ax.set_ylim(depth_max, 0)
+    return True
+
+
+def _profile_figure(dt, sites: list[str], *, level: float, seed: int, title: str):
+    obs = dt["observed_data"]
+    has_c14 = "f14c" in obs.data_vars
+    n_panels = 2 if has_c14 else 1
+    sites_per_row = min(len(sites), 3 if has_c14 else 4)
+    fig, top, cells = _site_axes_grid(len(sites), n_panels, sites_per_row, legend_height=0.9)
+    types = site_forest_types(dt)
+    soc_unit = dt.attrs.get("soc_unit", "mg C cm-3")
+    reps = {v: predictive_with_error(dt, v, seed=seed) for v in ("soc", "f14c") if v in obs.data_vars}
+    for cell in cells.flat[len(sites) :]:
+        cell.set_visible(False)
+    for cell, site in zip(cells.flat, sites, strict=False):
+        depth = [obs["soc_bottom_cm"].values[obs["soc_site"].values == site]]
+        if has_c14:
+            depth.append(obs["f14c_bottom_cm"].values[obs["f14c_site"].values == site])
+        depth_max = max([1.0, *(float(d.max()) for d in depth if d.size)]) * 1.04
+        axes = cell.subplots(1, n_panels, sharey=True, squeeze=False)[0]
+        _draw_variable(axes[0], dt, "soc", site, level=level, colour=_SOC_COLOUR, rep=reps["soc"], depth_max=depth_max)
+        axes[0].set_xlabel(f"SOC ({soc_unit.replace('-3', '⁻³').replace('-1', '⁻¹')})")
+        axes[0].set_ylabel("depth (cm)")
+        if has_c14:
+            _draw_variable(
+                axes[1], dt, "f14c", site, level=level, colour=_C14_COLOUR, rep=reps["f14c"], depth_max=depth_max
+            )
+            axes[1].set_xlabel("F14C (–)")
+        for ax in axes:
+            ax.tick_params(labelsize=8)
+            ax.xaxis.set_major_locator(MaxNLocator(4))
+        ft = types.get(site)
+        cell.suptitle(f"{site}" + (f" ({ft})" if ft else ""), fontsize=9)
+    sd = observation_error_sd(dt)
+    pct = round(100 * level)
+    handles = [
+        Line2D([], [], color="k", lw=2, marker="o", ms=3, label="observed (interval top–bottom)"),
+        Patch(color="0.5", alpha=0.18, label=f"{pct} % predictive interval with observation error"),
+        Patch(color="0.5", alpha=0.55, label=f"{pct} % band of the model (no observation error)"),
+        Line2D([], [], color="0.3", lw=1, ls="--", label="model median per layer"),
+    ]
+    noise = _noise_text(dt, sd, has_c14)
+    top.legend(
+        handles=handles, loc="center", ncols=2, fontsize=8, frameon=False, title=f"{title}; observation error: {noise}"
+    )
+    return fig
+
+
+def _noise_text(dt, sd: dict, has_c14: bool) -> str:
+    if "soc_observed" in dt["posterior_predictive"].data_vars:
+        return "as stored in the result (posterior_predictive soc_observed)"
+    lik = _likelihood_section(dt)
+    text = f"σ = {100 * sd['soc']:.3g} % of observed SOC" + (f", {100 * sd['f14c']:.3g} % of F14C" if has_c14 else "")
+    preset = getattr(lik, "error_model", "paper")
+    return text + (f" ({preset} error model)" if preset != "paper" else "")
+
+
+def _sites(dt) -> list[str]:
+    obs = dt["observed_data"]
+    sites = [str(s) for s in obs["soc_site"].values]
+    if "f14c_site" in obs.coords:
+        sites += [str(s) for s in obs["f14c_site"].values]
+    return list(dict.fromkeys(sites))
+
+
+def plot_profiles(dt, path: str | Path, *, level: float = 0.9, seed: int = 0) -> Path:
+    """Observed SOC and F14C against depth at every site of a result, one figure (a grid of sites).
+
+    Per site (titled with its id and forest type): the observed interval means as black bars from top to
+    bottom; per observed interval the central ``level`` predictive interval *with* the observation error (light)
+    and the noise-free one of the model (dark) beside it; the model's median per layer (dashed). With the
+    observation error a calibrated model covers about ``level`` of the observations. For many sites,
+    :func:`plot_profile_pages` splits the grid over several files.
+
+    Args:
+        dt: results DataTree with ``observed_data`` and ``posterior_predictive``
+            (:func:`bayes_vmimics.results.build_datatree`, ``add_site_predictive``, ``add_held_out_predictive``) (–).
         path: PNG file (path).
-        max_sites: plot at most this many sites (count).
+        level: probability of the central intervals (–).
+        seed: seed of the observation-error draws (integer).
 
     Returns:
         The path written.
     """
-    obs = dt["observed_data"]
-    pp = dt["posterior_predictive"]
-    sites = list(dict.fromkeys(obs["soc_site"].values.tolist()))[:max_sites]
-    has_c14 = "f14c" in obs.data_vars
-    ncol = 2 if has_c14 else 1
-    fig, axes = plt.subplots(len(sites), ncol, figsize=(4.2 * ncol, 3.0 * len(sites)), squeeze=False)
-    soc_unit = dt.attrs.get("soc_unit", "mg C cm-3")
-    grid_site = pp["grid_site"].values
-    mid = pp["grid_mid_cm"].values
-    for i, s in enumerate(sites):
-        g = grid_site == s
-        k = obs["soc_site"].values == s
-        top, bot = obs["soc_top_cm"].values[k], obs["soc_bottom_cm"].values[k]
-        ax = axes[i, 0]
-        if soc_unit == "mg C cm-3":
-            lo, med, hi = _band(pp["soc_grid"].values[..., g])
-            ax.fill_betweenx(mid[g], lo, hi, color="C0", alpha=0.3, label="90 % band (grid)")
-            ax.plot(med, mid[g], color="C0", label="median (grid)")
-        lo, med, hi = _band(pp["soc"].values[..., k])
-        ax.errorbar(
-            med,
-            0.5 * (top + bot),
-            xerr=[med - lo, hi - med],
-            fmt="o",
-            mfc="none",
-            color="C0",
-            label="predicted interval (90 %)",
-        )
-        ax.vlines(obs["soc"].values[k], top, bot, color="k", lw=2, label="observed")
-        ax.set_ylim(max(bot.max(), 1.0) * 1.05, 0)
-        ax.set_xlabel(f"SOC ({soc_unit})")
-        ax.set_ylabel("depth (cm)")
-        ax.set_title(str(s), fontsize=9)
-        if i == 0:
-            ax.legend(fontsize=7)
-        if has_c14:
-            ax = axes[i, 1]
-            kc = obs["f14c_site"].values == s
-            lo, med, hi = _band(pp["f14c_grid"].values[..., g])
-            if np.isfinite(med).any():
-                ax.fill_betweenx(mid[g], lo, hi, color="C1", alpha=0.3)
-                ax.plot(med, mid[g], color="C1")
-            if kc.any():
-                t14, b14 = obs["f14c_top_cm"].values[kc], obs["f14c_bottom_cm"].values[kc]
-                lo, med, hi = _band(pp["f14c"].values[..., kc])
-                ax.errorbar(med, 0.5 * (t14 + b14), xerr=[med - lo, hi - med], fmt="o", mfc="none", color="C1")
-                ax.vlines(obs["f14c"].values[kc], t14, b14, color="k", lw=2)
-            ax.set_ylim(max(bot.max(), 1.0) * 1.05, 0)
-            ax.set_xlabel("F14C (–)")
-    fig.tight_layout()
+    _check_profiles_input(dt, level)
+    fig = _profile_figure(dt, _sites(dt), level=level, seed=seed, title="all sites")
+    return _save(fig, path)
+
+
+def plot_profile_pages(
+    dt, path: str | Path, *, sites_per_page: int = 12, level: float = 0.9, seed: int = 0
+) -> list[Path]:
+    """:func:`plot_profiles` paged: ``<stem>_1.png``, ``<stem>_2.png``, … with at most ``sites_per_page`` sites
+    each (one file, ``path`` itself, when all sites fit on one page).
+
+    Args:
+        dt: results DataTree (as :func:`plot_profiles`) (–).
+        path: PNG file name; pages insert ``_1``, ``_2``, … before the suffix (path).
+        sites_per_page: sites per page (count).
+        level: probability of the central intervals (–).
+        seed: seed of the observation-error draws (integer).
+
+    Returns:
+        The paths written, in page order.
+    """
+    _check_profiles_input(dt, level)
+    if sites_per_page < 1:
+        raise ValueError(f"sites_per_page must be ≥ 1, got {sites_per_page}")
+    sites = _sites(dt)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    pages = [sites[i : i + sites_per_page] for i in range(0, len(sites), sites_per_page)]
+    out = []
+    for i, page in enumerate(pages, start=1):
+        p = path if len(pages) == 1 else path.with_name(f"{path.stem}_{i}{path.suffix}")
+        title = f"sites {sites.index(page[0]) + 1}–{sites.index(page[-1]) + 1} of {len(sites)}"
+        out.append(_save(_profile_figure(dt, page, level=level, seed=seed, title=title), p))
+    return out
+
+
+def _check_profiles_input(dt, level: float) -> None:
+    missing = [g for g in ("observed_data", "posterior_predictive") if g not in dt.children]
+    if missing:
+        raise ValueError(
+            f"the result has no {' or '.join(missing)} group: run the posterior predictive first "
+            "(results.add_site_predictive for hierarchical results)"
+        )
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+
+
+def _fmt(v: float) -> str:
+    """Three significant digits, no trailing zeros of a rounding (14.7, not 15.0)."""
+    return f"{v:.3g}"
+
+
+def _mark_box(ax, lo: float, hi: float, *, log: bool = False) -> None:
+    for edge in (lo, hi):
+        ax.axvline(edge, color="0.35", ls=":", lw=1.2)
+    if log:
+        f = (hi / lo) ** 0.04
+        ax.set_xlim(lo / f, hi * f)
+        ax.xaxis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0) if hi / lo < 200 else (1.0,)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    else:
+        pad = 0.04 * (hi - lo)
+        ax.set_xlim(lo - pad, hi + pad)
+
+
+def _box_handle() -> Line2D:
+    return Line2D([], [], color="0.35", ls=":", lw=1.2, label="Table 1 box edges (prior support)")
+
+
+def plot_marginals(dt, path: str | Path, *, prior=None, level: float = 0.9) -> Path:
+    """Posterior marginals of the seven parameters over the prior box, with the box edges marked.
+
+    Pooled results (``posterior`` variables ``x_v`` … ``beta``): one histogram per parameter with its mean and
+    central ``level`` interval. Hierarchical results: the population median ``theta_population`` of each forest
+    type. Synthetic twins: the true value as a red line.
+
+    Args:
+        dt: results DataTree (–).
+        path: PNG file (path).
+        prior: the :class:`~bayes_vmimics.priors.BoxPrior` whose box to mark (default: Table 1) (–).
+        level: probability of the marked central interval (–).
+
+    Returns:
+        The path written.
+    """
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    return _save(_marginals_figure(dt, prior, level), path)
+
+
+def _marginals_figure(dt, prior, level: float):
+    lower = np.asarray(prior.lower) if prior is not None else np.array([TABLE1[n][0] for n in PARAMETER_NAMES])
+    upper = np.asarray(prior.upper) if prior is not None else np.array([TABLE1[n][1] for n in PARAMETER_NAMES])
+    post = dt["posterior"]
+    if "theta_population" in post.data_vars:
+        groups = {
+            f"{t} population median": posterior_samples(dt, "theta_population", forest_type=t)
+            for t in map(str, post["forest_type"].values)
+        }
+    else:
+        groups = {"posterior": posterior_samples(dt)}
+    truth = json.loads(dt.attrs["true_parameters"]) if dt.attrs.get("true_parameters") else None
+    fig, axes = plt.subplots(2, 4, figsize=(12, 5.6), layout="constrained")
+    for p, (ax, name) in enumerate(zip(axes.flat, PARAMETER_NAMES, strict=False)):
+        lo, hi = lower[p], upper[p]
+        log_axis = hi / lo >= 10.0
+        if log_axis:
+            ax.set_xscale("log")
+        stats = []
+        for i, x in enumerate(groups.values()):
+            v = x[:, p][np.isfinite(x[:, p])]
+            bins = np.geomspace(lo, hi, 60) if log_axis else np.linspace(lo, hi, 41)
+            ax.hist(v, bins=bins, density=True, histtype="stepfilled", alpha=0.35, color=f"C{i}")
+            ax.hist(v, bins=bins, density=True, histtype="step", color=f"C{i}")
+            m = float(np.mean(v))
+            q1, q2 = np.quantile(v, [0.5 - level / 2, 0.5 + level / 2])
+            ax.axvline(m, color=f"C{i}", lw=1.5)
+            ax.errorbar(m, 0, xerr=[[m - q1], [q2 - m]], color=f"C{i}", capsize=3, lw=1.5, clip_on=False)
+            stats.append(f"{_fmt(m)} [{_fmt(q1)}, {_fmt(q2)}]")
+        ax.set_title("\n".join(stats), fontsize=8, color="C0" if len(stats) == 1 else "0.2")
+        if truth is not None:
+            ax.axvline(truth[name], color="C3", lw=1.5, ls="--")
+        _mark_box(ax, lo, hi, log=log_axis)
+        ax.set_xlabel(PARAMETER_LABELS[name] + (", log scale" if log_axis else ""))
+        ax.set_ylabel("posterior density" if p % 4 == 0 else "")
+        ax.set_yticks([])
+        ax.tick_params(labelsize=8)
+    leg = axes.flat[-1]
+    leg.axis("off")
+    handles = [Patch(color=f"C{i}", alpha=0.5, label=label) for i, label in enumerate(groups)]
+    handles += [
+        Line2D(
+            [], [], color="k", lw=1.5, label=f"mean, with central {round(100 * level)} % interval (bar at the bottom)"
+        ),
+        _box_handle(),
+    ]
+    if truth is not None:
+        handles.append(Line2D([], [], color="C3", ls="--", lw=1.5, label="true value (synthetic twin)"))
+    leg.legend(handles=handles, loc="center", fontsize=8, frameon=False, title="panel titles: mean [central interval]")
+    return fig
 
 
 def plot_population(dt, prior, path: str | Path) -> Path:
-    """Posterior of each forest type's population median (histograms over the Table 1 box, parameter units)
-    with every site's posterior median as a tick; ``dt`` is a hierarchical result (``theta_population``,
-    ``theta_site``), ``prior`` its box prior."""
-    from .parameters import PARAMETER_NAMES
+    """Posterior of each forest type's population median over the prior box, with the box edges marked and
+    every site's posterior median as a tick.
 
+    Args:
+        dt: hierarchical result (``theta_population`` (chain, draw, forest_type, parameter) and ``theta_site``) (–).
+        prior: its :class:`~bayes_vmimics.priors.BoxPrior` (–).
+        path: PNG file (path).
+
+    Returns:
+        The path written.
+    """
     post = dt["posterior"]
+    if "theta_population" not in post.data_vars:
+        raise ValueError("the result has no posterior 'theta_population' (not a hierarchical result)")
     types = [str(t) for t in post["forest_type"].values]
-    fig, axes = plt.subplots(2, 4, figsize=(13, 5.5), layout="constrained")
+    fig, axes = plt.subplots(2, 4, figsize=(12, 5.6), layout="constrained")
     for ax, name, lo, hi in zip(axes.flat, PARAMETER_NAMES, prior.lower, prior.upper, strict=False):
+        log_axis = hi / lo >= 10.0
+        if log_axis:
+            ax.set_xscale("log")
+        bins = np.geomspace(lo, hi, 60) if log_axis else np.linspace(lo, hi, 51)
         for i, t in enumerate(types):
             x = post["theta_population"].sel(forest_type=t, parameter=name).to_numpy().ravel()
-            ax.hist(x, bins=50, range=(lo, hi), density=True, histtype="step", color=f"C{i}", label=t)
-        med = post["theta_site"].sel(parameter=name).median(("chain", "draw")).to_numpy()
-        ax.plot(med, np.zeros_like(med), "|", color="k", ms=10, alpha=0.6)
-        ax.set_xlim(lo, hi)
-        ax.set_xlabel(f"{name} (–)")
+            ax.hist(x, bins=bins, density=True, histtype="step", color=f"C{i}", lw=1.5)
+        if "theta_site" in post.data_vars:
+            med = post["theta_site"].sel(parameter=name).median(("chain", "draw")).to_numpy()
+            ax.plot(med, np.zeros_like(med), "|", color="k", ms=12, alpha=0.7, clip_on=False)
+        _mark_box(ax, lo, hi, log=log_axis)
+        ax.set_xlabel(PARAMETER_LABELS[name] + (", log scale" if log_axis else ""))
         ax.set_yticks([])
-    axes.flat[-1].axis("off")
-    axes.flat[0].legend(title="population median", fontsize=8)
-    fig.suptitle("Forest-type population medians (lines) and site posterior medians (ticks); x: Table 1 box")
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+        ax.tick_params(labelsize=8)
+    leg = axes.flat[-1]
+    leg.axis("off")
+    handles = [Line2D([], [], color=f"C{i}", lw=1.5, label=f"{t}: population median") for i, t in enumerate(types)]
+    handles += [Line2D([], [], color="k", marker="|", ls="", ms=12, label="site posterior medians"), _box_handle()]
+    leg.legend(handles=handles, loc="center", fontsize=8, frameon=False)
+    fig.suptitle("Forest-type populations (posterior density of the median, parameter units)", fontsize=10)
+    return _save(fig, path)
+
+
+__all__ = [
+    "observation_error_sd",
+    "plot_marginals",
+    "plot_population",
+    "plot_profile_pages",
+    "plot_profiles",
+    "predictive_with_error",
+    "site_forest_types",
+]

@@ -1,4 +1,5 @@
-"""Shared fixtures: the raw data folder (../shared/data by default, or $BAYES_VMIMICS_DATA)."""
+"""Shared fixtures: the raw data folder (``$BAYES_VMIMICS_DATA``, else ``../shared/data`` beside the repository)
+and tiny saved results (built once per session) for the notebook and figure tests."""
 
 from __future__ import annotations
 
@@ -17,3 +18,14 @@ def data_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"raw data folder {path} not present (set BAYES_VMIMICS_DATA)")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory) -> dict[str, Path]:
+    """Folders of tiny saved results (:mod:`tiny_runs`): ``calibrate`` (a synthetic ``calibrate`` run),
+    ``hierarchical`` (a two-stage run on two synthetic sites, with its site predictive) and ``validation`` (its
+    held-out validation on two more). About 15 s; not converged."""
+    from tiny_runs import make_tiny_runs
+
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    return make_tiny_runs(tmp_path_factory.mktemp("tiny_runs"))
