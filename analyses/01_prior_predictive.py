@@ -1,10 +1,11 @@
 """Prior predictive check: draw the seven parameters from the prior, solve every site's steady state
 (and ¹⁴C where observed) and report how often the prior-predictive 90 % range covers the observations.
 
-Writes prior_predictive.npz to --out (default results/01_prior_predictive).
+Writes prior_predictive.npz and run.json to --out (default results/01_prior_predictive_synthetic, or
+results/01_prior_predictive_<FOREST_TYPE> on real data).
 
 Example:
-    python analyses/01_prior_predictive.py --quick                       # synthetic twin
+    python analyses/01_prior_predictive.py --quick --synthetic           # synthetic twin
     python analyses/01_prior_predictive.py --data-dir ../shared/data --forest-type ENF
 """
 

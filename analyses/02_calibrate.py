@@ -1,11 +1,12 @@
 """Bayesian calibration with emcee (the main job; the same as `bayes-vmimics calibrate`).
 
-Without a data folder: a synthetic twin; with one: pooled calibration of a forest type on its calibration
-sites. Writes chains.h5 (resumable: rerun with the same --out to continue), results.nc, summary.csv,
-report.txt and profiles.png to --out (default results/02_calibrate).
+With --synthetic: a synthetic twin; with a data folder (--data-dir or $BAYES_VMIMICS_DATA): pooled
+calibration of a forest type on its calibration sites. Writes run.json (what produced the folder), chains.h5
+(resumable: rerun the same command to continue, also after Ctrl-C), results.nc, summary.csv, report.txt and
+profiles.png to --out (default results/02_calibrate_synthetic or results/02_calibrate_<FOREST_TYPE>).
 
 Example:
-    python analyses/02_calibrate.py --quick
+    python analyses/02_calibrate.py --quick --synthetic
     python analyses/02_calibrate.py --quick --data-dir ../shared/data --forest-type ENF
 """
 

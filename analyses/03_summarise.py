@@ -2,7 +2,7 @@
 profile figure, from a results file written by 02_calibrate.py (written next to it unless --out is given).
 
 Example:
-    python analyses/03_summarise.py results/02_calibrate/results.nc
+    python analyses/03_summarise.py results/02_calibrate_synthetic/results.nc
 """
 
 from __future__ import annotations

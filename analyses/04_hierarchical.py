@@ -4,7 +4,8 @@ Stage 1 samples every site alone (emcee from its MAP; finished sites are checkpo
 rerun resumes); stage 2 samples the forest-type populations from those draws (no model solves). Writes
 results.nc (DataTree: mu, sigma, theta_population, theta_site, and the calibration sites' posterior
 predictive), population_summary.csv (R-hat, ESS), sites.csv (per-site diagnostics), population.png,
-profiles.png and fit_metrics.csv (site-level fit) to --out (default results/04_hierarchical).
+profiles.png, fit_metrics.csv (site-level fit) and run.json to --out (default
+results/04_hierarchical_<FOREST_TYPES>, or results/04_hierarchical_synthetic with --synthetic).
 
 Example:
     python analyses/04_hierarchical.py --data-dir ../shared/data --forest-type ENF --config study_default \\

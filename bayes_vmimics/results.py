@@ -12,8 +12,10 @@ Groups written by :func:`build_datatree`:
   ``grid_site`` and ``grid_mid_cm``.
 - ``convergence``: ``tau`` and ``n_over_tau`` (ensemble, parameter), ``rhat`` (parameter).
 
-Root attributes: study configuration (JSON), data version, seed, package versions, failure counts, and for
-synthetic twins the true parameter values. Files are written with the h5netcdf engine.
+Root attributes: study configuration (JSON), data version, seed, package versions, failure counts, how the
+run was resumed (``steps_at_start``: per ensemble, the steps stored at the start of each invocation;
+``n_evaluations_total`` over all invocations), and for synthetic twins the true parameter values. Files are
+written with the h5netcdf engine.
 """
 
 from __future__ import annotations
@@ -205,7 +207,7 @@ def add_held_out_predictive(
 
     Each held-out site is a *new* site of its forest type t: at every kept posterior draw its parameters are
     drawn from the population, θ = box(sigmoid(μ_t + σ_t η)), η ~ N(0, I), independently per site and draw
-    (:func:`~bayes_vmimics.inference.pymc_models.sample_new_site_parameters`), and its steady state is solved
+    (:func:`~bayes_vmimics.population.sample_new_site_parameters`), and its steady state is solved
     with its own forcing. Nothing of the held-out data enters; the prediction uses only what the calibration
     sites taught about the forest type. Works on two-stage, PyMC and emcee hierarchical results.
 
@@ -230,7 +232,7 @@ def add_held_out_predictive(
         ValueError: no population (not a hierarchical result), a forest type the result lacks, a held-out
             site that is a calibration site of the result, or ``forest_types`` of the wrong length.
     """
-    from .inference.pymc_models import sample_new_site_parameters
+    from .population import sample_new_site_parameters
 
     post = dt["posterior"]
     if "mu" not in post.data_vars or "sigma" not in post.data_vars:
@@ -390,6 +392,10 @@ def build_datatree(
     for r in runs:
         stats["n_evaluations"] += r.stats.n_evaluations
         stats["n_failed"] += r.stats.n_failed
+    # resume bookkeeping: every invocation that wrote the chains, per ensemble (EnsembleRun.resumed_at)
+    steps_at_start = [[int(k) for k in getattr(r, "resumed_at", [r.n_resumed_from])] for r in runs]
+    total_eval = sum(max(getattr(r, "n_evaluations_total", 0), r.stats.n_evaluations) for r in runs)
+    total_failed = sum(max(getattr(r, "n_failed_total", 0), r.stats.n_failed) for r in runs)
     attrs = {
         "title": "bayes_vmimics calibration",
         "created_at": datetime.now(UTC).isoformat(),
@@ -403,6 +409,11 @@ def build_datatree(
         "warm_start": int(problem.warm_start),
         "n_evaluations": stats["n_evaluations"],
         "n_failed_steady_state": stats["n_failed"],
+        "n_evaluations_total": int(total_eval),
+        "n_failed_steady_state_total": int(total_failed),
+        "n_invocations": max(len(a) for a in steps_at_start),
+        "steps_at_start": json.dumps(steps_at_start),
+        "n_steps": int(runs[0].chain.shape[0]),
         "n_failed_predictive": n_failed,
         "discard": int(discard),
         "thin": int(thin),
@@ -416,17 +427,44 @@ def build_datatree(
 
 
 def save_datatree(dt: xr.DataTree, path: str | Path) -> Path:
-    """Write to netCDF-4 (h5netcdf engine); returns the path."""
+    """Write to netCDF-4 (h5netcdf engine) through a temporary file renamed at the end, so that an interrupted
+    write leaves the previous file (or none), never half a file; returns the path."""
+    import os
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    dt.to_netcdf(path, engine=ENGINE)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        dt.to_netcdf(tmp, engine=ENGINE)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
 def load_datatree(path: str | Path) -> xr.DataTree:
-    """Read a results file written by :func:`save_datatree` (loaded into memory, file closed)."""
-    with xr.open_datatree(path, engine=ENGINE) as dt:
-        return dt.load()
+    """Read a results file written by :func:`save_datatree` (loaded into memory, file closed).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not a readable results file (truncated, another format, emcee's
+            ``chains.h5``); the message names it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"results file {path} not found")
+    try:
+        with xr.open_datatree(path, engine=ENGINE) as dt:
+            dt = dt.load()
+    except Exception as err:  # h5py's OSError, xarray's ValueError, decoding errors: all mean "not ours"
+        raise ValueError(
+            f"{path} is not a readable results file ({type(err).__name__}: {err}); give the results.nc written "
+            "by calibrate or hierarchical"
+        ) from None
+    if "posterior" not in dt.children:
+        hint = " (emcee's chain file: give results.nc beside it)" if "ensemble_0" in dt.children else ""
+        raise ValueError(f"{path} is not a results file: it has no posterior group{hint}")
+    return dt
 
 
 def posterior_draws(dt: xr.DataTree) -> np.ndarray:
@@ -447,7 +485,7 @@ def summary_table(dt: xr.DataTree) -> pd.DataFrame:
     if "convergence" in dt.children:
         conv = dt["convergence"]
         df["rhat"] = conv["rhat"].values
-        df["min_n_over_tau"] = np.nanmin(conv["n_over_tau"].values, axis=0)
+        df["min_n_over_tau"] = np.fmin.reduce(conv["n_over_tau"].values, axis=0)  # NaN where τ is unknown
     truth = dt.attrs.get("true_parameters")
     if truth:
         t = json.loads(truth)
@@ -504,8 +542,37 @@ def format_report(dt: xr.DataTree) -> str:
             f"steps kept {c.get('n_kept_steps')}; τ reliable (N/τ ≥ 50 everywhere): "
             f"{bool(c.get('tau_reliable'))}",
         ]
+        conv = dt["convergence"]
+        if not np.all(np.isfinite(conv["rhat"].values)):
+            lines.append(
+                "warning: R-hat not computed (NaN): it needs ≥ 2 independent ensembles and ≥ 4 kept steps; "
+                "sample longer (--n-steps) or with more ensembles (--n-ensembles)"
+            )
+        if not np.all(np.isfinite(conv["tau"].values)):
+            lines.append("warning: τ unknown (NaN) for some parameter: the chains are too short to estimate it")
     lines.append(
         f"non-converged steady states: {dt.attrs.get('n_failed_steady_state')} of "
         f"{dt.attrs.get('n_evaluations')} evaluations in the prior box (→ −inf)"
     )
+    lines += resume_lines(dt)
     return "\n".join(lines)
+
+
+def resume_lines(dt: xr.DataTree) -> list[str]:
+    """How a calibration's chains were made: resumed or not, the steps each ensemble had at the start of each
+    invocation, and the evaluations over all invocations (empty for results without that record)."""
+    raw = dt.attrs.get("steps_at_start")
+    if raw is None:
+        return []
+    starts = json.loads(raw)
+    n_steps = dt.attrs.get("n_steps")
+    total = dt.attrs.get("n_evaluations_total")
+    failed = dt.attrs.get("n_failed_steady_state_total")
+    if all(a == [0] for a in starts):
+        return [f"chains run in one invocation ({n_steps} steps per ensemble)"]
+    per = "; ".join(f"ensemble {k}: " + " → ".join(str(x) for x in [*a, n_steps]) for k, a in enumerate(starts))
+    return [
+        f"resumed chains: steps stored at the start of each invocation, then at the end ({per})",
+        f"over all {dt.attrs.get('n_invocations')} invocations: {total} evaluations in the prior box, {failed} with "
+        "a non-converged steady state",
+    ]

@@ -16,7 +16,6 @@ import time
 
 import numpy as np
 
-from bayes_vmimics.cli import real_site_observations
 from bayes_vmimics.config import load_config
 from bayes_vmimics.inference.emcee_sampler import convergence_report as emcee_report
 from bayes_vmimics.inference.emcee_sampler import run_ensembles
@@ -29,6 +28,7 @@ from bayes_vmimics.inference.pymc_models import (
 )
 from bayes_vmimics.io import build_site_tables, load_atmosphere
 from bayes_vmimics.likelihood import CalibrationProblem
+from bayes_vmimics.study import real_site_observations
 
 
 def main() -> None:

@@ -43,10 +43,10 @@ def main() -> None:
         pb = CalibrationProblem(sites, warm_start=warm)
         print(f"1 synthetic site (20 layers, 6 SOC obs), warm_start={warm}: {rate(pb, theta, 5 * args.n):8.0f} eval/s")
 
-    from bayes_vmimics.cli import real_site_observations
     from bayes_vmimics.io.atmosphere import load_atmosphere
     from bayes_vmimics.io.datadir import resolve_data_dir
     from bayes_vmimics.io.sites import build_site_tables
+    from bayes_vmimics.study import real_site_observations
 
     folder = resolve_data_dir(args.data_dir, required=False)
     if folder is None:

@@ -22,10 +22,8 @@ import time
 
 import numpy as np
 
-from bayes_vmimics.cli import real_site_observations
 from bayes_vmimics.config import load_config
 from bayes_vmimics.inference.initial import logit_from_theta
-from bayes_vmimics.inference.mwg import sample_population_mwg
 from bayes_vmimics.inference.pymc_models import convergence_report, save_results
 from bayes_vmimics.inference.two_stage import (
     check_stage1_branches,
@@ -38,6 +36,7 @@ from bayes_vmimics.io import build_site_tables, load_atmosphere
 from bayes_vmimics.likelihood import CalibrationProblem
 from bayes_vmimics.priors import BoxPrior
 from bayes_vmimics.results import load_datatree
+from bayes_vmimics.study import real_site_observations
 from bayes_vmimics.synthetic import make_synthetic_sites, population_site_parameters, true_parameters
 
 
@@ -59,32 +58,19 @@ def main() -> None:
     ap.add_argument("--n-steps", type=int, default=10000)
     ap.add_argument("--thin", type=int, default=25)
     ap.add_argument("--processes", type=int, default=2)
-    ap.add_argument("--draws", type=int, default=None, help="stage-2 sweeps (default 20000; mwg 4000)")
-    ap.add_argument("--tune", type=int, default=None, help="stage-2 tuning sweeps (default 2000; mwg 1000)")
-    ap.add_argument("--stage2-thin", type=int, default=None, help="stage-2 thinning (default 5; mwg 2)")
+    ap.add_argument("--draws", type=int, default=20000, help="stage-2 sweeps (default 20000)")
+    ap.add_argument("--tune", type=int, default=2000, help="stage-2 tuning sweeps (default 2000)")
+    ap.add_argument("--stage2-thin", type=int, default=5, help="stage-2 thinning (default 5)")
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--c14", action="store_true", help="include the ¹⁴C term")
     ap.add_argument("--warm", action="store_true", help="warm starts (faster; see the README on equilibria)")
-    ap.add_argument("--stage2-warm", action="store_true", help="mwg: warm starts in stage 2 too (default cold)")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument(
-        "--stage2",
-        default="weights",
-        choices=["weights", "mwg"],
-        help="stage 2: Metropolis-within-Gibbs with model solves (mwg) or reweighted stage-1 draws (weights)",
-    )
     ap.add_argument("--refine", default="auto", choices=["auto", "always", "never"], help="second pass")
     ap.add_argument("--refine-steps", type=int, default=3000, help="stage-1 steps per site of the second pass")
     ap.add_argument("--pass1-draws", type=int, default=None, help="stage-2 sweeps of pass 1 (default --draws)")
-    ap.add_argument(
-        "--checkpoint-dir", default=None, help="keep each pass's stage 1 (and the mwg chains) here (resumable)"
-    )
+    ap.add_argument("--checkpoint-dir", default=None, help="keep each pass's stage 1 here (resumable)")
     ap.add_argument("--out", default=None, help="write the DataTree to this netCDF file")
     args = ap.parse_args()
-    mwg = args.stage2 == "mwg"
-    args.draws = args.draws or (4000 if mwg else 20000)
-    args.tune = args.tune or (1000 if mwg else 2000)
-    args.stage2_thin = args.stage2_thin or (2 if mwg else 5)
 
     mu_true = None
     if args.synthetic:
@@ -157,49 +143,27 @@ def main() -> None:
             )
         t0 = time.perf_counter()
         kw = dict(draws=draws, tune=args.tune, chains=args.chains, thin=args.stage2_thin, seed=args.seed)
-        if mwg:
-            dt = sample_population_mwg(
-                s1,
-                types,
-                problem,
-                n_processes=args.processes,
-                warm_start=args.stage2_warm,
-                progress=True,
-                checkpoint_dir=f"{args.checkpoint_dir}/{label} stage 2" if args.checkpoint_dir else None,
-                **kw,
-            )
-        else:
-            dt = sample_population(s1, types, problem.prior, **kw)
+        dt = sample_population(s1, types, problem.prior, **kw)
         t2 = time.perf_counter() - t0
         rep = convergence_report(dt, ["theta_population", "mu", "sigma"])
         d = dt["stage2_diagnostics"]
         print(
-            f"[{label}] stage 2 ({args.stage2}): {args.chains} chains × ({args.tune} tune + {draws} sweeps), "
+            f"[{label}] stage 2 (reweighted stage-1 draws): {args.chains} chains × ({args.tune} tune + {draws} "
+            "sweeps), "
             f"thinned by {args.stage2_thin}: {t2:.0f} s"
         )
         print(
             f"  max R-hat (population) {rep['max_r_hat']:.4f}   min bulk ESS {rep['min_ess_bulk']:.0f}   "
             f"min tail ESS {rep['min_ess_tail']:.0f}   (theta_population, mu, sigma)"
         )
-        if mwg:
-
-            def span(name):
-                return f"{float(d[name].min()):.2f}–{float(d[name].max()):.2f}"
-
-            print(
-                f"  acceptance: independence {span('acceptance_independence')}, random walk "
-                f"{span('acceptance_random_walk')}, non-centred μ {span('acceptance_noncentred_mu')}, σ "
-                f"{span('acceptance_noncentred_sigma')}; failed solves {int(d['failed_proposals'].sum())}"
-            )
-        else:
-            print(
-                f"  stage-1 weights: mean Kish ESS per site {float(d['mean_weight_ess'].min()):.0f}–"
-                f"{float(d['mean_weight_ess'].max()):.0f}, 5 % quantile ≥ {float(d['weight_ess_q05'].min()):.1f}"
-            )
+        print(
+            f"  stage-1 weights: mean Kish ESS per site {float(d['mean_weight_ess'].min()):.0f}–"
+            f"{float(d['mean_weight_ess'].max()):.0f}, 5 % quantile ≥ {float(d['weight_ess_q05'].min()):.1f}"
+        )
         return dt, rep, t1 + t2
 
     dt, rep, wall = run_pass("pass 1", args.n_steps, args.seed, draws=args.pass1_draws)
-    if not mwg and (args.refine == "always" or (args.refine == "auto" and needs_refinement(dt))):
+    if args.refine == "always" or (args.refine == "auto" and needs_refinement(dt)):
         prior1 = refined_stage1_prior(dt, types)
         dt, rep, wall2 = run_pass("pass 2 (refined stage-1 prior)", args.refine_steps, args.seed + 1, prior1)
         wall += wall2

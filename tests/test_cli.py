@@ -65,10 +65,10 @@ def test_optimize_and_prior_predictive(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("BAYES_VMIMICS_DATA", raising=False)
     cfg = tmp_path / "tiny.toml"
     cfg.write_text("[synthetic]\nn_sites = 1\n[optimize]\nmaxiter = 2\npopsize = 2\npolish = false\n")
-    assert main(["optimize", "--synthetic", "--config", str(cfg), "--out", str(tmp_path)]) == 0
-    assert "RMSE" in capsys.readouterr().out and (tmp_path / "point_estimate.json").is_file()
-    assert main(["prior-predictive", "--synthetic", "--quick", "--n-draws", "5", "--out", str(tmp_path)]) == 0
-    assert (tmp_path / "prior_predictive.npz").is_file()
+    assert main(["optimize", "--synthetic", "--config", str(cfg), "--out", str(tmp_path / "opt")]) == 0
+    assert "RMSE" in capsys.readouterr().out and (tmp_path / "opt" / "point_estimate.json").is_file()
+    assert main(["prior-predictive", "--synthetic", "--quick", "--n-draws", "5", "--out", str(tmp_path / "pp")]) == 0
+    assert (tmp_path / "pp" / "prior_predictive.npz").is_file()
 
 
 def test_bad_config_is_reported(tmp_path, capsys):
@@ -131,31 +131,6 @@ def test_hierarchical_two_stage_run_and_resume(tmp_path, capsys, monkeypatch):
         xr.testing.assert_allclose(again["posterior"].to_dataset().load(), post)
 
 
-def test_hierarchical_stage2_with_model_solves_runs_and_resumes(tmp_path, capsys, monkeypatch):
-    import pandas as pd
-    import xarray as xr
-
-    monkeypatch.delenv("BAYES_VMIMICS_DATA", raising=False)
-    out = tmp_path / "h"
-    args = ["hierarchical", "--synthetic", "--quick", "--n-steps", "40", "--n-walkers", "14", "--n-processes", "2"]
-    args += ["--draws", "120", "--chains", "2", "--no-progress", "--seed", "4", "--predictive-draws", "20"]
-    args += ["--stage2", "mwg", "--warm", "--out", str(out)]
-    assert main(args) == 0
-    first = capsys.readouterr().out
-    assert "Metropolis-within-Gibbs" in first and "max R-hat" in first and "second pass" not in first
-    with xr.open_datatree(out / "results.nc") as dt:
-        post = dt["posterior"].to_dataset().load()
-        assert dt["posterior"].attrs["method"] == "two_stage_mwg"
-    assert post.sizes["chain"] == 2 and post.sizes["draw"] == 60
-    assert len(list((out / "stage2").glob("chain*.pkl"))) == 2
-    sites = pd.read_csv(out / "sites.csv")
-    assert sites["stage2_acceptance_random_walk"].between(0.0, 1.0).all()
-    # a rerun finds both finished chains in the checkpoint: the same result without sampling again
-    assert main(args) == 0
-    with xr.open_datatree(out / "results.nc") as again:
-        xr.testing.assert_equal(again["posterior"].to_dataset().load(), post)
-
-
 def test_hierarchical_rejects_several_types_without_data(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("BAYES_VMIMICS_DATA", raising=False)
     rc = main(["hierarchical", "--synthetic", "--forest-types", "ENF", "EBF", "--out", str(tmp_path)])
@@ -178,7 +153,8 @@ def test_hierarchical_several_forest_types_on_real_sites(tmp_path, capsys, data_
 
 
 def test_data_label_changes_with_the_curation_tables(tmp_path):
-    from bayes_vmimics.cli import PROJECT_TABLES, _data_version
+    from bayes_vmimics.study import PROJECT_TABLES
+    from bayes_vmimics.study import data_version as _data_version
 
     raw, project = tmp_path / "raw", tmp_path / "project"
     raw.mkdir()

@@ -49,6 +49,42 @@ def test_resume_equals_uninterrupted_run(problem, tmp_path, move):
     np.testing.assert_array_equal(full.chain, again.chain)
 
 
+def test_resume_records_each_ensembles_steps_and_all_evaluations(problem, tmp_path):
+    path = tmp_path / "c.h5"
+    kw = dict(n_walkers=14, seed=2, backend_path=path)
+    first = run_ensemble(problem, problem.prior, n_steps=4, name="ensemble_0", **kw)
+    assert first.resumed_at == [0] and first.n_evaluations_total == first.stats.n_evaluations > 0
+    # ensemble 0 stopped after 4 steps, ensemble 1 never began: each is resumed from its own count
+    runs = run_ensembles(problem, problem.prior, n_ensembles=2, n_steps=6, **{**kw, "seed": 2})
+    assert [r.n_resumed_from for r in runs] == [4, 0]
+    assert [r.resumed_at for r in runs] == [[0, 4], [0]]
+    assert runs[0].n_evaluations_total == first.stats.n_evaluations + runs[0].stats.n_evaluations
+    assert runs[1].n_evaluations_total == runs[1].stats.n_evaluations
+    # a fresh start forgets the earlier invocations
+    again = run_ensemble(problem, problem.prior, n_steps=4, name="ensemble_0", resume=False, **kw)
+    assert again.resumed_at == [0] and again.n_evaluations_total == again.stats.n_evaluations
+
+
+def test_a_damaged_chain_file_is_named(problem, tmp_path):
+    from bayes_vmimics.inference.emcee_sampler import check_backend
+
+    path = tmp_path / "c.h5"
+    run_ensemble(problem, problem.prior, n_walkers=14, n_steps=3, seed=2, backend_path=path)
+    check_backend(path)
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="not a readable chain file.*--fresh"):
+        check_backend(path)
+    with pytest.raises(ValueError, match="c.h5 is not a readable chain file"):
+        run_ensemble(problem, problem.prior, n_walkers=14, n_steps=3, seed=2, backend_path=path)
+
+
+def test_integrated_time_of_a_too_short_chain_is_unknown():
+    c = np.zeros((3, 4, 1))
+    c[:, :, 0] = [[0.0, 1.0, 0.0, 1.0], [1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 1.0]]
+    tau = integrated_time(c)
+    assert np.isnan(tau[0]) or tau[0] > 0
+
+
 def test_walkers_start_inside_prior_and_pool_equals_serial(problem):
     serial = run_ensemble(problem, problem.prior, n_walkers=14, n_steps=8, seed=3)
     pooled = run_ensemble(problem, problem.prior, n_walkers=14, n_steps=8, seed=3, n_processes=2)

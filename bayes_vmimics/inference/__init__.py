@@ -1,8 +1,7 @@
 """Inference on top of :mod:`bayes_vmimics.likelihood`: emcee ensembles (``emcee_sampler``), starting points
 near the MAP (``initial``), PyMC models with exact gradients (``pymc_models``: single site, pooled,
 hierarchical), emcee's hierarchical variant for small site sets (``emcee_hierarchical``) and the two-stage
-hierarchical sampler for real site sets (``two_stage``: per-site posteriors, then the populations; ``mwg``:
-its exact stage 2, which solves the model)."""
+hierarchical sampler for real site sets (``two_stage``: per-site posteriors, then the populations)."""
 
 from .emcee_sampler import (
     EnsembleRun,

@@ -17,6 +17,7 @@ process pool, so that evaluation counters (non-converged draws) from workers rea
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from pathlib import Path
 import emcee
 import numpy as np
 
+from ..interrupt import deferred_interrupt, ignore_sigint
 from ..likelihood import EvaluationStats
 from ..progress import bar_kwargs
 
@@ -43,6 +45,7 @@ _WORKER_FN = None
 
 def _init_worker(fn) -> None:
     global _WORKER_FN
+    ignore_sigint()  # Ctrl-C reaches the whole process group: the parent alone stops the run (interrupt.py)
     _WORKER_FN = fn
 
 
@@ -104,6 +107,11 @@ class EnsembleRun:
         name: HDF5 group of the ensemble (–).
         stats: evaluation counters of this call (failures → −inf, counted here).
         n_resumed_from: steps already in the backend when this call started (count).
+        n_evaluations_total: log-probability evaluations inside the prior box over all calls that wrote this
+            chain, this one included (count; a call killed by SIGKILL loses its last, unsaved step's).
+        n_failed_total: of them, evaluations with a non-converged steady state (count).
+        resumed_at: steps in the backend at the start of each earlier call that wrote this chain, then this
+            call's (count); ``[0]`` for a chain run in one go.
     """
 
     chain: np.ndarray
@@ -114,6 +122,9 @@ class EnsembleRun:
     name: str
     stats: EvaluationStats = field(default_factory=EvaluationStats)
     n_resumed_from: int = 0
+    n_evaluations_total: int = 0
+    n_failed_total: int = 0
+    resumed_at: list[int] = field(default_factory=lambda: [0])
 
 
 def initial_positions(
@@ -213,21 +224,34 @@ def run_ensemble(
             raise ValueError(f"p0 must have shape (n_walkers={n_walkers}, n_dim), got {p0.shape}")
     ndim = p0.shape[1] if p0 is not None else len(prior.lower)
     backend = None
+    done = 0
+    totals = {"n_evaluations": 0, "n_failed": 0, "resumed_at": []}
     if backend_path is not None:
         backend_path = Path(backend_path)
         backend_path.parent.mkdir(parents=True, exist_ok=True)
-        backend = emcee.backends.HDFBackend(str(backend_path), name=name)
-    done = 0
-    if backend is not None and backend.initialized:
-        if resume:
-            done = int(backend.iteration)
-            if done and backend.shape != (n_walkers, ndim):
+        check_backend(backend_path)
+        try:
+            backend = _Backend(str(backend_path), name=name)
+            initialized = backend.initialized
+            if initialized and resume:
+                done = int(backend.iteration)
+                shape = backend.shape
+                totals = backend.totals()
+        except (OSError, KeyError, ValueError) as err:
+            raise ValueError(
+                f"{backend_path} is not a readable chain file ({type(err).__name__}: {err}); rerun with --fresh "
+                "to start the chains afresh, or choose another --out"
+            ) from None
+        if initialized and resume:
+            if done and shape != (n_walkers, ndim):
                 raise ValueError(
-                    f"{backend_path}[{name}] holds a chain of shape {backend.shape}, "
+                    f"{backend_path}[{name}] holds a chain of shape {shape}, "
                     f"not (n_walkers={n_walkers}, n_dim={ndim}); use a new --out or resume=False"
                 )
-        else:
-            backend.reset(n_walkers, ndim)
+        elif initialized:
+            with deferred_interrupt():
+                backend.reset(n_walkers, ndim)
+    resumed_at = [*totals["resumed_at"], done]
     pool_cm = (
         multiprocessing.get_context().Pool(n_processes, initializer=_init_worker, initargs=(log_prob_fn,))
         if n_processes > 1
@@ -235,7 +259,12 @@ def run_ensemble(
     )
     with pool_cm as pool:
         vec = _VectorizedLogProb(log_prob_fn, pool)
+        if backend is not None:
+            backend.track(vec.stats, totals, resumed_at)
         sampler = emcee.EnsembleSampler(n_walkers, ndim, vec, moves=make_moves(move), backend=backend, vectorize=True)
+        # emcee's wrapper prints a traceback for any exception of the log-probability, a Ctrl-C included; ours
+        # takes no extra arguments, so it is called directly
+        sampler.log_prob_fn = vec
         # emcee's Metropolis ratio meets inf − inf when a snooker proposal degenerates; the NaN is rejected
         with np.errstate(invalid="ignore"):
             _advance(sampler, log_prob_fn, prior, n_walkers, rng, done, n_steps, progress, around, p0)
@@ -244,7 +273,84 @@ def run_ensemble(
         acc = np.asarray(sampler.acceptance_fraction, dtype=float)
     if chain.shape[0] > n_steps:
         chain, log_prob = chain[:n_steps], log_prob[:n_steps]
-    return EnsembleRun(chain, log_prob, acc, int(seed), backend_path, name, vec.stats, done)
+    run = EnsembleRun(chain, log_prob, acc, int(seed), backend_path, name, vec.stats, done)
+    run.n_evaluations_total = totals["n_evaluations"] + vec.stats.n_evaluations
+    run.n_failed_total = totals["n_failed"] + vec.stats.n_failed
+    run.resumed_at = resumed_at
+    return run
+
+
+class _Backend(emcee.backends.HDFBackend):
+    """emcee's HDF5 backend whose writes finish before a Ctrl-C takes effect (:func:`deferred_interrupt`), and
+    which keeps, beside each step, the evaluation counters of all calls that wrote the chain."""
+
+    _ATTR = "bayes_vmimics_totals"
+
+    def track(self, stats: EvaluationStats, base: dict, resumed_at: list[int]) -> None:
+        self._stats, self._base, self._resumed_at = stats, base, resumed_at
+
+    def totals(self) -> dict:
+        """Counters stored by earlier calls: n_evaluations, n_failed, resumed_at (steps at each call's start)."""
+        with self.open() as f:
+            raw = f[self.name].attrs.get(self._ATTR)
+        if raw is None:
+            return {"n_evaluations": 0, "n_failed": 0, "resumed_at": []}
+        return json.loads(raw)
+
+    def _write_totals(self) -> None:
+        stats = getattr(self, "_stats", None)
+        if stats is None:
+            return
+        data = {
+            "n_evaluations": self._base["n_evaluations"] + stats.n_evaluations,
+            "n_failed": self._base["n_failed"] + stats.n_failed,
+            "resumed_at": self._resumed_at,
+        }
+        with self.open("a") as f:
+            f[self.name].attrs[self._ATTR] = json.dumps(data)
+
+    def reset(self, nwalkers, ndim):
+        with deferred_interrupt():
+            super().reset(nwalkers, ndim)
+
+    def grow(self, ngrow, blobs):
+        with deferred_interrupt():
+            super().grow(ngrow, blobs)
+
+    def save_step(self, state, accepted):
+        with deferred_interrupt():
+            super().save_step(state, accepted)
+            self._write_totals()
+
+
+def check_backend(path: str | Path) -> None:
+    """Check that an existing chain file can be read (every ensemble group, its last stored step).
+
+    Args:
+        path: the HDF5 file; a missing file passes (path).
+
+    Raises:
+        ValueError: the file is not a readable HDF5 chain file (corrupt, truncated, another format); the
+            message names it and says ``--fresh``.
+    """
+    import h5py
+
+    path = Path(path)
+    if not path.exists():
+        return
+    try:
+        with h5py.File(path, "r") as f:
+            for name in f:
+                g = f[name]
+                n = int(g.attrs["iteration"])
+                if n:
+                    g["chain"][n - 1]
+                    g["log_prob"][n - 1]
+    except (OSError, KeyError, ValueError, IndexError) as err:
+        raise ValueError(
+            f"{path} is not a readable chain file ({type(err).__name__}: {err}); rerun with --fresh to start the "
+            "chains afresh, or choose another --out"
+        ) from None
 
 
 def _advance(sampler, log_prob_fn, prior, n_walkers, rng, done, n_steps, progress, around=None, p0=None) -> None:
@@ -311,7 +417,7 @@ def integrated_time(chain: np.ndarray, c: float = 5.0) -> np.ndarray:
     instead of turning the result into NaN. No check of chain length: judge with N/τ.
 
     Returns:
-        τ per parameter (steps); NaN if no walker moved.
+        τ per parameter (steps); NaN if no walker moved or the estimate is not positive (too short a chain).
     """
     n_steps, _, n_dim = chain.shape
     tau = np.full(n_dim, np.nan)
@@ -325,7 +431,9 @@ def integrated_time(chain: np.ndarray, c: float = 5.0) -> np.ndarray:
         acf = np.mean([emcee.autocorr.function_1d(x[:, k]) for k in np.flatnonzero(moving)], axis=0)
         taus = 2.0 * np.cumsum(acf) - 1.0
         window = emcee.autocorr.auto_window(taus, c)
-        tau[d] = taus[window]
+        # a chain too short for its correlations can give τ ≤ 0 (round-off of a sum near zero): unknown, not
+        # an N/τ of −10¹⁶
+        tau[d] = taus[window] if taus[window] > 0 else np.nan
     return tau
 
 

@@ -223,8 +223,49 @@ def hierarchical_initial_values(
     return out
 
 
+def laplace_draws(problem: CalibrationProblem, z_map, n_draws: int, *, seed: int = 0, step: float = 1e-4):
+    """Draws of the pooled posterior's Laplace approximation at its MAP, in the logit space of the prior box.
+
+    The Hessian of −log p(z | data) (the log-Jacobian of the logit included) is the central difference of the
+    exact adjoint gradient; where it is not positive definite its eigenvalues are floored at 1e-6. A cheap
+    stand-in for an emcee posterior where many fits must be compared (e.g. error models); it ignores skewness
+    and further modes.
+
+    Args:
+        problem: the calibration problem (–).
+        z_map: the MAP as logits (:func:`pooled_map_estimate`), shape (7,) (logit units).
+        n_draws: draws (count).
+        seed: random seed (integer).
+        step: finite-difference step in z (logit units).
+
+    Returns:
+        θ draws, shape (n_draws, 7) (parameter units).
+
+    Raises:
+        ValueError: the gradient is not finite next to the MAP.
+    """
+    fun = _objective(lambda th: log_likelihood_and_gradient(problem, th), problem.prior)
+    z0 = np.asarray(z_map, dtype=float)
+    hess = np.empty((NPAR, NPAR))
+    for i in range(NPAR):
+        e = np.zeros(NPAR)
+        e[i] = step
+        f1, g1 = fun(z0 + e)
+        f2, g2 = fun(z0 - e)
+        if f1 >= 1e300 or f2 >= 1e300:
+            raise ValueError(f"steady state fails next to the MAP along {PARAMETER_NAMES[i]}: no Laplace approximation")
+        hess[i] = (g1 - g2) / (2.0 * step)
+    hess = 0.5 * (hess + hess.T)
+    w, v = np.linalg.eigh(hess)
+    cov = (v / np.maximum(w, 1e-6)) @ v.T
+    rng = np.random.default_rng(seed)
+    z = rng.multivariate_normal(z0, cov, size=int(n_draws), method="cholesky")
+    return theta_from_logit(problem.prior, z)
+
+
 __all__ = [
     "hierarchical_initial_values",
+    "laplace_draws",
     "logit_from_theta",
     "pooled_map_estimate",
     "site_map_estimates",

@@ -311,7 +311,9 @@ def site_posterior_samples(
     elif n_processes > 1 and len(todo) > 1:
         import multiprocessing
 
-        with multiprocessing.get_context("fork").Pool(min(n_processes, len(todo))) as pool:
+        from ..interrupt import ignore_sigint
+
+        with multiprocessing.get_context("fork").Pool(min(n_processes, len(todo)), initializer=ignore_sigint) as pool:
             for s, res in zip(todo, pool.imap(_stage1_task, [tasks[s] for s in todo]), strict=True):
                 store(s, res)
                 bar.update()
@@ -359,7 +361,7 @@ def check_stage1_branches(
     where MIMICS has several, that can be another equilibrium than the cold spin-up reaches, and the
     log-probability then depends on the evaluation history (README, "The steady state"). A stage 2 that
     reuses stage-1 draws without solving (:func:`sample_population`) then targets another posterior than the
-    spin-up model's; :func:`~.mwg.sample_population_mwg` solves every proposal cold and is not affected.
+    spin-up model's.
     This check found the solver's false convergence after warm starts (``model/README.md``): before the fix,
     7 % of warm stage-1 draws on the 35 real ENF sites differed from the cold value by more than 0.1, by up
     to 171 log units; after it, none of 3500.
@@ -402,7 +404,9 @@ def check_stage1_branches(
     elif n_processes > 1 and S > 1:
         import multiprocessing
 
-        with multiprocessing.get_context("fork").Pool(min(n_processes, S)) as pool:
+        from ..interrupt import ignore_sigint
+
+        with multiprocessing.get_context("fork").Pool(min(n_processes, S), initializer=ignore_sigint) as pool:
             values = pool.map(_branch_task, tasks)
     else:
         values = [_branch_task(t) for t in tasks]
@@ -505,7 +509,7 @@ def _gibbs_site_draws(Z, lp1, mu_s, sd_s, u, k_out, ess_out):  # pragma: no cove
 
 def _type_index(forest_types, n_sites: int, mu_sd: float, sigma_sd: float) -> tuple[list[str], np.ndarray]:
     """(sorted forest types, index of each site's type); checks one type per site and positive hyperprior
-    scales (the checks both stage-2 samplers share)."""
+    scales."""
     ft = [str(f) for f in forest_types]
     if len(ft) != n_sites:
         raise ValueError(f"forest_types must give one type per site ({n_sites}), got {len(ft)}")
@@ -719,56 +723,41 @@ def two_stage_hierarchical(
     *,
     stage1: dict | None = None,
     stage2: dict | None = None,
-    stage2_method: str = "weights",
     refine: str = "auto",
     refine_stage1: dict | None = None,
     pass1_draws: int | None = None,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
 ) -> tuple[xr.DataTree, SitePosteriorSamples]:
-    """Both stages: :func:`site_posterior_samples`, then stage 2 by :func:`sample_population` (default:
-    reweighted stage-1 draws, no solves; with an optional second, refined pass, :func:`refined_stage1_prior`)
-    or by :func:`~.mwg.sample_population_mwg` (model solves; exact, but slow to mix on real sites, README).
+    """Both stages: :func:`site_posterior_samples`, then stage 2 by :func:`sample_population` (reweighted
+    stage-1 draws, no solves), with an optional second, refined pass (:func:`refined_stage1_prior`).
 
     Args:
         problem: the calibration problem with all sites (–).
         forest_types: forest type per site (–).
         stage1: keyword arguments of :func:`site_posterior_samples` (e.g. ``n_steps``, ``n_processes``,
             ``checkpoint_dir``) (–).
-        stage2: keyword arguments of the stage-2 function (e.g. ``draws``, ``chains``; for "mwg" also
-            ``n_processes``, ``checkpoint_dir``) (–).
-        stage2_method: "weights" (Gibbs on reweighted stage-1 draws; biased and slow to mix when a population
-            is narrow) or "mwg" (Metropolis-within-Gibbs on the exact posterior; stage 1 only shapes its
-            proposals) (–).
-        refine: for "weights" only: "auto" (a second pass when :func:`needs_refinement`), "always" or "never"
+        stage2: keyword arguments of :func:`sample_population` (e.g. ``draws``, ``chains``) (–).
+        refine: "auto" (a second pass when :func:`needs_refinement`), "always" or "never"
             (–).
         refine_stage1: keyword arguments of the second pass's stage 1 that differ from ``stage1`` (a
             ``checkpoint_dir`` of its own is advisable) (–).
-        pass1_draws: for "weights" with a possible second pass: stage-2 sweeps of the first pass, which then
+        pass1_draws: with a possible second pass: stage-2 sweeps of the first pass, which then
             only decides on the second pass and fits its prior; if no second pass follows, stage 2 is run again
             with ``stage2["draws"]``. Default: ``stage2["draws"]`` (count).
         seed: seed of both stages; the second pass's stage 1 uses ``seed + 1`` (integer).
         log: called with a line of text before each stage, and with warnings (e.g. ``print``) (callable).
 
     Returns:
-        (the DataTree of :func:`sample_population`, the stage-1 samples), of the last pass. With "weights" and
-        a warm-starting problem, its ``stage1`` group also holds ``branch_mismatch_fraction`` (–) and
+        (the DataTree of :func:`sample_population`, the stage-1 samples), of the last pass. With a
+        warm-starting problem, its ``stage1`` group also holds ``branch_mismatch_fraction`` (–) and
         ``branch_max_abs_difference`` (log-probability units) per site, from :func:`check_stage1_branches`.
     """
     if refine not in ("auto", "always", "never"):
         raise ValueError(f"refine must be 'auto', 'always' or 'never', got {refine!r}")
-    if stage2_method not in ("mwg", "weights"):
-        raise ValueError(f"stage2_method must be 'mwg' or 'weights', got {stage2_method!r}")
-    if stage2_method == "mwg" and refine == "always":
-        raise ValueError("refine='always' applies to stage2_method='weights' only")
     say = log or (lambda _: None)
     say("stage 1: each site alone under the box prior")
     s1 = site_posterior_samples(problem, seed=seed, **(stage1 or {}))
-    if stage2_method == "mwg":
-        from .mwg import sample_population_mwg
-
-        say("stage 2: Metropolis-within-Gibbs on the hierarchical posterior (solves each site's model)")
-        return sample_population_mwg(s1, forest_types, problem, seed=seed, **(stage2 or {})), s1
     stage2 = dict(stage2 or {})
     short = refine != "never" and pass1_draws is not None and pass1_draws != stage2.get("draws")
     say("stage 2: Gibbs sampling of the populations" + (f" ({pass1_draws} sweeps per chain)" if short else ""))
@@ -799,7 +788,6 @@ def two_stage_hierarchical(
                 f"warning: at {bad} of {len(s1.site_ids)} sites, warm-started stage-1 log-probabilities differ from "
                 f"cold spin-ups ({100 * frac:.1f} % of the checked draws, by up to "
                 f"{float(check['max_abs_difference'].max()):.3g}): the model has several equilibria there, so this "
-                "stage 2 targets another posterior than the spin-up model's. Rerun stage 1 without warm starts, "
-                "or use the exact stage 2 (mwg), which solves cold."
+                "stage 2 targets another posterior than the spin-up model's. Rerun stage 1 without warm starts."
             )
     return dt, s1

@@ -49,6 +49,45 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None, *, required: boo
     return path
 
 
+def locate_data_dir(data_dir: str | os.PathLike | None = None, *, required: bool = True) -> Path | None:
+    """Return the raw-data folder, strictly: a folder that is named but missing is always an error.
+
+    Unlike :func:`resolve_data_dir` with ``required=False``, a ``data_dir`` or ``$BAYES_VMIMICS_DATA`` that
+    does not exist (or is a file) never counts as "no folder": a mistyped path must not switch a study to
+    its synthetic twin.
+
+    Args:
+        data_dir: folder given by the user (path); if None, ``$BAYES_VMIMICS_DATA`` is used.
+        required: if True, no folder configured at all is an error; if False, None is returned then (bool).
+
+    Returns:
+        The folder as an absolute ``Path``, or None (none configured and ``required`` False).
+
+    Raises:
+        DataFolderError: the named folder does not exist or is a file (the message names it and where it came
+            from); or none is configured and ``required`` (the message says where it looked and names
+            ``--synthetic``).
+    """
+    src = "--data-dir"
+    if data_dir is None or str(data_dir) == "":
+        env = os.environ.get(ENV_VAR)
+        if not env:
+            if required:
+                raise DataFolderError(
+                    f"no data folder: --data-dir not given and ${ENV_VAR} not set. Pass --data-dir (or set "
+                    f"{ENV_VAR}) to the folder holding the raw files listed in data/README.md, or run the "
+                    "synthetic twin with --synthetic"
+                )
+            return None
+        data_dir, src = env, f"${ENV_VAR}"
+    path = Path(data_dir).expanduser().resolve()
+    if path.is_file():
+        raise DataFolderError(f"data folder {str(path)!r} (from {src}) is a file, not a folder")
+    if not path.is_dir():
+        raise DataFolderError(f"data folder {str(path)!r} (from {src}) does not exist")
+    return path
+
+
 def data_file(name: str, data_dir: str | os.PathLike | None = None) -> Path:
     """Return the path of raw file ``name`` inside the data folder, checking that it exists.
 
