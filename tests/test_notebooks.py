@@ -28,6 +28,10 @@ NOTEBOOKS = {
         "validation",
         ["held_out_profiles.png", "held_out_pit.png", "held_out_parameters.png"],
     ),
+    "13_sensitivity.ipynb": (
+        "sensitivity",
+        ["morris_importance_nb.png", "sobol_indices_nb.png", "fig7_profiles_nb.png", "fig8_response_nb.png"],
+    ),
 }
 
 

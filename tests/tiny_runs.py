@@ -55,12 +55,25 @@ def make_hierarchical_runs(out: Path) -> tuple[Path, Path]:
     return out, val
 
 
+def make_sensitivity_run(out: Path) -> Path:
+    """``bayes-vmimics sensitivity {morris,sobol,profiles,response} --synthetic --quick`` on one site."""
+    from bayes_vmimics.sensitivity_cli import main
+
+    for analysis in ("morris", "sobol", "profiles", "response"):
+        args = [analysis, "--synthetic", "--quick", "--no-progress", "--max-sites", "1", "--out", str(out)]
+        if main(args) != 0:
+            raise RuntimeError(f"the tiny sensitivity {analysis} run failed")
+    return out
+
+
 def make_tiny_runs(root: Path) -> dict[str, Path]:
-    """All tiny runs under ``root``: keys ``calibrate``, ``hierarchical``, ``validation`` (folders)."""
+    """All tiny runs under ``root``: keys ``calibrate``, ``hierarchical``, ``validation``, ``sensitivity``
+    (folders)."""
     root = Path(root)
     cal = make_calibrate_run(root / "calibrate")
     hier, val = make_hierarchical_runs(root / "hierarchical")
-    return {"calibrate": cal, "hierarchical": hier, "validation": val}
+    sens = make_sensitivity_run(root / "sensitivity")
+    return {"calibrate": cal, "hierarchical": hier, "validation": val, "sensitivity": sens}
 
 
 if __name__ == "__main__":
