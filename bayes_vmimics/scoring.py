@@ -1,0 +1,161 @@
+"""Predictive scores of parameter draws against observed profiles, under the problem's own error model.
+
+One code path scores every kind of result on any set of sites (calibration or held-out):
+
+- a point estimate (one θ shared by all sites: the ``optimize`` optimum, the paper's Table 3 parameters);
+- a pooled posterior (draws of one θ shared by all sites);
+- a population (draws of one θ per site, e.g. a held-out site's θ drawn from its forest type's population).
+
+The scores per variable (SOC, F14C) are the paper's fit metrics of the predictive median (RMSE of P Eq 17,
+BIC, the regression a, b, r²; :func:`~bayes_vmimics.metrics.fit_metrics`), the log pointwise predictive density
+(lppd, mean over observations) and the coverage of the central 50 % and 90 % predictive intervals. The intervals
+and the lppd include the observation error of the problem's error model
+(:meth:`~bayes_vmimics.likelihood.CalibrationProblem.sample_observation_noise`,
+:meth:`~bayes_vmimics.likelihood.CalibrationProblem.pointwise_log_predictive_density`): a calibrated prediction
+covers 50 % and 90 % of the observations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.special import logsumexp
+
+from .metrics import fit_metrics
+from .parameters import PARAMETER_NAMES
+
+_VARS = ("soc", "f14c")
+
+
+def _site_thetas(problem, thetas) -> np.ndarray:
+    th = np.asarray(thetas, dtype=float)
+    n_sites, npar = len(problem.sites), len(PARAMETER_NAMES)
+    if th.ndim == 1:
+        th = th[None]
+    if th.ndim == 2:
+        if th.shape[1] != npar:
+            raise ValueError(
+                f"thetas must have shape (n_draws, {npar}) or (n_draws, {n_sites}, {npar}), got {th.shape}"
+            )
+        th = np.broadcast_to(th[:, None, :], (th.shape[0], n_sites, npar))
+    if th.ndim != 3 or th.shape[1:] != (n_sites, npar):
+        raise ValueError(f"thetas must have shape (n_draws, {npar}) or (n_draws, {n_sites}, {npar}), got {th.shape}")
+    return th
+
+
+def predict_draws(problem, thetas) -> dict[str, np.ndarray]:
+    """Model values at the observed intervals for each draw.
+
+    Args:
+        problem: the sites (:class:`~bayes_vmimics.likelihood.CalibrationProblem`) (–).
+        thetas: shape (n_draws, 7) (one θ shared by all sites, e.g. a pooled posterior; (7,) for a point
+            estimate) or (n_draws, n_sites, 7) (each site its own θ) (parameter units).
+
+    Returns:
+        ``{"soc": (n_draws, n_soc), "f14c": (n_draws, n_f14c)}`` in the order of
+        :meth:`~bayes_vmimics.likelihood.CalibrationProblem.observations` (SOC in the problem's unit, F14C);
+        NaN for every observation of a site whose steady state failed at that draw.
+    """
+    th = _site_thetas(problem, thetas)
+    obs = problem.observations()
+    out = {v: np.full((th.shape[0], obs[v].size), np.nan) for v in _VARS}
+    for d in range(th.shape[0]):
+        soc, c14 = [], []
+        for s, p in enumerate(problem.sites):
+            q = problem.predict_site(s, th[d, s], grid_outputs=False)
+            n14 = p.c14_index.size
+            if q is None:
+                soc.append(np.full(p.soc_obs.size, np.nan))
+                c14.append(np.full(n14, np.nan))
+            else:
+                soc.append(np.asarray(q.soc, dtype=float))
+                c14.append(np.asarray(q.f14c, dtype=float)[p.c14_index] if n14 else np.empty(0))
+        out["soc"][d] = np.concatenate(soc) if soc else np.empty(0)
+        out["f14c"][d] = np.concatenate(c14) if c14 else np.empty(0)
+    return out
+
+
+def score_predictions(
+    problem, predictions: dict[str, np.ndarray], *, seed: int = 0, new_site: bool = True, n_replicates: int = 1000
+):
+    """Scores of predictive draws against the problem's observations, per variable.
+
+    Args:
+        problem: the sites the predictions were made for (–).
+        predictions: the output of :func:`predict_draws` (units there).
+        seed: seed of the observation-error draws of the intervals (integer).
+        new_site: error model with a site-scale discrepancy: κ from its prior (held-out sites, True) or from
+            each site's posterior at each draw (calibration sites, False) (bool).
+        n_replicates: replicated observations behind the intervals: the draws are repeated (cycled) up to this
+            many, each with its own observation error, so that a point estimate (one draw) has intervals too
+            (count).
+
+    Returns:
+        DataFrame indexed by variable ("soc", "f14c"; only those with observations) with columns rmse, bic,
+        a, b, r2 (of the predictive median; SOC in the problem's unit), lppd (nats per observation),
+        coverage_50, coverage_90 (fraction), n_sites, n_obs, n_draws (draws without a failed site) and
+        n_failed_draws (count).
+    """
+    rng = np.random.default_rng(seed)
+    obs = problem.observations()
+    rows = {}
+    for var in _VARS:
+        o = obs[var]
+        if o.size == 0:
+            continue
+        pred = np.asarray(predictions[var], dtype=float)
+        ok = np.all(np.isfinite(pred), axis=1)
+        pred = pred[ok]
+        if pred.shape[0] == 0:
+            raise ValueError(f"{var}: every draw has a failed steady state at some site; nothing to score")
+        cycled = pred[np.resize(np.arange(pred.shape[0]), max(int(n_replicates), pred.shape[0]))]
+        if new_site:
+            rep = problem.sample_observation_noise(var, cycled, rng, new_site=True)
+            lpd = problem.pointwise_log_predictive_density(var, pred, new_site=True)
+        else:
+            rep = np.stack([problem.sample_observation_noise(var, p, rng, new_site=False) for p in cycled])
+            lpd = np.stack([problem.pointwise_log_predictive_density(var, p, new_site=False) for p in pred])
+        row = {}
+        site = obs[f"{var}_site"]
+        med = np.median(pred, axis=0)
+        ids = list(dict.fromkeys(site.tolist()))
+        m = fit_metrics([o[site == s] for s in ids], [med[site == s] for s in ids])
+        row.update(rmse=m.rmse, bic=m.bic, a=m.a, b=m.b, r2=m.r2)
+        row["lppd"] = float(np.mean(logsumexp(lpd, axis=0) - np.log(lpd.shape[0])))
+        for level in (50, 90):
+            lo, hi = np.quantile(rep, [0.5 - level / 200, 0.5 + level / 200], axis=0)
+            row[f"coverage_{level}"] = float(np.mean((o >= lo) & (o <= hi)))
+        row.update(n_sites=len(ids), n_obs=int(o.size), n_draws=int(pred.shape[0]), n_failed_draws=int((~ok).sum()))
+        rows[var] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def score_draws(problem, thetas, *, seed: int = 0, new_site: bool = True) -> pd.DataFrame:
+    """:func:`predict_draws` then :func:`score_predictions` (arguments and units there)."""
+    return score_predictions(problem, predict_draws(problem, thetas), seed=seed, new_site=new_site)
+
+
+def site_shares(problem, theta) -> pd.Series:
+    """Each site's share of the negative log-likelihood at θ, relative to a perfect fit (the deviance), so that
+    one number says whether a few sites decide the fit.
+
+    Args:
+        problem: the calibration problem (–).
+        theta: 7 values in ``PARAMETER_NAMES`` order (parameter units).
+
+    Returns:
+        Series indexed by site id (fraction; sums to 1); NaN everywhere if a steady state fails.
+    """
+    dev = []
+    for s, p in enumerate(problem.sites):
+        q = problem.predict_site(s, np.asarray(theta, dtype=float), grid_outputs=False)
+        if q is None:
+            return pd.Series(np.nan, index=problem.site_ids)
+        ll = problem.site_log_likelihood_from_prediction(s, q)
+        best = p.soc_errors.log_likelihood(p.soc_obs) + p.c14_errors.log_likelihood(p.c14_obs)
+        dev.append(-2.0 * (ll - best))
+    dev = np.asarray(dev)
+    return pd.Series(dev / dev.sum(), index=problem.site_ids, name="deviance_share")
+
+
+__all__ = ["predict_draws", "score_draws", "score_predictions", "site_shares"]
