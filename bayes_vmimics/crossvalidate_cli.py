@@ -1,0 +1,315 @@
+"""Command line of the cross-validation by site: ``bayes-vmimics crossvalidate …`` (issue 20).
+
+Stage 1 once for every selected site (emcee per site, checkpointed in ``--stage1-dir``, default
+``--out/stage1``; the hierarchical run's own ``stage1`` folder is reused when the sites, configuration,
+``--seed``, ``--n-steps`` and ``--n-walkers`` are the same), then K-fold cross-validation by site
+(:func:`~bayes_vmimics.crossvalidation.crossvalidate_sites`): per fold, stage 2 of the population without
+covariates and of the regression population on the training sites, and each held-out site predicted as a
+new site of its forest type. Last, the regression population on all sites, for the coefficients B.
+
+Writes to ``--out``: ``cv_scores.csv`` (per method, forest type and variable: scores of all held-out
+predictions together and the mean ± se over folds), ``cv_fold_scores.csv``, ``cv_folds.csv`` (site → fold),
+``cv_stage2.csv`` (R-hat, ESS, stage-2 weight ESS per fold and method), ``cv_beta.csv`` (B per fold),
+``regression.nc`` (the regression population on all sites), ``beta_summary.csv`` and ``beta.png`` (which
+covariates move which parameters), ``run.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+
+CROSSVALIDATE_FILES = (
+    "stage1/*.npz",
+    "cv_scores.csv",
+    "cv_fold_scores.csv",
+    "cv_folds.csv",
+    "cv_stage2.csv",
+    "cv_beta.csv",
+    "regression.nc",
+    "beta_summary.csv",
+    "beta.png",
+)
+
+
+def add_crossvalidate_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``crossvalidate`` to an argparse ``subparsers`` object (its ``func`` is :func:`cmd_crossvalidate`).
+
+    Args:
+        subparsers: the result of ``parser.add_subparsers()`` (–).
+
+    Returns:
+        The ``crossvalidate`` parser.
+    """
+    from .cli import _COUNT, _common, _int_at_least
+    from .covariates import COVARIATES, DEFAULT_COVARIATES
+    from .study import FOREST_TYPES
+
+    p = subparsers.add_parser(
+        "crossvalidate",
+        help="K-fold cross-validation by site of the hierarchical populations, with and without covariates",
+        description=__doc__.split("\n\n")[0],
+    )
+    _common(p, out="results/crossvalidate_<FOREST_TYPES>")
+    p.add_argument(
+        "--forest-types",
+        nargs="+",
+        choices=FOREST_TYPES,
+        default=None,
+        help="one population per forest type (default: --forest-type or the study's)",
+    )
+    p.add_argument(
+        "--split",
+        choices=["all", "calibration", "validation"],
+        default="all",
+        help="sites of data/site_split.csv to cross-validate (default all; 'calibration' reuses the stage 1 of a "
+        "hierarchical run on the calibration half)",
+    )
+    p.add_argument(
+        "--folds", type=_int_at_least(2, " (every site held out once)"), default=5, help="K, ≥ 2 (default 5)"
+    )
+    p.add_argument(
+        "--covariates",
+        default=",".join(DEFAULT_COVARIATES),
+        help=f"comma-separated site covariates of the regression (default {','.join(DEFAULT_COVARIATES)}); "
+        f"known: {', '.join(COVARIATES)} (docs/covariates.md)",
+    )
+    p.add_argument(
+        "--clay-rule",
+        choices=["indicator", "measured"],
+        default="indicator",
+        help="clay at sites without a measurement: the forcing's filled value with the indicator clay_measured "
+        "(default), or an error",
+    )
+    p.add_argument("--shared-beta", action="store_true", help="one coefficient matrix B for all forest types")
+    p.add_argument("--beta-sd", type=float, default=0.5, help="prior sd of each coefficient (logit units; 0.5)")
+    p.add_argument("--n-steps", type=_COUNT, default=None, help="stage-1 emcee steps per site (default 10000)")
+    p.add_argument("--n-walkers", type=_COUNT, default=32, help="stage-1 walkers per site (default 32)")
+    p.add_argument("--n-processes", type=_COUNT, default=None, help="worker processes for stage 1")
+    p.add_argument(
+        "--stage1-dir",
+        default=None,
+        help="stage-1 checkpoint folder (default --out/stage1), e.g. a hierarchical run's stage1 folder",
+    )
+    p.add_argument("--draws", type=_COUNT, default=None, help="stage-2 sweeps per chain and fold (default 4000)")
+    p.add_argument("--chains", type=_int_at_least(2, " (R-hat)"), default=4, help="stage-2 chains (default 4)")
+    p.add_argument(
+        "--predictive-draws", type=_COUNT, default=200, help="posterior draws per held-out site (default 200)"
+    )
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        choices=["population", "regression"],
+        default=["population", "regression"],
+        help="populations to cross-validate (default both)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_crossvalidate)
+    return p
+
+
+def plot_beta(dt, path) -> Path:
+    """Posterior mean and 90 % interval of every coefficient B (covariate × parameter), one panel per
+    parameter, one colour per forest type.
+
+    Args:
+        dt: a regression population (:func:`~bayes_vmimics.inference.regression.sample_regression_population`) (–).
+        path: PNG file (path).
+
+    Returns:
+        The path written.
+    """
+    import matplotlib.pyplot as plt
+
+    from .parameters import PARAMETER_NAMES
+
+    b = dt["posterior"]["beta"]
+    covs = [str(c) for c in b["covariate"].values]
+    types = [str(t) for t in b["forest_type"].values]
+    shared = bool(dt["posterior"].attrs.get("beta_shared", 0))
+    if shared:
+        types = types[:1]
+    m = b.mean(("chain", "draw"))
+    q = b.quantile([0.05, 0.95], dim=("chain", "draw"))
+    fig, axes = plt.subplots(1, len(PARAMETER_NAMES), figsize=(2.1 * len(PARAMETER_NAMES), 0.35 * len(covs) + 1.6))
+    y = np.arange(len(covs))
+    for ax, name in zip(axes, PARAMETER_NAMES, strict=True):
+        for i, t in enumerate(types):
+            off = (i - (len(types) - 1) / 2) * 0.15
+            mm = m.sel(forest_type=t, parameter=name).values
+            lo = q.sel(quantile=0.05, forest_type=t, parameter=name).values
+            hi = q.sel(quantile=0.95, forest_type=t, parameter=name).values
+            ax.errorbar(mm, y + off, xerr=[mm - lo, hi - mm], fmt="o", ms=3, color=f"C{i}", label=t)
+        ax.axvline(0.0, color="k", lw=0.6)
+        ax.set_title(name, fontsize=9)
+        ax.set_yticks(y, covs if ax is axes[0] else [""] * len(covs), fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.invert_yaxis()
+    axes[0].legend(fontsize=7, loc="best", title="shared" if shared else None)
+    fig.suptitle(
+        "Regression coefficients B: change of logit(position on the prior box) per within-type sd of the covariate "
+        "(mean, 90 % interval)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def cmd_crossvalidate(args) -> int:
+    """K-fold cross-validation by site (see the module docstring)."""
+    import pandas as pd
+
+    from .cli import _claim, _config_from_args, _finish, _out_dir
+    from .covariates import CovariateScaler, covariate_design, parse_covariates, site_covariate_table
+    from .crossvalidation import crossvalidate_sites
+    from .inference.pymc_models import posterior_convergence, save_results
+    from .inference.regression import RegressionPrior, sample_regression_population
+    from .inference.two_stage import site_posterior_samples
+    from .interrupt import deferred_interrupt
+    from .io.sites import build_site_tables
+    from .rundir import check_out_path
+    from .study import build_hierarchical_study
+
+    t0 = time.perf_counter()
+    cfg = _config_from_args(args).replace(data={"split": args.split})
+    if cfg.study.mode == "synthetic":
+        raise ValueError("crossvalidate needs real sites with covariates (--data-dir), not --synthetic")
+    names = parse_covariates(args.covariates)
+    if not args.beta_sd > 0:
+        raise ValueError(f"--beta-sd must be positive, got {args.beta_sd}")
+    if args.out:
+        check_out_path(Path(args.out))
+    study = build_hierarchical_study(cfg, args.forest_types, args.data_dir)
+    problem, forest_types = study.problem, study.forest_types
+    # every site's covariates are checked before stage 1 (a missing value names the site and the covariate)
+    table = site_covariate_table(study.folder, tables=build_site_tables(study.folder))
+    CovariateScaler.fit(table, problem.site_ids, forest_types, names, clay_rule=args.clay_rule)
+    n_steps = args.n_steps or (1000 if args.quick else 10_000)
+    draws = args.draws or (1000 if args.quick else 4000)
+    out = _out_dir(args, cfg, sorted(set(forest_types)))
+    ckpt = Path(args.stage1_dir) if args.stage1_dir else out / "stage1"
+    settings = {
+        "stage1_walkers": args.n_walkers,
+        "stage1_steps": n_steps,
+        "folds": args.folds,
+        "covariates": list(names),
+        "clay_rule": args.clay_rule,
+        "shared_beta": bool(args.shared_beta),
+        "beta_sd": args.beta_sd,
+        "draws": draws,
+        "chains": args.chains,
+        "predictive_draws": args.predictive_draws,
+        "methods": list(args.methods),
+    }
+    _claim(args, out, cfg, study, products=CROSSVALIDATE_FILES, resumable=("stage1/*.npz",), settings=settings)
+    args.resume_hint = f"finished sites are kept in {ckpt}: rerun the same command to resume from them"
+    print(study.describe())
+    counts = pd.Series(forest_types).value_counts().sort_index()
+    print("sites per forest type: " + ", ".join(f"{t} {n}" for t, n in counts.items()))
+    n_proc = args.n_processes or cfg.sampler.n_processes
+    print(
+        f"stage 1: emcee {args.n_walkers} walkers × {n_steps} steps per site, {n_proc} process(es), checkpoints in "
+        f"{ckpt}; then {args.folds}-fold cross-validation by site ({', '.join(args.methods)}; covariates "
+        f"{', '.join(names)}), stage 2 {args.chains} chains × {draws} sweeps per fold"
+    )
+    # the settings of `hierarchical` (thin, discard, seed), so that its checkpoints are found again
+    s1 = site_posterior_samples(
+        problem,
+        seed=args.seed,
+        n_walkers=args.n_walkers,
+        n_steps=n_steps,
+        thin=max(1, n_steps // 400),
+        n_processes=n_proc,
+        checkpoint_dir=ckpt,
+        progress=not args.no_progress,
+    )
+    args.resume_hint = f"stage 1 is finished and kept in {ckpt}: rerun the same command to redo only the folds"
+    stage2 = dict(draws=draws, tune=max(draws // 4, 100), chains=args.chains)
+    hyper = RegressionPrior(beta_sd=args.beta_sd)
+    cv = crossvalidate_sites(
+        problem,
+        s1,
+        forest_types,
+        n_folds=args.folds,
+        seed=args.seed,
+        covariates=names,
+        covariate_table=table,
+        clay_rule=args.clay_rule,
+        shared_beta=args.shared_beta,
+        hyperprior=hyper,
+        stage2=stage2,
+        predictive_draws=args.predictive_draws,
+        methods=args.methods,
+        log=print,
+    )
+    print("regression population on all sites (for the coefficients B)")
+    design = covariate_design(problem.site_ids, forest_types, names, table=table, clay_rule=args.clay_rule)
+    full = sample_regression_population(
+        s1,
+        design,
+        forest_types,
+        problem.prior,
+        shared_beta=args.shared_beta,
+        hyperprior=hyper,
+        seed=args.seed,
+        **stage2,
+    )
+    full["posterior"].attrs["data"] = study.data_version
+    rep = posterior_convergence(full, ["mu", "sigma"])
+    # beta on its own: arviz 1.3 mislabels the rows when variables of different dims are summarised together
+    beta_rep = posterior_convergence(full, ["beta"])
+    beta_summary = beta_rep["summary"]
+    with deferred_interrupt():
+        cv.scores.to_csv(out / "cv_scores.csv", index=False)
+        cv.fold_scores.to_csv(out / "cv_fold_scores.csv", index=False)
+        cv.folds.to_csv(out / "cv_folds.csv", index=False)
+        cv.stage2.to_csv(out / "cv_stage2.csv", index=False)
+        cv.beta.to_csv(out / "cv_beta.csv", index=False)
+        save_results(full, out / "regression.nc")
+        beta_summary.to_csv(out / "beta_summary.csv")
+        plot_beta(full, out / "beta.png")
+        _finish(out)
+    cols = ["method", "forest_type", "variable", "r2_all", "rmse_all", "lppd_all", "coverage_50_all"]
+    cols += ["coverage_90_all", "r2_fold_mean", "r2_fold_se", "lppd_fold_mean", "lppd_fold_se"]
+    print(f"{args.folds}-fold cross-validation by site (every site held out once; *_all: all held-out predictions):")
+    print(cv.scores[[c for c in cols if c in cv.scores]].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    print(
+        f"stage 2 over folds: max R-hat {cv.stage2['max_r_hat'].max():.3f}, smallest stage-2 weight ESS (5 % "
+        f"quantile) {cv.stage2['min_weight_ess_q05'].min():.1f}; regression on all sites: max R-hat "
+        f"{max(rep['max_r_hat'], beta_rep['max_r_hat']):.3f}"
+    )
+    away = beta_summary[(beta_summary["eti89_lb"] > 0) | (beta_summary["eti89_ub"] < 0)]
+    print(f"coefficients whose 89 % interval excludes 0: {len(away)} of {len(beta_summary)}")
+    if len(away):
+        print(away[["mean", "sd", "eti89_lb", "eti89_ub"]].to_string(float_format=lambda v: f"{v:.3g}"))
+    print(f"wrote {out / 'cv_scores.csv'} and the other files of the folder (total {time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+def main(argv: list[str] | None = None, *, prog: str | None = None, description: str | None = None) -> int:
+    """Stand-alone entry point (``python -m bayes_vmimics.crossvalidate_cli …``; ``analyses/07_crossvalidate.py``),
+    with the error and Ctrl-C handling of ``bayes-vmimics``."""
+    import sys
+
+    from .cli import main as cli_main
+
+    parser = argparse.ArgumentParser(prog=prog or "crossvalidate")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = add_crossvalidate_parser(sub)
+    if prog:
+        p.prog = prog
+    if description:
+        p.description = description
+        p.formatter_class = argparse.RawDescriptionHelpFormatter
+    argv = sys.argv[1:] if argv is None else argv
+    return cli_main(["crossvalidate", *argv], parser=parser, default_out="results/07_crossvalidate")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
