@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sys
 
-from bayes_vmimics.cli import DEFAULT_OUT, run_command
+from bayes_vmimics.cli import run_command
+from bayes_vmimics.cli_common import DEFAULT_OUT
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import sys
 
-from bayes_vmimics.crossvalidate_cli import main as crossvalidate_main
+from bayes_vmimics.cli import run_command
 
 
 def main(argv: list[str] | None = None) -> int:
-    return crossvalidate_main(argv, prog="07_crossvalidate.py", description=__doc__)
+    return run_command(
+        "crossvalidate", argv, prog="07_crossvalidate.py", description=__doc__, default_out="results/07_crossvalidate"
+    )
 
 
 if __name__ == "__main__":

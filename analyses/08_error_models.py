@@ -32,12 +32,12 @@ import numpy as np
 import pandas as pd
 
 from bayes_vmimics.config import load_config
-from bayes_vmimics.inference.emcee_sampler import run_ensembles
+from bayes_vmimics.constants import FOREST_TYPES
+from bayes_vmimics.inference.emcee_sampler import run_ensembles, select_draws
 from bayes_vmimics.inference.initial import laplace_draws, pooled_map_estimate, theta_from_logit
 from bayes_vmimics.io.parameters import table3_parameters
-from bayes_vmimics.results import select_draws
 from bayes_vmimics.scoring import predict_draws, score_predictions, site_shares
-from bayes_vmimics.study import FOREST_TYPES, build_problem
+from bayes_vmimics.study import build_problem
 
 
 def _problems(cfg, data_dir):

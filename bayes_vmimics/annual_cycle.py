@@ -152,8 +152,8 @@ def solve_periodic(site, theta, C, warm, options):
             respiration=mean_resp,
             mean_pools=mean_pools,
         )
-        res._internal["daily_states"] = states
-        res._internal["daily_respiration"] = resp
-        res._internal["substeps_per_day"] = substeps
+        res.solver_state["daily_states"] = states
+        res.solver_state["daily_respiration"] = resp
+        res.solver_state["substeps_per_day"] = substeps
         return res
     return make_result(site, rates, np.ascontiguousarray(C0), status, n_iter, fn, None)

@@ -114,6 +114,16 @@ class ModelConstants:
         return replace(self, **changes)
 
 
+#: The four forest types of the paper's calibration (P §2.5.2): evergreen and deciduous needleleaf (ENF, BNF:
+#: boreal needleleaf), evergreen and deciduous broadleaf forests (EBF, DBF). The one list of the package.
+FOREST_TYPES: tuple[str, ...] = ("ENF", "EBF", "DBF", "BNF")
+
+#: λ, the weight of the ¹⁴C cost in J = J₁ + λJ₂ (P Eq 14; used once: spec A14) (–).
+C14_WEIGHT = 5.0
+
+#: The relative observation error of SOC and F14C in the paper's cost, s = 0.1 × observed (P Eqs 15–16) (–).
+REL_ERROR = 0.1
+
 #: The profiles of spec Sect. 9. "paper" is the default and the contract.
 PROFILES: dict[str, ModelConstants] = {
     "paper": ModelConstants(),

@@ -20,8 +20,6 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
-
 CROSSVALIDATE_FILES = (
     "stage1/*.npz",
     "cv_scores.csv",
@@ -44,16 +42,16 @@ def add_crossvalidate_parser(subparsers) -> argparse.ArgumentParser:
     Returns:
         The ``crossvalidate`` parser.
     """
-    from .cli import _COUNT, _common, _int_at_least
+    from .cli_common import COUNT, add_common_arguments, int_at_least
+    from .constants import FOREST_TYPES
     from .covariates import COVARIATES, DEFAULT_COVARIATES
-    from .study import FOREST_TYPES
 
     p = subparsers.add_parser(
         "crossvalidate",
         help="K-fold cross-validation by site of the hierarchical populations, with and without covariates",
         description=__doc__.split("\n\n")[0],
     )
-    _common(p, out="results/crossvalidate_<FOREST_TYPES>")
+    add_common_arguments(p, out="results/crossvalidate_<FOREST_TYPES>")
     p.add_argument(
         "--forest-types",
         nargs="+",
@@ -68,9 +66,7 @@ def add_crossvalidate_parser(subparsers) -> argparse.ArgumentParser:
         help="sites of data/site_split.csv to cross-validate (default all; 'calibration' reuses the stage 1 of a "
         "hierarchical run on the calibration half)",
     )
-    p.add_argument(
-        "--folds", type=_int_at_least(2, " (every site held out once)"), default=5, help="K, ≥ 2 (default 5)"
-    )
+    p.add_argument("--folds", type=int_at_least(2, " (every site held out once)"), default=5, help="K, ≥ 2 (default 5)")
     p.add_argument(
         "--covariates",
         default=",".join(DEFAULT_COVARIATES),
@@ -86,18 +82,18 @@ def add_crossvalidate_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("--shared-beta", action="store_true", help="one coefficient matrix B for all forest types")
     p.add_argument("--beta-sd", type=float, default=0.5, help="prior sd of each coefficient (logit units; 0.5)")
-    p.add_argument("--n-steps", type=_COUNT, default=None, help="stage-1 emcee steps per site (default 10000)")
-    p.add_argument("--n-walkers", type=_COUNT, default=32, help="stage-1 walkers per site (default 32)")
-    p.add_argument("--n-processes", type=_COUNT, default=None, help="worker processes for stage 1")
+    p.add_argument("--n-steps", type=COUNT, default=None, help="stage-1 emcee steps per site (default 10000)")
+    p.add_argument("--n-walkers", type=COUNT, default=32, help="stage-1 walkers per site (default 32)")
+    p.add_argument("--n-processes", type=COUNT, default=None, help="worker processes for stage 1")
     p.add_argument(
         "--stage1-dir",
         default=None,
         help="stage-1 checkpoint folder (default --out/stage1), e.g. a hierarchical run's stage1 folder",
     )
-    p.add_argument("--draws", type=_COUNT, default=None, help="stage-2 sweeps per chain and fold (default 4000)")
-    p.add_argument("--chains", type=_int_at_least(2, " (R-hat)"), default=4, help="stage-2 chains (default 4)")
+    p.add_argument("--draws", type=COUNT, default=None, help="stage-2 sweeps per chain and fold (default 4000)")
+    p.add_argument("--chains", type=int_at_least(2, " (R-hat)"), default=4, help="stage-2 chains (default 4)")
     p.add_argument(
-        "--predictive-draws", type=_COUNT, default=200, help="posterior draws per held-out site (default 200)"
+        "--predictive-draws", type=COUNT, default=200, help="posterior draws per held-out site (default 200)"
     )
     p.add_argument(
         "--methods",
@@ -111,61 +107,11 @@ def add_crossvalidate_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def plot_beta(dt, path) -> Path:
-    """Posterior mean and 90 % interval of every coefficient B (covariate × parameter), one panel per
-    parameter, one colour per forest type.
-
-    Args:
-        dt: a regression population (:func:`~bayes_vmimics.inference.regression.sample_regression_population`) (–).
-        path: PNG file (path).
-
-    Returns:
-        The path written.
-    """
-    import matplotlib.pyplot as plt
-
-    from .parameters import PARAMETER_NAMES
-
-    b = dt["posterior"]["beta"]
-    covs = [str(c) for c in b["covariate"].values]
-    types = [str(t) for t in b["forest_type"].values]
-    shared = bool(dt["posterior"].attrs.get("beta_shared", 0))
-    if shared:
-        types = types[:1]
-    m = b.mean(("chain", "draw"))
-    q = b.quantile([0.05, 0.95], dim=("chain", "draw"))
-    fig, axes = plt.subplots(1, len(PARAMETER_NAMES), figsize=(2.1 * len(PARAMETER_NAMES), 0.35 * len(covs) + 1.6))
-    y = np.arange(len(covs))
-    for ax, name in zip(axes, PARAMETER_NAMES, strict=True):
-        for i, t in enumerate(types):
-            off = (i - (len(types) - 1) / 2) * 0.15
-            mm = m.sel(forest_type=t, parameter=name).values
-            lo = q.sel(quantile=0.05, forest_type=t, parameter=name).values
-            hi = q.sel(quantile=0.95, forest_type=t, parameter=name).values
-            ax.errorbar(mm, y + off, xerr=[mm - lo, hi - mm], fmt="o", ms=3, color=f"C{i}", label=t)
-        ax.axvline(0.0, color="k", lw=0.6)
-        ax.set_title(name, fontsize=9)
-        ax.set_yticks(y, covs if ax is axes[0] else [""] * len(covs), fontsize=8)
-        ax.tick_params(axis="x", labelsize=7)
-        ax.invert_yaxis()
-    axes[0].legend(fontsize=7, loc="best", title="shared" if shared else None)
-    fig.suptitle(
-        "Regression coefficients B: change of logit(position on the prior box) per within-type sd of the covariate "
-        "(mean, 90 % interval)",
-        fontsize=9,
-    )
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
 def cmd_crossvalidate(args) -> int:
     """K-fold cross-validation by site (see the module docstring)."""
     import pandas as pd
 
-    from .cli import _claim, _config_from_args, _finish, _out_dir
+    from .cli_common import claim, config_from_args, finish, out_dir
     from .covariates import CovariateScaler, covariate_design, parse_covariates, site_covariate_table
     from .crossvalidation import crossvalidate_sites
     from .inference.pymc_models import posterior_convergence, save_results
@@ -177,7 +123,7 @@ def cmd_crossvalidate(args) -> int:
     from .study import build_hierarchical_study
 
     t0 = time.perf_counter()
-    cfg = _config_from_args(args).replace(data={"split": args.split})
+    cfg = config_from_args(args).replace(data={"split": args.split})
     if cfg.study.mode == "synthetic":
         raise ValueError("crossvalidate needs real sites with covariates (--data-dir), not --synthetic")
     names = parse_covariates(args.covariates)
@@ -192,7 +138,7 @@ def cmd_crossvalidate(args) -> int:
     CovariateScaler.fit(table, problem.site_ids, forest_types, names, clay_rule=args.clay_rule)
     n_steps = args.n_steps or (1000 if args.quick else 10_000)
     draws = args.draws or (1000 if args.quick else 4000)
-    out = _out_dir(args, cfg, sorted(set(forest_types)))
+    out = out_dir(args, cfg, sorted(set(forest_types)))
     ckpt = Path(args.stage1_dir) if args.stage1_dir else out / "stage1"
     settings = {
         "stage1_walkers": args.n_walkers,
@@ -207,7 +153,7 @@ def cmd_crossvalidate(args) -> int:
         "predictive_draws": args.predictive_draws,
         "methods": list(args.methods),
     }
-    _claim(args, out, cfg, study, products=CROSSVALIDATE_FILES, resumable=("stage1/*.npz",), settings=settings)
+    claim(args, out, cfg, study, products=CROSSVALIDATE_FILES, resumable=("stage1/*.npz",), settings=settings)
     args.resume_hint = f"finished sites are kept in {ckpt}: rerun the same command to resume from them"
     print(study.describe())
     counts = pd.Series(forest_types).value_counts().sort_index()
@@ -273,8 +219,10 @@ def cmd_crossvalidate(args) -> int:
         cv.beta.to_csv(out / "cv_beta.csv", index=False)
         save_results(full, out / "regression.nc")
         beta_summary.to_csv(out / "beta_summary.csv")
+        from .plotting import plot_beta
+
         plot_beta(full, out / "beta.png")
-        _finish(out)
+        finish(out)
     cols = ["method", "forest_type", "variable", "r2_all", "rmse_all", "lppd_all", "coverage_50_all"]
     cols += ["coverage_90_all", "r2_fold_mean", "r2_fold_se", "lppd_fold_mean", "lppd_fold_se"]
     print(f"{args.folds}-fold cross-validation by site (every site held out once; *_all: all held-out predictions):")
@@ -290,26 +238,3 @@ def cmd_crossvalidate(args) -> int:
         print(away[["mean", "sd", "eti89_lb", "eti89_ub"]].to_string(float_format=lambda v: f"{v:.3g}"))
     print(f"wrote {out / 'cv_scores.csv'} and the other files of the folder (total {time.perf_counter() - t0:.0f} s)")
     return 0
-
-
-def main(argv: list[str] | None = None, *, prog: str | None = None, description: str | None = None) -> int:
-    """Stand-alone entry point (``python -m bayes_vmimics.crossvalidate_cli …``; ``analyses/07_crossvalidate.py``),
-    with the error and Ctrl-C handling of ``bayes-vmimics``."""
-    import sys
-
-    from .cli import main as cli_main
-
-    parser = argparse.ArgumentParser(prog=prog or "crossvalidate")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = add_crossvalidate_parser(sub)
-    if prog:
-        p.prog = prog
-    if description:
-        p.description = description
-        p.formatter_class = argparse.RawDescriptionHelpFormatter
-    argv = sys.argv[1:] if argv is None else argv
-    return cli_main(["crossvalidate", *argv], parser=parser, default_out="results/07_crossvalidate")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -285,7 +285,8 @@ def save_pair_plot(dt: xr.DataTree, path, *, var_name: str = "theta", **sel):
     import matplotlib.pyplot as plt
 
     fig = plot_pair(posterior_samples(dt, var_name, **sel))
-    what = var_name + "".join(f", {k}={v}" for k, v in sel.items())
+    what = {"theta": "pooled parameters", "theta_site": "site parameters", "theta_population": "population medians"}
+    what = what.get(var_name, var_name) + "".join(f", {k} {v}" for k, v in sel.items())
     fig.suptitle(f"posterior draws ({what})", fontsize=10)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -408,6 +409,7 @@ def plot_xv_xk(dt: xr.DataTree, path, *, prior=None, max_points: int = 3000):
             ax2.hist(v, bins=30, density=True, histtype="step", lw=1.5, color=col, label=f"{lab}: sd {v.std():.2f}")
         ax2.set_xlabel("deviation from the posterior median (log units)")
         ax2.set_ylabel("density (1/log unit)")
+        ax2.set_ylim(0, 1.3 * ax2.get_ylim()[1])  # headroom: the legend sits above the histograms
         ax2.legend(fontsize=8, loc="upper right")
         ax2.set_title("the ratio is identified better than either factor", fontsize=9)
     else:
@@ -439,6 +441,7 @@ def plot_xv_xk(dt: xr.DataTree, path, *, prior=None, max_points: int = 3000):
         ax2.set_xlabel("posterior correlation of log $x_v$ and log $x_K$ (–)")
         ax2.set_ylabel("sites (count)")
         ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax2.set_ylim(0, 1.35 * ax2.get_ylim()[1] if ax2.get_ylim()[1] > 0 else 1)  # headroom for the legend
         ax2.legend(fontsize=8, loc="upper left")
     ax.add_patch(Rectangle(lo, hi[0] - lo[0], hi[1] - lo[1], fill=False, ls="--", color="0.35"))
     handles.append(Line2D([], [], ls="--", color="0.35", label="Table 1 box"))

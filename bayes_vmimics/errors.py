@@ -1,7 +1,7 @@
 """Observation-error models of the calibration: σ of every observation and the per-site likelihood term.
 
 This module is the one place where the observation error lives; :mod:`~bayes_vmimics.likelihood` (values) and
-:mod:`~bayes_vmimics.sensitivity` (adjoint gradients) both call it. Every model keeps the paper's base error
+:mod:`~bayes_vmimics.gradients` (adjoint gradients) both call it. Every model keeps the paper's base error
 (P Eqs 14–16, λ used once: spec A14)
 
     σ_SOC,i = r_SOC · y_i,        σ_14C,j = r_14C · F_j / √λ         (r = 0.1, λ = 5),

@@ -62,6 +62,9 @@ class SteadyState:
             equal to ``pools``.
         status: the solver's outcome (:class:`~bayes_vmimics.solver_status.SolverStatus`); ``message`` says it
             in words.
+        solver_state: what the gradients and the ¹⁴C run reuse: the pools in the solver's layout ``C``
+            (n_layers, 7), the block-Thomas factors ``Ginv`` of the Jacobian and the rate record ``rates``
+            (and, for a climatology, the daily states) (–).
     """
 
     pools: np.ndarray
@@ -74,7 +77,7 @@ class SteadyState:
     grid: DepthGrid
     start_of_year: np.ndarray | None = None
     status: SolverStatus = SolverStatus.CONVERGED
-    _internal: dict = field(default_factory=dict, repr=False)
+    solver_state: dict = field(default_factory=dict, repr=False)
 
     @property
     def soc(self) -> np.ndarray:
@@ -319,5 +322,5 @@ def make_result(site: SiteModel, rates: Rates, C, status, n_iter, fn, Ginv, *, r
         grid=site.grid,
         start_of_year=C.T.copy(),
         status=st,
-        _internal={"C": C, "Ginv": Ginv, "rates": rates},
+        solver_state={"C": C, "Ginv": Ginv, "rates": rates},
     )

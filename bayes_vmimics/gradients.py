@@ -8,7 +8,7 @@ Steady state (implicit function theorem)
         dL/dθ = ∂L/∂θ|_C − λᵀ ∂F/∂θ,        Jᵀ λ = ∂L/∂C,    J = ∂F/∂C at C*,
 
     one transposed block-tridiagonal solve with the factors of J that the Newton solver already computed
-    (``SteadyState._internal["Ginv"]``, :func:`~bayes_vmimics._core.btd_solve_transposed`).
+    (``SteadyState.solver_state["Ginv"]``, :func:`~bayes_vmimics._core.btd_solve_transposed`).
     ∂F/∂θ (N, 7 pools, 7 parameters) is the tangent of ``_core.layer_fluxes`` and of the diffusion term
     along the tangents of the rate constants (:func:`rate_tangents`): x_v scales every V (P Eqs 6–7), x_K
     every K, x_d the desorption rate (P Eq 12), x_D the diffusivity (P Eq 10); α_v enters V through
@@ -27,6 +27,11 @@ Radiocarbon (tracer mode, discrete adjoint)
 
 Units: C in mg C cm⁻³, rates in h⁻¹, parameters in their Table 1 units (α in m⁻¹); gradients are in
 log-likelihood units per parameter unit.
+
+This module sits below :mod:`~bayes_vmimics.likelihood`, which calls it for
+``CalibrationProblem.site_log_likelihood_and_gradient``: it imports nothing from there. ``problem`` arguments are
+:class:`~bayes_vmimics.likelihood.CalibrationProblem` instances and ``p`` their
+:class:`~bayes_vmimics.likelihood.PreparedSite` entries.
 """
 
 from __future__ import annotations
@@ -38,7 +43,6 @@ from numba import njit
 
 from . import _core
 from .constants import C14_POOLS, SOC_POOLS
-from .likelihood import CalibrationProblem, _PreparedSite
 from .model import SiteModel
 from .parameters import PARAMETER_NAMES
 
@@ -337,60 +341,9 @@ def _transfer_pullback(
 
 
 # ------------------------------------------------------------------------------------------------------------
-# ¹⁴C tracer transient: forward with stored stages (bitwise equal to radiocarbon._tracer_transient) and its
-# discrete adjoint
+# ¹⁴C tracer transient: the discrete adjoint of radiocarbon.tracer_transient (whose forward pass, with its stage
+# values stored, serves the value and the gradient)
 # ------------------------------------------------------------------------------------------------------------
-
-
-@njit(cache=True)
-def _tracer_forward(Ginv_full, Ginv_part, lo, up, X1, X, f, n_full, n_part, inv_gh_full, inv_gh_part, a, Ystore):
-    """As ``radiocarbon._tracer_transient`` (same arithmetic, same order), storing every stage value
-    Y_i of every step in Ystore (n_steps, s, N, 7)."""
-    N = X.shape[0]
-    s = a.shape[0]
-    g = a[0, 0]
-    D = np.empty((N, NP))
-    Y = np.empty((N, NP))
-    Kst = np.empty((s, N, NP))
-    ny = f.size
-    k_step = 0
-    for y in range(ny):
-        last = y == ny - 1
-        n = n_part if last else n_full
-        if n == 0:
-            continue
-        fy = f[y]
-        Ginv = Ginv_part if last else Ginv_full
-        inv_gh = inv_gh_part if last else inv_gh_full
-        for j in range(N):
-            for p in range(NP):
-                D[j, p] = X[j, p] - fy * X1[j, p]
-        for _ in range(n):
-            for i in range(s):
-                for j in range(N):
-                    for p in range(NP):
-                        v = D[j, p]
-                        for k in range(i):
-                            v += a[i, k] * Kst[k, j, p]
-                        Y[j, p] = -v * inv_gh
-                _core.btd_solve(Ginv, lo, up, Y)
-                for j in range(N):
-                    for p in range(NP):
-                        Ystore[k_step, i, j, p] = Y[j, p]
-                if i < s - 1:
-                    for j in range(N):
-                        for p in range(NP):
-                            v = D[j, p]
-                            for k in range(i):
-                                v += a[i, k] * Kst[k, j, p]
-                            Kst[i, j, p] = (Y[j, p] - v) / g
-            for j in range(N):
-                for p in range(NP):
-                    D[j, p] = Y[j, p]
-            k_step += 1
-        for j in range(N):
-            for p in range(NP):
-                X[j, p] = fy * X1[j, p] + D[j, p]
 
 
 @njit(cache=True)
@@ -419,8 +372,8 @@ def _tracer_adjoint(
     Ginv_full, Ginv_part, lo, up, f, n_full, n_part, inv_gh_full, inv_gh_part, a, Ystore, Xbar, X1bar, Bbar, lobar,
     upbar,
 ):  # fmt: skip
-    """Discrete adjoint of :func:`_tracer_forward`. Xbar (N,7): adjoint of the final X (overwritten with the
-    adjoint of the initial X). Accumulates X1bar (N,7), Bbar (N,7,7), lobar, upbar (N,).
+    """Discrete adjoint of :func:`~bayes_vmimics.radiocarbon.tracer_transient`. Xbar (N,7): adjoint of the final X
+    (overwritten with the adjoint of the initial X). Accumulates X1bar (N,7), Bbar (N,7,7), lobar, upbar (N,).
 
     A stage (I − γhM) Y_i = v_i gives v̄_i = (I − γhM)⁻ᵀ Ȳ_i and M̄ += γh v̄_i Y_iᵀ; with w the solution of
     (M − I/(γh))ᵀ w = Ȳ_i (the stored factors), γh v̄_i = −w.
@@ -511,42 +464,42 @@ def rhs_parameter_derivative(site: SiteModel, pools, params) -> np.ndarray:
     return np.transpose(dF, (1, 0, 2)).copy()
 
 
-def _tracer_value_and_pullback(problem: CalibrationProblem, p: _PreparedSite, ss, rates, tang):
+def _tracer_value_and_pullback(problem, p, ss, rates, tang):
     """Tracer-mode ¹⁴C at the sampling year (bitwise as ``simulate_radiocarbon``) and a closure that pulls
     X̄ (N,7) back to (C̄ (N,7), explicit θ̄ (7,))."""
     from . import radiocarbon as rc
 
-    internal = ss._internal
+    internal = ss.solver_state
     V, K, mu, phi, kdes, u, eps, lo, up, beta, _ = rates
     C = internal["C"]
     N = C.shape[0]
     atm = problem.atmosphere
-    _, years, n_full, n_part, h_full, h_part = rc._year_plan(p.obs.sample_year, rc.DEFAULT_STEPS_PER_YEAR)
+    _, years, n_full, n_part, h_full, h_part = rc.year_plan(p.obs.sample_year, rc.DEFAULT_STEPS_PER_YEAR)
     f_spin = atm.f14c(p.obs.zone, rc.SPIN_UP_YEAR)
     f_years = np.ascontiguousarray(atm.litter_f14c(p.obs.zone, years), dtype=np.float64)
-    a = rc._SCHEMES[rc._DEFAULT_SCHEME]
+    a = rc.SCHEMES[rc.DEFAULT_SCHEME]
     g = a[0, 0]
     B = np.empty((N, NP, NP))
     _core.transfer_blocks(C, V, K, mu, eps, phi, kdes, beta, 1.0, 1.0, 1.0, B)
     G = np.empty((N, NP, NP))
     Ginv0 = np.empty((N, NP, NP))
-    if rc._factor_shifted(B, lo, up, 0.0, G, Ginv0) == 0:
+    if rc.factor_shifted(B, lo, up, 0.0, G, Ginv0) == 0:
         raise np.linalg.LinAlgError("the tracer matrix is singular")
     X1 = -np.ascontiguousarray(u, dtype=np.float64)
     _core.btd_solve(Ginv0, lo, up, X1)
     X = f_spin * X1
     Ginv_full = np.empty((N, NP, NP))
-    rc._factor_shifted(B, lo, up, 1.0 / (g * h_full), G, Ginv_full)
+    rc.factor_shifted(B, lo, up, 1.0 / (g * h_full), G, Ginv_full)
     if n_part:
         Ginv_part = np.empty((N, NP, NP))
-        rc._factor_shifted(B, lo, up, 1.0 / (g * h_part), G, Ginv_part)
+        rc.factor_shifted(B, lo, up, 1.0 / (g * h_part), G, Ginv_part)
     else:
         Ginv_part = Ginv_full
     n_steps = n_full * (f_years.size - 1) + n_part
     Ystore = np.empty((max(n_steps, 1), a.shape[0], N, NP))
     args = (Ginv_full, Ginv_part, lo, up)
     tail = (f_years, n_full, n_part, 1.0 / (g * h_full), 1.0 / (g * h_part), a, Ystore)
-    _tracer_forward(*args, X1, X, *tail)
+    rc.tracer_transient(*args, X1, X, *tail)
 
     def pullback(Xbar):
         Xbar = np.ascontiguousarray(Xbar, dtype=np.float64).copy()
@@ -571,7 +524,7 @@ def _tracer_value_and_pullback(problem: CalibrationProblem, p: _PreparedSite, ss
     return X, pullback
 
 
-def _site_value_and_gradient(p: _PreparedSite, soc: np.ndarray, f14c: np.ndarray | None, gradient: bool):
+def _site_value_and_gradient(p, soc: np.ndarray, f14c: np.ndarray | None, gradient: bool):
     """Log-likelihood of one site from its predictions, by the error model (:mod:`bayes_vmimics.errors`), and
     its derivatives with respect to the SOC and the F14C predictions (None unless ``gradient``)."""
     soc_val, gs = p.soc_errors.log_likelihood_and_gradient(soc, gradient=gradient)
@@ -582,7 +535,7 @@ def _site_value_and_gradient(p: _PreparedSite, soc: np.ndarray, f14c: np.ndarray
     return soc_val + c14_val, gs, gf
 
 
-def _check_problem(problem: CalibrationProblem, p: _PreparedSite) -> bool:
+def _check_problem(problem, p) -> bool:
     if p.model.day_factors is not None:
         raise NotImplementedError(
             f"site {p.obs.site_id}: gradients are implemented for constant-temperature sites only "
@@ -594,7 +547,7 @@ def _check_problem(problem: CalibrationProblem, p: _PreparedSite) -> bool:
     return use_c14
 
 
-def site_log_likelihood(problem: CalibrationProblem, site: int, theta) -> float:
+def site_log_likelihood(problem, site: int, theta) -> float:
     """Log-likelihood of one site at θ, by the problem's own NumPy path (``solve_site`` and
     ``simulate_radiocarbon``) and its error model; −inf if the steady state (or ¹⁴C run) fails.
 
@@ -605,7 +558,7 @@ def site_log_likelihood(problem: CalibrationProblem, site: int, theta) -> float:
     """
     theta = np.asarray(theta, dtype=float)
     p = problem.sites[site]
-    ss = problem._solve(p, theta, problem.prior.to_unit(theta))
+    ss = problem.solve_state(p, theta, problem.prior.to_unit(theta))
     if not ss.converged:
         return -np.inf
     soc_mg = p.operator.soc_mg_cm3(ss.pools)
@@ -613,14 +566,14 @@ def site_log_likelihood(problem: CalibrationProblem, site: int, theta) -> float:
     f14c = None
     if problem.c14_enabled and p.obs.has_c14:
         try:
-            f14c = p.operator.f14c(ss.pools, problem._c14_pools(p, ss, theta))
+            f14c = p.operator.f14c(ss.pools, problem.c14_pools(p, ss, theta))
         except RuntimeError:
             return -np.inf
     total, _, _ = _site_value_and_gradient(p, soc, f14c, False)
     return float(total) if np.isfinite(total) else -np.inf
 
 
-def site_log_likelihoods(problem: CalibrationProblem, thetas) -> np.ndarray:
+def site_log_likelihoods(problem, thetas) -> np.ndarray:
     """Per-site log-likelihoods, site s at its own θ_s (NumPy path of :func:`site_log_likelihood`).
 
     Args:
@@ -634,7 +587,7 @@ def site_log_likelihoods(problem: CalibrationProblem, thetas) -> np.ndarray:
     return np.array([site_log_likelihood(problem, s, th[s]) for s in range(len(problem.sites))])
 
 
-def site_log_likelihood_and_gradient(problem: CalibrationProblem, site: int, theta) -> tuple[float, np.ndarray]:
+def site_log_likelihood_and_gradient(problem, site: int, theta) -> tuple[float, np.ndarray]:
     """Log-likelihood of one site and its exact gradient with respect to θ (adjoint method).
 
     The value equals :func:`site_log_likelihood` bit for bit (same solver, same arithmetic). Any error model
@@ -656,10 +609,10 @@ def site_log_likelihood_and_gradient(problem: CalibrationProblem, site: int, the
     theta = np.asarray(theta, dtype=np.float64)
     p = problem.sites[site]
     use_c14 = _check_problem(problem, p)
-    ss = problem._solve(p, theta, problem.prior.to_unit(theta))
+    ss = problem.solve_state(p, theta, problem.prior.to_unit(theta))
     if not ss.converged:
         return -np.inf, np.zeros(NPAR)
-    internal = ss._internal
+    internal = ss.solver_state
     rates = internal["rates"]
     C = internal["C"]
     N = C.shape[0]
@@ -704,7 +657,7 @@ def site_log_likelihood_and_gradient(problem: CalibrationProblem, site: int, the
     return total, grad
 
 
-def _broadcast_thetas(problem: CalibrationProblem, thetas) -> np.ndarray:
+def _broadcast_thetas(problem, thetas) -> np.ndarray:
     th = np.asarray(thetas, dtype=np.float64)
     S = len(problem.sites)
     if th.shape == (NPAR,):
@@ -714,7 +667,7 @@ def _broadcast_thetas(problem: CalibrationProblem, thetas) -> np.ndarray:
     return th
 
 
-def site_log_likelihoods_and_gradients(problem: CalibrationProblem, thetas) -> tuple[np.ndarray, np.ndarray]:
+def site_log_likelihoods_and_gradients(problem, thetas) -> tuple[np.ndarray, np.ndarray]:
     """Vectorised :func:`site_log_likelihood_and_gradient`: site s at θ_s.
 
     Args:
@@ -733,7 +686,7 @@ def site_log_likelihoods_and_gradients(problem: CalibrationProblem, thetas) -> t
     return vals, grads
 
 
-def log_likelihood_and_gradient(problem: CalibrationProblem, theta) -> tuple[float, np.ndarray]:
+def log_likelihood_and_gradient(problem, theta) -> tuple[float, np.ndarray]:
     """Pooled log-likelihood (all sites share θ) and its exact gradient.
 
     Args:

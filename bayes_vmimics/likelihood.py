@@ -12,7 +12,7 @@ without ¹⁴C observations contribute only the SOC term.
 That is the ``paper`` error model. Others (an absolute error floor, depth weighting, a site-level
 discrepancy scale integrated out, Student-t errors) are selected by ``[likelihood] error_model``; σ and the
 per-site likelihood term live in :mod:`bayes_vmimics.errors` only, and this module (values) and
-:mod:`bayes_vmimics.sensitivity` (gradients) both call it.
+:mod:`bayes_vmimics.gradients` (gradients) both call it.
 
 Each evaluation solves every site's steady state (:func:`~bayes_vmimics.steady_state.solve_site`). A draw
 for which any site fails to converge gets log L = −inf and is counted (:attr:`CalibrationProblem.stats`).
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .constants import C14_POOLS, SOC_POOLS
+from .constants import C14_POOLS, C14_WEIGHT, REL_ERROR, SOC_POOLS
 from .errors import ErrorModel, ObservationErrors
 from .forcing import SiteForcing
 from .grid import DepthGrid
@@ -124,7 +124,11 @@ class SiteObservations:
 
 
 @dataclass(eq=False)
-class _PreparedSite:
+class PreparedSite:
+    """One site of a :class:`CalibrationProblem`, ready to evaluate (``problem.sites[i]``): its observations,
+    model, observation operator, observed values in the compared units with their observation errors, and
+    the warm-start cache. Built by the problem; read by :mod:`bayes_vmimics.gradients`."""
+
     obs: SiteObservations
     model: SiteModel
     operator: ObservationOperator
@@ -220,9 +224,9 @@ class CalibrationProblem:
         *,
         grid: DepthGrid | None = None,
         profile: str = "paper",
-        soc_rel_error: float = 0.1,
-        c14_rel_error: float = 0.1,
-        c14_weight: float = 5.0,
+        soc_rel_error: float = REL_ERROR,
+        c14_rel_error: float = REL_ERROR,
+        c14_weight: float = C14_WEIGHT,
         soc_unit: str = "mg_cm3",
         use_c14: bool = True,
         atmosphere=None,
@@ -267,10 +271,10 @@ class CalibrationProblem:
         self._simulate_c14 = _simulate_radiocarbon() if (use_c14 and any_c14) else None
         #: whether the ¹⁴C term is active (module present, atmosphere given, use_c14, some site with ¹⁴C)
         self.c14_enabled = self._simulate_c14 is not None and atmosphere is not None
-        self.sites: list[_PreparedSite] = [self._prepare(s, max_obs_depth_cm) for s in sites]
+        self.sites: list[PreparedSite] = [self._prepare(s, max_obs_depth_cm) for s in sites]
 
     # ------------------------------------------------------------------ set-up
-    def _prepare(self, s: SiteObservations, max_depth) -> _PreparedSite:
+    def _prepare(self, s: SiteObservations, max_depth) -> PreparedSite:
         keep = np.ones(s.top_cm.shape, bool) if not max_depth else s.bottom_cm <= max_depth
         if not keep.any():
             raise ValueError(f"site {s.site_id}: no observed interval (above {max_depth} cm)")
@@ -308,7 +312,7 @@ class CalibrationProblem:
             c14 = np.empty(0)
         # Eq 16 with λ once (spec A14): σ_base = r · F / √λ
         c14_errors = em.prepare("f14c", c14, thickness[idx], self.c14_rel_error, self.c14_weight)
-        return _PreparedSite(
+        return PreparedSite(
             obs=s,
             model=model,
             operator=op,
@@ -404,13 +408,13 @@ class CalibrationProblem:
         return {k: np.concatenate(v) for k, v in out.items()}
 
     # ------------------------------------------------------------------ model evaluation
-    def _initial(self, p: _PreparedSite, u: np.ndarray):
+    def _initial(self, p: PreparedSite, u: np.ndarray):
         if not self.warm_start or not p.cache_states:
             return None
         d = np.sum((p.cache_u[: len(p.cache_states)] - u) ** 2, axis=1)
         return p.cache_states[int(np.argmin(d))]
 
-    def _remember(self, p: _PreparedSite, u: np.ndarray, ss: SteadyState) -> None:
+    def _remember(self, p: PreparedSite, u: np.ndarray, ss: SteadyState) -> None:
         if not self.warm_start:
             return
         if p.cache_u.shape[0] != self.warm_cache_size:
@@ -429,7 +433,7 @@ class CalibrationProblem:
             p.cache_states = []
             p.cache_next = 0
 
-    def _solve(self, p: _PreparedSite, theta: np.ndarray, u: np.ndarray) -> SteadyState:
+    def solve_state(self, p: PreparedSite, theta: np.ndarray, u: np.ndarray) -> SteadyState:
         init = self._initial(p, u)
         ss = solve_site(p.model, theta, init, on_failure="ignore")
         self.stats.n_solves += 1
@@ -440,7 +444,7 @@ class CalibrationProblem:
             self.stats.failed_sites[p.obs.site_id] = self.stats.failed_sites.get(p.obs.site_id, 0) + 1
         return ss
 
-    def _c14_pools(self, p: _PreparedSite, ss: SteadyState, theta: np.ndarray) -> np.ndarray:
+    def c14_pools(self, p: PreparedSite, ss: SteadyState, theta: np.ndarray) -> np.ndarray:
         res = self._simulate_c14(
             ss,
             p.model,
@@ -481,8 +485,8 @@ class CalibrationProblem:
         theta = np.asarray(theta, dtype=float)
         return self._predict_one(self.sites[int(index)], theta, self.prior.to_unit(theta), grid_outputs)
 
-    def _predict_one(self, p: _PreparedSite, theta: np.ndarray, u: np.ndarray, grid_outputs: bool):
-        ss = self._solve(p, theta, u)
+    def _predict_one(self, p: PreparedSite, theta: np.ndarray, u: np.ndarray, grid_outputs: bool):
+        ss = self.solve_state(p, theta, u)
         if not ss.converged:
             return None
         soc_mg = p.operator.soc_mg_cm3(ss.pools)
@@ -492,7 +496,7 @@ class CalibrationProblem:
         f14c_grid = np.full(n_lay, np.nan)
         if self.c14_enabled and p.obs.has_c14:
             try:
-                c14 = self._c14_pools(p, ss, theta)
+                c14 = self.c14_pools(p, ss, theta)
             except RuntimeError:  # paper mode: the nonlinear ¹⁴C run did not converge
                 self.stats.failed_sites[p.obs.site_id] = self.stats.failed_sites.get(p.obs.site_id, 0) + 1
                 return None
@@ -548,19 +552,19 @@ class CalibrationProblem:
 
     def site_log_likelihood(self, index: int, theta) -> float:
         """Log-likelihood of site ``index`` alone at θ (e.g. its own θ in a hierarchical model); −inf if its
-        steady state (or ¹⁴C run) fails. Same value as :func:`bayes_vmimics.sensitivity.site_log_likelihood`.
+        steady state (or ¹⁴C run) fails. Same value as :func:`bayes_vmimics.gradients.site_log_likelihood`.
 
         Args:
             index: position of the site in :attr:`sites` (count).
             theta: 7 values in ``PARAMETER_NAMES`` order (parameter units).
         """
-        from .sensitivity import site_log_likelihood
+        from .gradients import site_log_likelihood
 
         return site_log_likelihood(self, int(index), theta)
 
     def site_log_likelihood_and_gradient(self, index: int, theta) -> tuple[float, np.ndarray]:
         """Log-likelihood of site ``index`` at θ and its exact gradient (adjoint method, any error model);
-        see :func:`bayes_vmimics.sensitivity.site_log_likelihood_and_gradient`.
+        see :func:`bayes_vmimics.gradients.site_log_likelihood_and_gradient`.
 
         Args:
             index: position of the site in :attr:`sites` (count).
@@ -569,7 +573,7 @@ class CalibrationProblem:
         Returns:
             (log L (log-likelihood units), d log L / dθ (7,) (per parameter unit)).
         """
-        from .sensitivity import site_log_likelihood_and_gradient
+        from .gradients import site_log_likelihood_and_gradient
 
         return site_log_likelihood_and_gradient(self, int(index), theta)
 

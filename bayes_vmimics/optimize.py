@@ -24,12 +24,14 @@ class PointEstimate:
 
     Attributes:
         theta: best parameters in ``PARAMETER_NAMES`` order (parameter units).
-        cost: J at ``theta`` (–).
+        cost: the cost at ``theta``: the deviance −2 (log L − log L of a perfect fit), which is the paper's J
+            under the ``paper`` error model (–).
         soc_metrics: SOC fit (P Table 4), unit of the likelihood's SOC.
         c14_metrics: F14C fit, or None without ¹⁴C.
         n_evaluations: cost evaluations (count).
         n_failed: of them, non-converged (J = +inf) (count).
         message: optimiser message.
+        cost_name: "J" under the ``paper`` error model, else "deviance" (:func:`cost_name`) (–).
     """
 
     theta: np.ndarray
@@ -39,18 +41,30 @@ class PointEstimate:
     n_evaluations: int
     n_failed: int
     message: str
+    cost_name: str = "J"
 
     def to_dict(self) -> dict:
         """Plain dict (parameters by name)."""
         return {
             "parameters": dict(zip(PARAMETER_NAMES, map(float, self.theta), strict=True)),
-            "J": self.cost,
+            self.cost_name: self.cost,
+            "cost_name": self.cost_name,
             "soc": self.soc_metrics.to_dict(),
             "f14c": None if self.c14_metrics is None else self.c14_metrics.to_dict(),
             "n_evaluations": self.n_evaluations,
             "n_failed": self.n_failed,
             "message": self.message,
         }
+
+
+def cost_name(problem: CalibrationProblem) -> str:
+    """Name of :meth:`~bayes_vmimics.likelihood.CalibrationProblem.cost`: "J" (the paper's J₁ + λJ₂, P Eq 14)
+    only under the ``paper`` error model, "deviance" under any other."""
+    import dataclasses
+
+    from .errors import ErrorModel
+
+    return "J" if dataclasses.replace(problem.error_model, name="paper") == ErrorModel() else "deviance"
 
 
 def metrics_at(problem: CalibrationProblem, theta) -> tuple[FitMetrics, FitMetrics | None]:
@@ -77,7 +91,8 @@ def fit_point_estimate(
     polish: bool = True,
     tol: float = 1e-6,
 ) -> PointEstimate:
-    """Minimise J over the prior box with differential evolution (stand-in for P's SCE-UA).
+    """Minimise the cost (J under the paper's error model, else the deviance) over the prior box with
+    differential evolution (stand-in for P's SCE-UA).
 
     Args:
         problem: the calibration problem (its prior gives the box and log-scaled parameters).
@@ -114,4 +129,13 @@ def fit_point_estimate(
     )
     theta = to_theta(res.x)
     soc, c14 = metrics_at(problem, theta)
-    return PointEstimate(theta, float(problem.cost(theta)), soc, c14, counts["n"], counts["failed"], str(res.message))
+    return PointEstimate(
+        theta,
+        float(problem.cost(theta)),
+        soc,
+        c14,
+        counts["n"],
+        counts["failed"],
+        str(res.message),
+        cost_name(problem),
+    )

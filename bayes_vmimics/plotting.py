@@ -33,6 +33,7 @@ from .config import LikelihoodSection, config_from_dict  # noqa: E402
 from .diagnostics import PARAMETER_LABELS, posterior_samples  # noqa: E402
 from .errors import ErrorModel  # noqa: E402
 from .parameters import PARAMETER_NAMES, TABLE1  # noqa: E402
+from .priors import BoxPrior  # noqa: E402
 
 DPI = 150
 _SOC_COLOUR, _C14_COLOUR = "C0", "C1"
@@ -72,6 +73,23 @@ def _likelihood_section(dt):
 
 
 _LIK_FIELDS = {"soc_rel_error", "c14_rel_error", "c14_weight", "soc_unit"}
+
+
+def result_prior(dt) -> BoxPrior | None:
+    """The prior box of the study stored in a result (root attribute ``configuration``), or None (Table 1) when
+    the result has no readable configuration.
+
+    Args:
+        dt: results DataTree (–).
+
+    Returns:
+        The :class:`~bayes_vmimics.priors.BoxPrior`, or None.
+    """
+    try:
+        values = json.loads(dt.attrs.get("configuration", "{}"))
+        return BoxPrior.from_config(config_from_dict(values).priors) if values else None
+    except (TypeError, ValueError, KeyError):
+        return None
 
 
 def observation_error_sd(dt) -> dict[str, float]:
@@ -221,11 +239,13 @@ def _draw_variable(ax, dt, var: str, site: str, *, level: float, colour: str, re
     return True
 
 
-def _profile_figure(dt, sites: list[str], *, level: float, seed: int, title: str):
+def _profile_figure(dt, sites: list[str], *, level: float, seed: int, title: str, row_of: int | None = None):
+    """The profile grid of ``sites``; ``row_of``: lay the rows out as for this many sites (the pages of
+    :func:`plot_profile_pages` keep the first page's panel size)."""
     obs = dt["observed_data"]
     has_c14 = "f14c" in obs.data_vars
     n_panels = 2 if has_c14 else 1
-    sites_per_row = min(len(sites), 3 if has_c14 else 4)
+    sites_per_row = min(max(len(sites), row_of or 0), 3 if has_c14 else 4)
     fig, top, cells = _site_axes_grid(len(sites), n_panels, sites_per_row, legend_height=0.9)
     types = site_forest_types(dt)
     soc_unit = dt.attrs.get("soc_unit", "mg C cm-3")
@@ -332,8 +352,10 @@ def plot_profile_pages(
     out = []
     for i, page in enumerate(pages, start=1):
         p = path if len(pages) == 1 else path.with_name(f"{path.stem}_{i}{path.suffix}")
-        title = f"sites {sites.index(page[0]) + 1}–{sites.index(page[-1]) + 1} of {len(sites)}"
-        out.append(_save(_profile_figure(dt, page, level=level, seed=seed, title=title), p))
+        first, last = sites.index(page[0]) + 1, sites.index(page[-1]) + 1
+        title = f"site {first} of {len(sites)}" if first == last else f"sites {first}–{last} of {len(sites)}"
+        fig = _profile_figure(dt, page, level=level, seed=seed, title=title, row_of=len(pages[0]))
+        out.append(_save(fig, p))
     return out
 
 
@@ -365,10 +387,6 @@ def _mark_box(ax, lo: float, hi: float, *, log: bool = False) -> None:
     else:
         pad = 0.04 * (hi - lo)
         ax.set_xlim(lo - pad, hi + pad)
-
-
-def _box_handle() -> Line2D:
-    return Line2D([], [], color="0.35", ls=":", lw=1.2, label="Table 1 box edges (prior support)")
 
 
 def plot_marginals(dt, path: str | Path, *, prior=None, level: float = 0.9) -> Path:
@@ -410,7 +428,7 @@ def _marginals_figure(dt, prior, level: float):
         log_axis = hi / lo >= 10.0
         if log_axis:
             ax.set_xscale("log")
-        stats = []
+        stats, bars = [], []
         for i, x in enumerate(groups.values()):
             v = x[:, p][np.isfinite(x[:, p])]
             bins = np.geomspace(lo, hi, 60) if log_axis else np.linspace(lo, hi, 41)
@@ -419,8 +437,14 @@ def _marginals_figure(dt, prior, level: float):
             m = float(np.mean(v))
             q1, q2 = np.quantile(v, [0.5 - level / 2, 0.5 + level / 2])
             ax.axvline(m, color=f"C{i}", lw=1.5)
-            ax.errorbar(m, 0, xerr=[[m - q1], [q2 - m]], color=f"C{i}", capsize=3, lw=1.5, clip_on=False)
+            bars.append((m, q1, q2))
             stats.append(f"{_fmt(m)} [{_fmt(q1)}, {_fmt(q2)}]")
+        # the central intervals as bars in a strip below the histograms (not on the axis line, where they hide)
+        top = ax.get_ylim()[1]
+        step = 0.06 * top
+        for i, (m, q1, q2) in enumerate(bars):
+            ax.errorbar(m, -step * (i + 1), xerr=[[m - q1], [q2 - m]], color=f"C{i}", capsize=3, lw=1.5, fmt="o", ms=3)
+        ax.set_ylim(-step * (len(bars) + 1), top)
         ax.set_title("\n".join(stats), fontsize=8, color="C0" if len(stats) == 1 else "0.2")
         if truth is not None:
             ax.axvline(truth[name], color="C3", lw=1.5, ls="--")
@@ -433,14 +457,19 @@ def _marginals_figure(dt, prior, level: float):
     leg.axis("off")
     handles = [Patch(color=f"C{i}", alpha=0.5, label=label) for i, label in enumerate(groups)]
     handles += [
+        Line2D([], [], color="k", lw=1.5, label="mean"),
         Line2D(
-            [], [], color="k", lw=1.5, label=f"mean, with central {round(100 * level)} % interval (bar at the bottom)"
+            [], [], color="k", lw=1.5, marker="o", ms=3, label=f"central {round(100 * level)} % interval (bar below)"
         ),
-        _box_handle(),
+        Line2D([], [], color="0.35", ls=":", lw=1.2, label="Table 1 box edges\n(prior support)"),
     ]
     if truth is not None:
         handles.append(Line2D([], [], color="C3", ls="--", lw=1.5, label="true value (synthetic twin)"))
-    leg.legend(handles=handles, loc="center", fontsize=8, frameon=False, title="panel titles: mean [central interval]")
+    legend = leg.legend(
+        handles=handles, loc="center", fontsize=8, frameon=False, title="panel titles:\nmean [central interval]"
+    )
+    legend.get_title().set_fontsize(8)
+    legend.set_in_layout(False)  # the legend fits its cell; it must not widen the fourth column
     return fig
 
 
@@ -461,7 +490,7 @@ def plot_population(dt, prior, path: str | Path) -> Path:
         raise ValueError("the result has no posterior 'theta_population' (not a hierarchical result)")
     types = [str(t) for t in post["forest_type"].values]
     fig, axes = plt.subplots(2, 4, figsize=(12, 5.6), layout="constrained")
-    for ax, name, lo, hi in zip(axes.flat, PARAMETER_NAMES, prior.lower, prior.upper, strict=False):
+    for p, (ax, name, lo, hi) in enumerate(zip(axes.flat, PARAMETER_NAMES, prior.lower, prior.upper, strict=False)):
         log_axis = hi / lo >= 10.0
         if log_axis:
             ax.set_xscale("log")
@@ -470,22 +499,78 @@ def plot_population(dt, prior, path: str | Path) -> Path:
             x = post["theta_population"].sel(forest_type=t, parameter=name).to_numpy().ravel()
             ax.hist(x, bins=bins, density=True, histtype="step", color=f"C{i}", lw=1.5)
         if "theta_site" in post.data_vars:
+            # the site medians as ticks in a strip below the histograms (on the axis line they would hide)
+            top = ax.get_ylim()[1]
             med = post["theta_site"].sel(parameter=name).median(("chain", "draw")).to_numpy()
-            ax.plot(med, np.zeros_like(med), "|", color="k", ms=12, alpha=0.7, clip_on=False)
+            ax.plot(med, np.full_like(med, -0.06 * top), "|", color="k", ms=9, alpha=0.7)
+            ax.set_ylim(-0.12 * top, top)
         _mark_box(ax, lo, hi, log=log_axis)
         ax.set_xlabel(PARAMETER_LABELS[name] + (", log scale" if log_axis else ""))
+        ax.set_ylabel("posterior density" if p % 4 == 0 else "")
         ax.set_yticks([])
         ax.tick_params(labelsize=8)
     leg = axes.flat[-1]
     leg.axis("off")
     handles = [Line2D([], [], color=f"C{i}", lw=1.5, label=f"{t}: population median") for i, t in enumerate(types)]
-    handles += [Line2D([], [], color="k", marker="|", ls="", ms=12, label="site posterior medians"), _box_handle()]
-    leg.legend(handles=handles, loc="center", fontsize=8, frameon=False)
+    handles += [
+        Line2D([], [], color="k", marker="|", ls="", ms=9, label="site posterior medians (strip below)"),
+        Line2D([], [], color="0.35", ls=":", lw=1.2, label="Table 1 box edges\n(prior support)"),
+    ]
+    leg.legend(handles=handles, loc="center", fontsize=8, frameon=False).set_in_layout(False)
     fig.suptitle("Forest-type populations (posterior density of the median, parameter units)", fontsize=10)
     return _save(fig, path)
 
 
+def plot_beta(dt, path) -> Path:
+    """Posterior mean and 90 % interval of every coefficient B (covariate × parameter), one panel per
+    parameter, one colour per forest type.
+
+    Args:
+        dt: a regression population (:func:`~bayes_vmimics.inference.regression.sample_regression_population`) (–).
+        path: PNG file (path).
+
+    Returns:
+        The path written.
+    """
+    import matplotlib.pyplot as plt
+
+    b = dt["posterior"]["beta"]
+    covs = [str(c) for c in b["covariate"].values]
+    types = [str(t) for t in b["forest_type"].values]
+    shared = bool(dt["posterior"].attrs.get("beta_shared", 0))
+    if shared:
+        types = types[:1]
+    m = b.mean(("chain", "draw"))
+    q = b.quantile([0.05, 0.95], dim=("chain", "draw"))
+    fig, axes = plt.subplots(1, len(PARAMETER_NAMES), figsize=(2.1 * len(PARAMETER_NAMES), 0.35 * len(covs) + 1.6))
+    y = np.arange(len(covs))
+    for ax, name in zip(axes, PARAMETER_NAMES, strict=True):
+        for i, t in enumerate(types):
+            off = (i - (len(types) - 1) / 2) * 0.15
+            mm = m.sel(forest_type=t, parameter=name).values
+            lo = q.sel(quantile=0.05, forest_type=t, parameter=name).values
+            hi = q.sel(quantile=0.95, forest_type=t, parameter=name).values
+            ax.errorbar(mm, y + off, xerr=[mm - lo, hi - mm], fmt="o", ms=3, color=f"C{i}", label=t)
+        ax.axvline(0.0, color="k", lw=0.6)
+        ax.set_title(name, fontsize=9)
+        ax.set_yticks(y, covs if ax is axes[0] else [""] * len(covs), fontsize=8)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.invert_yaxis()
+    axes[0].legend(fontsize=7, loc="best", title="shared" if shared else None)
+    fig.suptitle(
+        "Regression coefficients B: change of logit(position on the prior box) per within-type sd of the covariate "
+        "(mean, 90 % interval)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 __all__ = [
+    "plot_beta",
     "observation_error_sd",
     "plot_marginals",
     "plot_population",

@@ -12,16 +12,7 @@ import numpy as np
 import xarray as xr
 
 from .parameters import PARAMETER_NAMES
-from .priors import BoxPrior
-
-
-def theta_from_logit(prior: BoxPrior, z) -> np.ndarray:
-    """θ (parameter units) from z, the logit of the unit position on the prior box, shape (..., 7) (logit
-    units)."""
-    v = 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float)))
-    lin = prior.lower + (prior.upper - prior.lower) * v
-    log = prior.lower * np.exp(v * np.log(prior.upper / prior.lower))
-    return np.where(prior.is_log, log, lin)
+from .priors import BoxPrior, theta_from_logit
 
 
 def sample_new_site_parameters(

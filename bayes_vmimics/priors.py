@@ -99,3 +99,29 @@ class BoxPrior:
             for n, g, lo, hi in zip(self.names, self.is_log, self.lower, self.upper, strict=True)
         )
         return f"BoxPrior({parts})"
+
+
+def theta_from_logit(prior: BoxPrior, z) -> np.ndarray:
+    """θ from z, the logit of the unit position on the prior box (log scale for log-uniform parameters): the
+    one transform between the samplers' unconstrained space and parameter units.
+
+    Args:
+        prior: the box (–).
+        z: shape (..., 7) (logit units).
+
+    Returns:
+        θ, shape (..., 7) (parameter units).
+    """
+    from scipy.special import expit
+
+    v = expit(np.asarray(z, dtype=float))  # no overflow warning for large |z|
+    lin = prior.lower + (prior.upper - prior.lower) * v
+    log = prior.lower * np.exp(v * np.log(prior.upper / prior.lower))
+    return np.where(prior.is_log, log, lin)
+
+
+def logit_from_theta(prior: BoxPrior, theta) -> np.ndarray:
+    """Inverse of :func:`theta_from_logit`; θ (parameter units) must lie strictly inside the box; returns z
+    (logit units)."""
+    v = np.clip(prior.to_unit(theta), 1e-12, 1.0 - 1e-12)
+    return np.log(v / (1.0 - v))

@@ -94,8 +94,8 @@ _SDIRK3 = np.array(
 )
 _G2 = 1.0 - 1.0 / math.sqrt(2.0)  # L-stable order 2
 _SDIRK2 = np.array([[_G2, 0.0], [1.0 - _G2, _G2]])
-_SCHEMES = {"sdirk3": _SDIRK3, "sdirk2": _SDIRK2, "euler": np.array([[1.0]])}
-_DEFAULT_SCHEME = "sdirk3"
+SCHEMES = {"sdirk3": _SDIRK3, "sdirk2": _SDIRK2, "euler": np.array([[1.0]])}
+DEFAULT_SCHEME = "sdirk3"
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ def _flux_averaged_blocks(states, day_factors, substeps, V, K, mu, eps, phi, kde
 
 
 @njit(cache=True)
-def _factor_shifted(B, lo, up, shift, G, Ginv):
+def factor_shifted(B, lo, up, shift, G, Ginv):
     """Factor the blocks of M − shift·I, M = blockdiag(B_j) + Diffusion − λ₁₄ I (shift in h⁻¹; G scratch).
     Returns the determinant sign of btd_factor (0 if singular)."""
     _core.assemble(B, lo, up, shift + LAMBDA_14C_PER_HOUR, G)
@@ -185,17 +185,19 @@ def _factor_shifted(B, lo, up, shift, G, Ginv):
 
 
 @njit(cache=True)
-def _sdirk_linear(Ginv, lo, up, D, n_steps, inv_gh, a, Y, K):
+def _sdirk_linear(Ginv, lo, up, D, n_steps, inv_gh, a, Y, K, Ystore, k0):
     """``n_steps`` steps of the SDIRK table ``a`` (stiffly accurate) for dD/dt = M D, D (N,7) in place.
 
     Ginv factors M − I/(γh) (inv_gh = 1/(γh) in h⁻¹). Stage i: (I − γhM) Y_i = D + Σ_{k<i} a_ik hK_k, solved
     as (M − I/(γh)) Y_i = −(D + Σ a_ik hK_k)/(γh); then hK_i = (Y_i − D − Σ a_ik hK_k)/γ; D ← Y_s.
-    Y (N,7) and K (s,N,7) are scratch.
+    Y (N,7) and K (s,N,7) are scratch. If ``Ystore`` (n_steps_total, s, N, 7) is not empty, every stage value
+    Y_i of step m is stored at ``Ystore[k0 + m, i]`` (for the discrete adjoint, ``gradients``).
     """
     s = a.shape[0]
     N = D.shape[0]
     g = a[0, 0]
-    for _ in range(n_steps):
+    store = Ystore.shape[0] > 0
+    for m in range(n_steps):
         for i in range(s):
             for j in range(N):
                 for p in range(NP):
@@ -204,6 +206,10 @@ def _sdirk_linear(Ginv, lo, up, D, n_steps, inv_gh, a, Y, K):
                         v += a[i, k] * K[k, j, p]
                     Y[j, p] = -v * inv_gh
             _core.btd_solve(Ginv, lo, up, Y)
+            if store:
+                for j in range(N):
+                    for p in range(NP):
+                        Ystore[k0 + m, i, j, p] = Y[j, p]
             if i < s - 1:
                 for j in range(N):
                     for p in range(NP):
@@ -217,16 +223,19 @@ def _sdirk_linear(Ginv, lo, up, D, n_steps, inv_gh, a, Y, K):
 
 
 @njit(cache=True)
-def _tracer_transient(Ginv_full, Ginv_part, lo, up, X1, X, f, n_full, n_part, inv_gh_full, inv_gh_part, a):
+def tracer_transient(Ginv_full, Ginv_part, lo, up, X1, X, f, n_full, n_part, inv_gh_full, inv_gh_part, a, Ystore):
     """March the tracer from X (N,7; in place) through the years of f: f[:-1] whole years with ``n_full``
     steps each, the last entry a (possibly empty) partial year with ``n_part`` steps. Within a year the
-    litter F14C is f_Y, so D = X − f_Y X₁ obeys dD/dt = M D exactly (M X₁ = −u)."""
+    litter F14C is f_Y, so D = X − f_Y X₁ obeys dD/dt = M D exactly (M X₁ = −u). ``Ystore``: an empty
+    (0, s, N, 7) array, or (n_steps, s, N, 7) to keep every stage value for the discrete adjoint (the one forward
+    pass of both the value and the gradient)."""
     N = X.shape[0]
     s = a.shape[0]
     D = np.empty((N, NP))
     Y = np.empty((N, NP))
     K = np.empty((s, N, NP))
     ny = f.size
+    k_step = 0
     for y in range(ny):
         last = y == ny - 1
         n = n_part if last else n_full
@@ -237,12 +246,18 @@ def _tracer_transient(Ginv_full, Ginv_part, lo, up, X1, X, f, n_full, n_part, in
             for p in range(NP):
                 D[j, p] = X[j, p] - fy * X1[j, p]
         if last:
-            _sdirk_linear(Ginv_part, lo, up, D, n, inv_gh_part, a, Y, K)
+            _sdirk_linear(Ginv_part, lo, up, D, n, inv_gh_part, a, Y, K, Ystore, k_step)
         else:
-            _sdirk_linear(Ginv_full, lo, up, D, n, inv_gh_full, a, Y, K)
+            _sdirk_linear(Ginv_full, lo, up, D, n, inv_gh_full, a, Y, K, Ystore, k_step)
+        k_step += n
         for j in range(N):
             for p in range(NP):
                 X[j, p] = fy * X1[j, p] + D[j, p]
+
+
+def no_stage_store(a, n_layers: int) -> np.ndarray:
+    """The empty ``Ystore`` of :func:`tracer_transient` (no stages kept)."""
+    return np.empty((0, a.shape[0], n_layers, NP))
 
 
 @njit(cache=True)
@@ -283,7 +298,7 @@ def _paper_spinup(X, rates, lam):
 
 @njit(cache=True)
 def _paper_transient(X, rates, u, lam, f, n_full, n_part, h_full, h_part, a):
-    """The 14C run from X (N,7; in place) through the years of f (as in _tracer_transient), with the SDIRK
+    """The 14C run from X (N,7; in place) through the years of f (as in tracer_transient), with the SDIRK
     table ``a`` whose stage equations Y_i − γh (f(Y_i) − λY_i) = X_n + Σ a_ik hK_k are solved by Newton's
     method (``_core.newton_solve``). ``rates.inputs`` is overwritten with the year's inputs u·f_Y; h in hours.
     Returns the status (0 ok)."""
@@ -332,7 +347,7 @@ def _paper_transient(X, rates, u, lam, f, n_full, n_part, h_full, h_part, a):
 def _check_inputs(steady_state, site: SiteModel):
     if not isinstance(site, SiteModel):
         raise TypeError(f"site must be the SiteModel the steady state was solved with, got {type(site).__name__}")
-    internal = getattr(steady_state, "_internal", None)
+    internal = getattr(steady_state, "solver_state", None)
     if not isinstance(internal, dict) or "C" not in internal or "rates" not in internal:
         raise TypeError(f"steady_state must be a SteadyState from solve_site, got {type(steady_state).__name__}")
     if not steady_state.converged:
@@ -379,7 +394,7 @@ def _tracer_operator(internal, site: SiteModel):
         if site.day_factors is not None:
             raise NotImplementedError(
                 "radiocarbon for a temperature-climatology site needs the periodic daily states "
-                "(steady_state._internal['daily_states']) of the annual-cycle solver"
+                "(steady_state.solver_state['daily_states']) of the annual-cycle solver"
             )
         C = internal["C"]
         B = np.empty((C.shape[0], NP, NP))
@@ -393,7 +408,7 @@ def _unit_steady_state(B, u, lo, up, decay: bool) -> np.ndarray:
     G = np.empty((N, NP, NP))
     Ginv = np.empty((N, NP, NP))
     shift = 0.0 if decay else -LAMBDA_14C_PER_HOUR
-    if _factor_shifted(B, lo, up, shift, G, Ginv) == 0:
+    if factor_shifted(B, lo, up, shift, G, Ginv) == 0:
         raise np.linalg.LinAlgError("the tracer matrix is singular (a pool with no outflow, e.g. extinct microbes)")
     X1 = -np.ascontiguousarray(u, dtype=np.float64)
     _core.btd_solve(Ginv, lo, up, X1)
@@ -427,7 +442,7 @@ def f14c_steady_state(steady_state, site: SiteModel, litter_f14c: float, *, deca
     return (f * _unit_steady_state(B, u, lo, up, decay)).T.copy()
 
 
-def _year_plan(sampling_year, steps_per_year):
+def year_plan(sampling_year, steps_per_year):
     """Validated (s, years, n_full, n_part, h_full, h_part): years 1950 … floor(s) (the last one partial) and
     the step sizes (h)."""
     try:
@@ -498,12 +513,12 @@ def simulate_radiocarbon(
     if mode not in MODES:
         raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
     internal = _check_inputs(steady_state, site)
-    s, years, n_full, n_part, h_full, h_part = _year_plan(sampling_year, steps_per_year)
+    s, years, n_full, n_part, h_full, h_part = year_plan(sampling_year, steps_per_year)
     if not isinstance(atmosphere, AtmosphericRecord):
         raise TypeError(f"atmosphere must be an AtmosphericRecord, got {type(atmosphere).__name__}")
     f_spin = atmosphere.f14c(zone, SPIN_UP_YEAR)  # raises ValueError for an unknown zone
     f_years = np.ascontiguousarray(atmosphere.litter_f14c(zone, years), dtype=np.float64)
-    a = _SCHEMES[_DEFAULT_SCHEME]
+    a = SCHEMES[DEFAULT_SCHEME]
     g = a[0, 0]
     lam = LAMBDA_14C_PER_HOUR if decay else 0.0
     if mode == "tracer":
@@ -516,13 +531,13 @@ def simulate_radiocarbon(
         G = np.empty((N, NP, NP))
         Ginv_full = np.empty((N, NP, NP))
         shift = 0.0 if decay else -LAMBDA_14C_PER_HOUR
-        _factor_shifted(B, lo, up, shift + 1.0 / (g * h_full), G, Ginv_full)
+        factor_shifted(B, lo, up, shift + 1.0 / (g * h_full), G, Ginv_full)
         if n_part:
             Ginv_part = np.empty((N, NP, NP))
-            _factor_shifted(B, lo, up, shift + 1.0 / (g * h_part), G, Ginv_part)
+            factor_shifted(B, lo, up, shift + 1.0 / (g * h_part), G, Ginv_part)
         else:
             Ginv_part = Ginv_full
-        _tracer_transient(
+        tracer_transient(
             Ginv_full,
             Ginv_part,
             lo,
@@ -535,6 +550,7 @@ def simulate_radiocarbon(
             1.0 / (g * h_full),
             1.0 / (g * h_part),
             a,
+            no_stage_store(a, N),
         )
     else:
         if site.day_factors is not None:

@@ -8,13 +8,18 @@ Groups written by :func:`build_datatree`:
 - ``log_likelihood``: ``soc`` (chain, draw, soc_obs) and ``f14c`` (chain, draw, c14_obs), pointwise.
 - ``observed_data``: ``soc`` (soc_obs) and ``f14c`` (c14_obs) with site and interval coords.
 - ``posterior_predictive``: ``soc`` and ``f14c`` per observed interval (noise-free model values, the
-  quantity compared with the data), ``soc_grid`` and ``f14c_grid`` per model layer (grid_point), with coords
-  ``grid_site`` and ``grid_mid_cm``.
+  quantity compared with the data), ``soc_observed`` and ``f14c_observed`` (replicated observations: the model
+  value plus observation error drawn with the problem's error model; a site-scale discrepancy κ from each
+  site's posterior for calibration sites, from its prior for held-out sites), ``soc_grid`` and ``f14c_grid``
+  per model layer (grid_point), with coords ``grid_site`` and ``grid_mid_cm``.
 - ``convergence``: ``tau`` and ``n_over_tau`` (ensemble, parameter), ``rhat`` (parameter).
 
-Root attributes: study configuration (JSON), data version, seed, package versions, failure counts, how the
+Root attributes: study configuration (JSON, ``configuration``: ``validate`` reads the error model and the data
+selection from it), data version, seed, package versions, failure counts, how the
 run was resumed (``steps_at_start``: per ensemble, the steps stored at the start of each invocation;
-``n_evaluations_total`` over all invocations), and for synthetic twins the true parameter values. Files are
+``n_evaluations_total`` over all invocations), the best cost of the posterior draws and of the start search
+(``cost_name``, ``posterior_best_cost``, ``optimiser_best_cost``; see :func:`mode_lines`), and for synthetic
+twins the true parameter values. Files are
 written with the h5netcdf engine.
 """
 
@@ -30,6 +35,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .inference.emcee_sampler import select_draws
 from .metrics import fit_metrics
 from .parameters import PARAMETER_NAMES, PARAMETER_UNITS
 
@@ -55,23 +61,6 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def select_draws(runs, *, discard: int, thin: int, max_draws: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Indices (step, walker) of the draws kept from every ensemble, the same for all ensembles.
-
-    Steps ``discard, discard + thin, ...``; all walkers; step-major order; evenly sub-sampled to at most
-    ``max_draws``. Returns ``(steps, walkers, positions)`` with ``positions`` (n_ens, n_draws, 7).
-    """
-    n_steps, n_walkers, _ = runs[0].chain.shape
-    steps = np.arange(discard, n_steps, thin)
-    s, w = np.meshgrid(steps, np.arange(n_walkers), indexing="ij")
-    s, w = s.ravel(), w.ravel()
-    if s.size > max_draws:
-        keep = np.unique(np.linspace(0, s.size - 1, max_draws).round().astype(int))
-        s, w = s[keep], w[keep]
-    pos = np.stack([r.chain[s, w] for r in runs])
-    return s, w, pos
-
-
 def _obs_coords(obs: dict, kind: str) -> dict:
     dim = f"{kind}_obs" if kind == "soc" else "c14_obs"
     return {
@@ -82,18 +71,27 @@ def _obs_coords(obs: dict, kind: str) -> dict:
     }
 
 
-def _predictive_groups(problem, thetas: np.ndarray, sample: dict):
+_REPLICATED = "replicated observation: model value plus observation error of the problem's error model"
+
+
+def _predictive_groups(problem, thetas: np.ndarray, sample: dict, *, new_site: bool = False, seed: int = 0):
     """Pointwise log-likelihood, observed data and posterior predictive of every site, draw by draw.
 
     Args:
         problem: the :class:`~bayes_vmimics.likelihood.CalibrationProblem`.
         thetas: parameters per draw and site, shape (n_chain, n_draw, n_sites, 7) (parameter units).
         sample: ``{"chain": ..., "draw": ...}`` coordinates.
+        new_site: the sites are new to the result (held out): the pointwise ``log_likelihood`` is then the
+            log predictive density of a new site and the replicated observations draw a site-scale
+            discrepancy κ from its prior; False (calibration sites): the likelihood's pointwise terms and κ from
+            each site's posterior (bool).
+        seed: seed of the observation-error draws of ``soc_observed`` / ``f14c_observed`` (integer).
 
     Returns:
         ``(log_likelihood, observed_data, posterior_predictive, n_failed)``: three Datasets in the layout of
         the module docstring and the number of draws whose steady state (of any site) did not converge
-        (their values are NaN).
+        (their values are NaN). ``posterior_predictive`` also holds ``soc_observed`` and ``f14c_observed``:
+        replicated observations, the model value plus observation error of the problem's error model.
     """
     obs = problem.observations()
     n_ens, n_draw = thetas.shape[:2]
@@ -107,6 +105,8 @@ def _predictive_groups(problem, thetas: np.ndarray, sample: dict):
     pp_c14 = np.full((n_ens, n_draw, n_c14), np.nan)
     pp_soc_grid = np.full((n_ens, n_draw, n_grid), np.nan)
     pp_c14_grid = np.full((n_ens, n_draw, n_grid), np.nan)
+    rep_soc, rep_c14 = np.full_like(pp_soc, np.nan), np.full_like(pp_c14, np.nan)
+    rng = np.random.default_rng(seed)
     n_failed = 0
     for c in range(n_ens):
         for d in range(n_draw):
@@ -114,11 +114,19 @@ def _predictive_groups(problem, thetas: np.ndarray, sample: dict):
             if any(q is None for q in pred):
                 n_failed += 1
                 continue
-            pw = problem.pointwise_from_predictions(pred)
-            ll_soc[c, d] = pw["soc"]
-            ll_c14[c, d] = pw["f14c"]
             pp_soc[c, d] = np.concatenate([q.soc for q in pred])
             pp_c14[c, d] = np.concatenate([q.f14c[p.c14_index] for p, q in zip(problem.sites, pred, strict=True)])
+            if new_site:
+                ll_soc[c, d] = problem.pointwise_log_predictive_density("soc", pp_soc[c, d], new_site=True)
+                if n_c14:
+                    ll_c14[c, d] = problem.pointwise_log_predictive_density("f14c", pp_c14[c, d], new_site=True)
+            else:
+                pw = problem.pointwise_from_predictions(pred)
+                ll_soc[c, d] = pw["soc"]
+                ll_c14[c, d] = pw["f14c"]
+            rep_soc[c, d] = problem.sample_observation_noise("soc", pp_soc[c, d], rng, new_site=new_site)
+            if n_c14:
+                rep_c14[c, d] = problem.sample_observation_noise("f14c", pp_c14[c, d], rng, new_site=new_site)
             pp_soc_grid[c, d] = np.concatenate([q.soc_grid for q in pred])
             pp_c14_grid[c, d] = np.concatenate([q.f14c_grid for q in pred])
 
@@ -129,6 +137,7 @@ def _predictive_groups(problem, thetas: np.ndarray, sample: dict):
     pp = xr.Dataset(
         {
             "soc": (("chain", "draw", "soc_obs"), pp_soc, {"units": soc_unit}),
+            "soc_observed": (("chain", "draw", "soc_obs"), rep_soc, {"units": soc_unit, "long_name": _REPLICATED}),
             "soc_grid": (("chain", "draw", "grid_point"), pp_soc_grid, {"units": "mg C cm-3"}),
             "f14c_grid": (("chain", "draw", "grid_point"), pp_c14_grid, {"units": "1"}),
         },
@@ -146,6 +155,15 @@ def _predictive_groups(problem, thetas: np.ndarray, sample: dict):
         pp["f14c"] = xr.DataArray(
             pp_c14, dims=("chain", "draw", "c14_obs"), coords={**sample, **c14_c}, attrs={"units": "1"}
         )
+        pp["f14c_observed"] = xr.DataArray(
+            rep_c14,
+            dims=("chain", "draw", "c14_obs"),
+            coords={**sample, **c14_c},
+            attrs={"units": "1", "long_name": _REPLICATED},
+        )
+    pp.attrs["observation_error"] = f"error model {problem.error_model.name!r}, " + (
+        "new sites (κ from its prior)" if new_site else "own sites"
+    )
     return log_lik, observed, pp, n_failed
 
 
@@ -201,7 +219,7 @@ def _thinned_draws(n_chain: int, n_draw: int, max_draws: int) -> np.ndarray:
 
 
 def add_held_out_predictive(
-    dt: xr.DataTree, problem, forest_types, *, max_draws: int = 200, seed: int = 0
+    dt: xr.DataTree, problem, forest_types, *, max_draws: int = 200, seed: int = 0, covariates=None
 ) -> xr.DataTree:
     """Posterior predictive of held-out sites from a hierarchical result: the basis of predictive validation.
 
@@ -219,6 +237,11 @@ def add_held_out_predictive(
         forest_types: forest type of each held-out site, in the problem's order; each must be in ``dt`` (–).
         max_draws: at most this many posterior draws in total (count).
         seed: seed of the new sites' population draws (integer).
+        covariates: for a regression population (``posterior`` with ``beta``; issue 20), the held-out sites'
+            covariates standardised with the result's scaler, shape (n_sites, J), in the problem's order: their
+            parameters are then drawn from the regression at their covariates, θ = box(sigmoid(μ_t + x_s B_t +
+            σ_t η)) (:func:`~bayes_vmimics.population_regression.sample_new_site_parameters_regression`); must be
+            None for a population without covariates (standardised units).
 
     Returns:
         A DataTree in the layout of :func:`build_datatree` (so :func:`fit_metrics_table`,
@@ -246,15 +269,31 @@ def add_held_out_predictive(
         both = sorted(set(problem.site_ids) & {str(v) for v in post["site"].values})
         if both:
             raise ValueError(f"held-out site(s) {both} are calibration sites of the result: nothing is held out")
+    regression = "beta" in post.data_vars
+    if regression and covariates is None:
+        raise ValueError(
+            "the result is a regression population (posterior 'beta'): give the held-out sites' covariates"
+        )
+    if not regression and covariates is not None:
+        raise ValueError("covariates given, but the result is a population without covariates (no 'beta')")
     rng = np.random.default_rng(seed)
     idx = _thinned_draws(post.sizes["chain"], post.sizes["draw"], max_draws)
-    # one independent population draw per site and posterior draw; sample_new_site_parameters names the
-    # forest types the result lacks
-    th = np.stack(
-        [sample_new_site_parameters(dt, t, problem.prior, rng).isel(draw=idx).values for t in forest_types], axis=2
-    )
+    if regression:
+        from .population_regression import sample_new_site_parameters_regression
+
+        x = np.asarray(getattr(covariates, "X", covariates), dtype=float)
+        if x.ndim != 2 or x.shape[0] != len(problem.sites):
+            raise ValueError(f"covariates must have one row per held-out site ({len(problem.sites)}), got {x.shape}")
+        th = sample_new_site_parameters_regression(dt, forest_types, x, problem.prior, rng)[:, idx]
+    else:
+        # one independent population draw per site and posterior draw; sample_new_site_parameters names the
+        # forest types the result lacks
+        th = np.stack(
+            [sample_new_site_parameters(dt, t, problem.prior, rng).isel(draw=idx).values for t in forest_types],
+            axis=2,
+        )
     sample = {"chain": post["chain"].values, "draw": post["draw"].values[idx]}
-    log_lik, observed, pp, n_failed = _predictive_groups(problem, th, sample)
+    log_lik, observed, pp, n_failed = _predictive_groups(problem, th, sample, new_site=True, seed=seed)
     theta = xr.Dataset(
         {"theta_site": (("chain", "draw", "site", "parameter"), th)},
         coords={
@@ -272,45 +311,116 @@ def add_held_out_predictive(
         "soc_unit": observed["soc"].attrs["units"],
         "n_failed_predictive": n_failed,
         "seed": int(seed),
+        "population": "regression on covariates" if regression else "forest type",
     }
     return out
 
 
-def held_out_scores(dt: xr.DataTree, problem, *, seed: int = 0) -> pd.DataFrame:
-    """Scores of a posterior predictive against its data, per variable (SOC, F14C): the paper's fit metrics
-    of the predictive median (:func:`fit_metrics_table`: RMSE, BIC, a, b, r²), plus
+#: Why held-out SOC is scored in mg C cm⁻³, not the paper's g C kg⁻¹ (P Table 4); also a column of the scores.
+SOC_UNIT_NOTE = (
+    "SOC in mg C cm-3, the unit the likelihood compares (P Eq 15); g C kg-1 would need the bulk density, which "
+    "is missing or filled for many layers"
+)
+
+
+def held_out_scores(dt: xr.DataTree, problem, *, seed: int = 0, new_site: bool = True) -> pd.DataFrame:
+    """Scores of a posterior predictive against its data, per variable (SOC, F14C), under the problem's error
+    model (:func:`~bayes_vmimics.scoring.score_predictions`, the one code path of every kind of result): the
+    paper's fit metrics of the predictive median (RMSE, BIC, a, b, r²), plus
 
     - ``lppd``: log pointwise predictive density per observation, mean over observations: log of the
-      likelihood averaged over the draws (draws whose steady state failed are left out) (nats);
+      predictive density averaged over the draws (draws whose steady state failed are left out) (nats);
     - ``coverage_50``, ``coverage_90``: share of observations inside the central 50 % and 90 % predictive
-      intervals, which include the observation error of the likelihood (σ = 10 % of the observed value for
-      SOC, 10 %/√λ for F14C, or the problem's settings). A calibrated prediction covers 50 % and 90 % (–);
-    - ``n_sites``, ``n_obs`` (count).
+      intervals, which include the observation error of the problem's error model (a new site's κ from its
+      prior under the site-scale discrepancy). A calibrated prediction covers 50 % and 90 % (–);
+    - ``n_sites``, ``n_obs``, ``n_draws``, ``n_failed_draws`` (count); ``unit`` and, for SOC, ``note`` (why
+      mg C cm⁻³).
 
     Args:
-        dt: the result of :func:`add_held_out_predictive` (or :func:`add_site_predictive`) (–).
-        problem: the problem of the same sites, for the observation error (–).
+        dt: the result of :func:`add_held_out_predictive` (or :func:`add_site_predictive`, :func:`build_datatree`,
+            :func:`add_shared_held_out_predictive`) (–).
+        problem: the problem of the same sites, in the same order, for the data and the error model (–).
         seed: seed of the observation-error draws of the intervals (integer).
-    """
-    from scipy.special import logsumexp
+        new_site: the sites are new to the result (held out, True) or its own calibration sites (bool).
 
-    rng = np.random.default_rng(seed)
-    table = fit_metrics_table(dt)
-    sd_rel = {"soc": problem.soc_rel_error, "f14c": problem.c14_rel_error / np.sqrt(problem.c14_weight)}
-    for var in table.index:
-        o = dt["observed_data"][var]
-        pred = dt["posterior_predictive"][var].transpose("chain", "draw", ...).values.reshape(-1, o.size)
-        ok = np.all(np.isfinite(pred), axis=1)
-        pred = pred[ok]
-        rep = pred + sd_rel[var] * o.values * rng.standard_normal(pred.shape)
-        for level in (50, 90):
-            lo, hi = np.quantile(rep, [0.5 - level / 200, 0.5 + level / 200], axis=0)
-            table.loc[var, f"coverage_{level}"] = float(np.mean((o.values >= lo) & (o.values <= hi)))
-        ll = dt["log_likelihood"][var].transpose("chain", "draw", ...).values.reshape(-1, o.size)[ok]
-        table.loc[var, "lppd"] = float(np.mean(logsumexp(ll, axis=0) - np.log(ll.shape[0])))
-        table.loc[var, "n_sites"] = len(set(o[f"{var}_site"].values.tolist()))
-        table.loc[var, "n_obs"] = o.size
-    return table.astype({"n_sites": int, "n_obs": int})
+    Raises:
+        ValueError: the predictive and the problem have different observations.
+    """
+    from .scoring import score_predictions
+
+    obs = problem.observations()
+    preds = {}
+    for var in ("soc", "f14c"):
+        n = obs[var].size
+        if var not in dt["posterior_predictive"].data_vars:
+            if n:
+                raise ValueError(f"the predictive has no {var!r} but the problem has {n} {var} observations")
+            preds[var] = np.empty((1, 0))
+            continue
+        pred = dt["posterior_predictive"][var].transpose("chain", "draw", ...).values
+        if pred.shape[-1] != n or not np.array_equal(dt["observed_data"][var].values, obs[var]):
+            raise ValueError(f"the predictive's {var} observations are not the problem's: give the same sites")
+        preds[var] = pred.reshape(-1, n)
+    table = score_predictions(problem, preds, seed=seed, new_site=new_site)
+    unit = dt.attrs.get("soc_unit", "mg C cm-3")
+    table["unit"] = [unit if v == "soc" else "1 (F14C)" for v in table.index]
+    table["note"] = [SOC_UNIT_NOTE if v == "soc" and unit == "mg C cm-3" else "" for v in table.index]
+    return table
+
+
+def add_shared_held_out_predictive(
+    problem, thetas, forest_types, *, kind: str, max_draws: int = 200, seed: int = 0
+) -> xr.DataTree:
+    """Posterior predictive of held-out sites from a point estimate or a pooled posterior: every site gets the
+    same θ at each draw (the result's own), solved with its own forcing.
+
+    Args:
+        problem: the :class:`~bayes_vmimics.likelihood.CalibrationProblem` of the held-out sites (–).
+        thetas: θ draws, shape (n_chain, n_draw, 7), or (7,) for a point estimate (parameter units).
+        forest_types: forest type of each held-out site, in the problem's order (–).
+        kind: what the draws are, e.g. "point estimate" or "pooled posterior" (recorded) (–).
+        max_draws: at most this many draws in total (count).
+        seed: seed of the replicated observations (integer).
+
+    Returns:
+        A DataTree in the layout of :func:`add_held_out_predictive` (``posterior/theta_site``; the held-out
+        data's log predictive density under the error model for a new site in ``log_likelihood``).
+    """
+    th = np.asarray(thetas, dtype=float)
+    if th.ndim == 1:
+        th = th[None, None, :]
+    if th.ndim != 3 or th.shape[-1] != len(PARAMETER_NAMES):
+        raise ValueError(f"thetas must have shape (n_chain, n_draw, {len(PARAMETER_NAMES)}) or (7,), got {th.shape}")
+    if not np.all(np.isfinite(th)):
+        raise ValueError("thetas hold non-finite values")
+    forest_types = [str(t) for t in forest_types]
+    if len(forest_types) != len(problem.sites):
+        raise ValueError(f"{len(forest_types)} forest types for {len(problem.sites)} held-out sites")
+    idx = _thinned_draws(th.shape[0], th.shape[1], max_draws)
+    th = th[:, idx]
+    per_site = np.broadcast_to(th[:, :, None, :], (*th.shape[:2], len(problem.sites), th.shape[-1])).copy()
+    sample = {"chain": np.arange(th.shape[0]), "draw": idx}
+    log_lik, observed, pp, n_failed = _predictive_groups(problem, per_site, sample, new_site=True, seed=seed)
+    theta = xr.Dataset(
+        {"theta_site": (("chain", "draw", "site", "parameter"), per_site)},
+        coords={
+            **sample,
+            "site": list(problem.site_ids),
+            "parameter": list(PARAMETER_NAMES),
+            "forest_type": ("site", forest_types),
+        },
+    )
+    out = xr.DataTree.from_dict(
+        {"posterior": theta, "log_likelihood": log_lik, "observed_data": observed, "posterior_predictive": pp}
+    )
+    out.attrs = {
+        "held_out_forest_types": ",".join(dict.fromkeys(forest_types)),
+        "soc_unit": observed["soc"].attrs["units"],
+        "n_failed_predictive": n_failed,
+        "seed": int(seed),
+        "population": kind,
+    }
+    return out
 
 
 def build_datatree(
@@ -339,7 +449,7 @@ def build_datatree(
         seed: master seed (integer).
         data_version: label of the data (e.g. hash or file dates) (–).
         truth: true parameter vector of a synthetic twin (parameter units), or None.
-        convergence: output of :func:`~bayes_vmimics.inference.convergence_report`.
+        convergence: output of :func:`~bayes_vmimics.inference.ensemble_convergence`.
         extra_attrs: more root attributes (JSON-serialisable values).
     """
     steps, walkers, pos = select_draws(runs, discard=discard, thin=thin, max_draws=max_draws)
@@ -350,7 +460,7 @@ def build_datatree(
 
     n_sites = len(problem.sites)
     per_site = np.broadcast_to(pos[:, :, None, :], (n_ens, n_draw, n_sites, pos.shape[-1]))
-    log_lik, observed, pp, n_failed = _predictive_groups(problem, per_site, sample)
+    log_lik, observed, pp, n_failed = _predictive_groups(problem, per_site, sample, seed=0 if seed is None else seed)
     soc_unit = observed["soc"].attrs["units"]
     posterior = xr.Dataset(
         {n: (("chain", "draw"), pos[..., i], {"units": PARAMETER_UNITS[n]}) for i, n in enumerate(PARAMETER_NAMES)},
@@ -550,12 +660,45 @@ def format_report(dt: xr.DataTree) -> str:
             )
         if not np.all(np.isfinite(conv["tau"].values)):
             lines.append("warning: τ unknown (NaN) for some parameter: the chains are too short to estimate it")
+    lines += mode_lines(dt)
     lines.append(
         f"non-converged steady states: {dt.attrs.get('n_failed_steady_state')} of "
         f"{dt.attrs.get('n_evaluations')} evaluations in the prior box (→ −inf)"
     )
     lines += resume_lines(dt)
     return "\n".join(lines)
+
+
+#: An optimiser's cost this much below the best posterior draw's means a missed mode (deviance units).
+MODE_GAP = 2.0
+
+
+def mode_lines(dt: xr.DataTree) -> list[str]:
+    """The best cost (J under the paper's error model, else the deviance) of the posterior draws and of the
+    optimisers that started the ensembles, with a warning when an optimiser beat every posterior draw by more
+    than :data:`MODE_GAP` (the chains missed or have not reached a better mode); empty for results without
+    that record."""
+    name = dt.attrs.get("cost_name")
+    post = dt.attrs.get("posterior_best_cost")
+    if name is None or post is None:
+        return []
+    lines = [f"best posterior draw (of the 3 with highest log posterior): {name} = {float(post):.6g}"]
+    opt = dt.attrs.get("optimiser_best_cost")
+    if opt is None:
+        return lines
+    costs = json.loads(dt.attrs.get("optimiser_costs", "[]"))
+    lines.append(
+        f"best optimum found by the start search ({dt.attrs.get('start')}, {len(costs)} distinct optim"
+        f"{'um' if len(costs) == 1 else 'a'}): {name} = {float(opt):.6g}"
+    )
+    if np.isfinite(post) and float(opt) < float(post) - MODE_GAP:
+        lines.append(
+            f"warning: an optimiser found {name} = {float(opt):.6g}, better than the best posterior draw's "
+            f"{float(post):.6g} by {float(post) - float(opt):.4g}: the chains missed that mode or have not reached "
+            "it; sample longer, or start the ensembles at distinct optima (sampler.start = 'multimap', more "
+            "sampler.map_starts, calibrate --start-from the optimize result)"
+        )
+    return lines
 
 
 def resume_lines(dt: xr.DataTree) -> list[str]:

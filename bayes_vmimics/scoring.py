@@ -158,4 +158,71 @@ def site_shares(problem, theta) -> pd.Series:
     return pd.Series(dev / dev.sum(), index=problem.site_ids, name="deviance_share")
 
 
-__all__ = ["predict_draws", "score_draws", "score_predictions", "site_shares"]
+def fit_discrepancy_prior_sites(problem, thetas) -> dict[str, tuple[float, float]]:
+    """Empirical-Bayes shape a and prior median of the site-scale discrepancy κ per variable, from the
+    problem's sites each at its own θ (a hierarchical result's per-site posterior medians) or all at one θ (a
+    point estimate or a pooled posterior median): the κ prior of new (held-out) sites
+    (:func:`~bayes_vmimics.errors.fit_discrepancy_prior`).
+
+    Args:
+        problem: the calibration sites, with an error model whose discrepancy is ``site_scale`` (–).
+        thetas: shape (7,) (one θ for all sites) or (n_sites, 7) (parameter units).
+
+    Returns:
+        ``{"soc": (a, median κ), "f14c": (a, median κ)}`` (–); "f14c" only with ≥ 2 sites with F14C.
+
+    Raises:
+        ValueError: no site-scale discrepancy, wrong shape, fewer than 2 sites, or a failed steady state.
+    """
+    from .errors import fit_discrepancy_prior
+
+    if problem.error_model.discrepancy != "site_scale":
+        raise ValueError("the error model has no site-scale discrepancy: there is no κ prior to fit")
+    th = np.asarray(thetas, dtype=float)
+    npar = len(PARAMETER_NAMES)
+    if th.shape == (npar,):
+        th = np.broadcast_to(th, (len(problem.sites), npar))
+    if th.shape != (len(problem.sites), npar):
+        raise ValueError(f"thetas must have shape ({npar},) or ({len(problem.sites)}, {npar}), got {th.shape}")
+    n_eff = {"soc": [], "f14c": []}
+    q = {"soc": [], "f14c": []}
+    for s, p in enumerate(problem.sites):
+        pred = problem.predict_site(s, th[s], grid_outputs=False)
+        if pred is None:
+            raise ValueError(f"site {problem.site_ids[s]}: steady state failed at its θ; cannot fit the κ prior")
+        for var, term, values in (
+            ("soc", p.soc_errors, pred.soc),
+            ("f14c", p.c14_errors, np.asarray(pred.f14c)[p.c14_index] if p.c14_index.size else None),
+        ):
+            if values is None or term.size == 0:
+                continue
+            shape, rate = term.discrepancy_posterior(values)
+            a, b = problem.error_model.discrepancy_hyper(var)
+            n_eff[var].append(2.0 * (shape - a))
+            q[var].append(2.0 * (rate - b))
+    out = {}
+    for var in ("soc", "f14c"):
+        if len(n_eff[var]) >= 2:
+            out[var] = fit_discrepancy_prior(np.array(n_eff[var]), np.array(q[var]))
+    if "soc" not in out:
+        raise ValueError("the κ prior needs at least 2 calibration sites")
+    return out
+
+
+def discrepancy_prior_keys(fitted: dict[str, tuple[float, float]]) -> dict[str, float]:
+    """``[likelihood]`` keys (``discrepancy_shape``, ``discrepancy_scale``, ``c14_discrepancy_shape``,
+    ``c14_discrepancy_scale``) that set the fitted κ prior of :func:`fit_discrepancy_prior_sites` (–)."""
+    out = {"discrepancy_shape": float(fitted["soc"][0]), "discrepancy_scale": float(fitted["soc"][1])}
+    if "f14c" in fitted:
+        out |= {"c14_discrepancy_shape": float(fitted["f14c"][0]), "c14_discrepancy_scale": float(fitted["f14c"][1])}
+    return out
+
+
+__all__ = [
+    "discrepancy_prior_keys",
+    "fit_discrepancy_prior_sites",
+    "predict_draws",
+    "score_draws",
+    "score_predictions",
+    "site_shares",
+]

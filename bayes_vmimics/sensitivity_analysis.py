@@ -55,16 +55,16 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .constants import SOC_POOLS
+from .constants import C14_WEIGHT, REL_ERROR, SOC_POOLS
 from .interrupt import deferred_interrupt, ignore_sigint
 from .io.parameters import table3_parameters
 from .parameters import PARAMETER_NAMES, TABLE1
 from .steady_state import solve_site
 
 #: Relative observation error of the paper's cost, s = 0.1 · observed value (P after Eq 16) (–).
-PAPER_REL_ERROR = 0.1
+PAPER_REL_ERROR = REL_ERROR
 #: λ of the paper's cost, applied once to the ¹⁴C term (P §2.3.1; spec A14) (–).
-PAPER_LAMBDA = 5.0
+PAPER_LAMBDA = C14_WEIGHT
 #: Depths whose layers' modelled SOC and F14C are analysed besides the costs (cm).
 DEFAULT_DEPTHS_CM = (15.0, 35.0, 75.0)
 #: The three process parameters of P Fig 7.

@@ -30,9 +30,9 @@ import numpy as np
 import pandas as pd
 
 from . import sensitivity_analysis as sa
+from .constants import FOREST_TYPES
 from .parameters import PARAMETER_NAMES
 
-FOREST_TYPES = ("ENF", "EBF", "DBF", "BNF")
 DEFAULT_OUT = Path("results/sensitivity")
 
 #: --quick settings per analysis (small designs that finish in seconds to a minute).

@@ -14,6 +14,7 @@ a folder that is named but missing is an error in every mode.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from .config import StudyConfig
-from .io.sites import FOUR_TYPES
+from .errors import ErrorModel
 from .likelihood import CalibrationProblem, SiteObservations, radiocarbon_available
 from .parameters import TABLE1
 
 #: The four forest types of Wang et al. (2021) Sect. 2.5.2, the choices of ``--forest-type``.
-FOREST_TYPES = FOUR_TYPES
 
 #: The project's own tables that shape the site set (curation inputs); hashed into the data label of a run.
 PROJECT_TABLES = (
@@ -155,7 +155,8 @@ def real_site_observations(tables, config: StudyConfig) -> list[SiteObservations
 
 
 # ----------------------------------------------------------------------------- data labels
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The sha256 hex digest of a file, read in 1 MiB blocks (path → str)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -211,11 +212,11 @@ def data_file_hashes(config: StudyConfig, data_dir: Path | None, *, sites: bool)
     for name in names:
         p = Path(data_dir) / name
         if p.is_file():
-            out[f"raw/{name}"] = _sha256(p)
+            out[f"raw/{name}"] = file_sha256(p)
     if sites:
         for name in PROJECT_TABLES:
             p = PROJECT_DATA_DIR / name
-            out[f"project/{name}"] = _sha256(p) if p.is_file() else "missing"
+            out[f"project/{name}"] = file_sha256(p) if p.is_file() else "missing"
     return out
 
 
@@ -407,6 +408,13 @@ def build_study(config: StudyConfig, data_dir=None) -> Study:
             notes.append("¹⁴C term off by the configuration ([likelihood] use_c14 = false): twin F14C not used")
         version = f"synthetic twin (seed {sy.seed}, {sy.n_sites} sites, noise {sy.noise})"
         types = ["synthetic"] * len(sites)
+        # the twin's noise is the paper's 10 % relative error: it is calibrated under the error it was made with
+        asked = ErrorModel.from_config(config.likelihood)
+        if dataclasses.replace(asked, name="paper") != ErrorModel():
+            notes.append(
+                f"error model 'paper' for the synthetic twin (it was generated with the paper's relative error); "
+                f"the configuration's {asked.name!r} is used for real data only"
+            )
     else:
         tables = _site_tables(folder, config)
         sites = real_site_observations(tables, config)
@@ -416,7 +424,9 @@ def build_study(config: StudyConfig, data_dir=None) -> Study:
         truth = None
         version = data_version(folder)
         types = [config.data.forest_type] * len(sites) if not config.data.site_ids else ["sites"] * len(sites)
-    problem = CalibrationProblem.from_config(sites, config, atmosphere=atmosphere)
+    problem = CalibrationProblem.from_config(
+        sites, config, atmosphere=atmosphere, error_model="paper" if synthetic else None
+    )
     files = data_file_hashes(config, folder, sites=not synthetic)
     return Study(problem, truth, version, types, files, notes, folder)
 

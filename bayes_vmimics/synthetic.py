@@ -10,7 +10,7 @@ import numpy as np
 
 from .forcing import SiteForcing
 from .grid import DepthGrid
-from .likelihood import SiteObservations, _simulate_radiocarbon
+from .likelihood import SiteObservations
 from .model import SiteModel
 from .observation import ObservationOperator, required_grid
 from .parameters import PARAMETER_NAMES, TABLE1, Parameters
@@ -56,8 +56,7 @@ def population_site_parameters(
     Returns:
         θ of shape (n_sites, 7) (parameter units).
     """
-    from .inference.initial import theta_from_logit
-    from .priors import BoxPrior
+    from .priors import BoxPrior, theta_from_logit
 
     prior = prior if prior is not None else BoxPrior()
     rng = rng if rng is not None else np.random.default_rng(0)
@@ -153,9 +152,10 @@ def make_synthetic_sites(
     grid = required_grid(grid if grid is not None else DepthGrid.uniform(20, 5.0), bottom)
     sim14 = None
     if with_c14:
-        sim14 = _simulate_radiocarbon()
-        if sim14 is None or atmosphere is None:
-            raise RuntimeError("with_c14=True needs bayes_vmimics.radiocarbon and an atmosphere record")
+        from .radiocarbon import simulate_radiocarbon as sim14
+
+        if atmosphere is None:
+            raise RuntimeError("with_c14=True needs an atmosphere record")
     sites = []
     for i, forcing in enumerate(synthetic_forcings(n_sites, rng)):
         theta = thetas[i]

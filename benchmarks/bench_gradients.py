@@ -14,8 +14,8 @@ import time
 import numpy as np
 
 from bayes_vmimics.atmosphere import ZONES, AtmosphericRecord
+from bayes_vmimics.gradients import site_log_likelihood_and_gradient, site_log_likelihoods_and_gradients
 from bayes_vmimics.likelihood import CalibrationProblem
-from bayes_vmimics.sensitivity import site_log_likelihood_and_gradient, site_log_likelihoods_and_gradients
 from bayes_vmimics.synthetic import make_synthetic_sites, true_parameters
 
 

@@ -17,13 +17,13 @@ import time
 import numpy as np
 
 from bayes_vmimics.config import load_config
-from bayes_vmimics.inference.emcee_sampler import convergence_report as emcee_report
+from bayes_vmimics.inference.emcee_sampler import ensemble_convergence as emcee_report
 from bayes_vmimics.inference.emcee_sampler import run_ensembles
 from bayes_vmimics.inference.initial import pooled_map_estimate, theta_from_logit
 from bayes_vmimics.inference.pymc_models import (
     build_hierarchical_model,
-    convergence_report,
     map_initial_values,
+    posterior_convergence,
     sample,
 )
 from bayes_vmimics.io import build_site_tables, load_atmosphere
@@ -95,7 +95,7 @@ def run_nuts(problem, args) -> None:
         f"  per-site MAP start {t_map:.0f} s; tree depth mean {float(ss['tree_depth'].mean()):.1f}, "
         f"leapfrog steps/draw {float(ss['n_steps'].mean()):.0f}, step size {float(ss['step_size'].mean()):.3g}"
     )
-    rep = convergence_report(dt, ["theta_population"])
+    rep = posterior_convergence(dt, ["theta_population"])
     print(
         f"hierarchical NUTS ({args.parametrization}, {args.init}): {args.chains} chains × ({args.tune} tune + "
         f"{args.draws} draws) on {args.cores} core(s), treedepth ≤ {args.max_treedepth}: wall {wall:.0f} s"

@@ -41,7 +41,7 @@ def median_time(fn, repeat: int) -> float:
 
 def exact_f14c(ss, site, atm, zone, year):
     """p + c + a F14C per layer by exact annual propagation with the dense matrix exponential."""
-    B, C, u, lo, up = rc._tracer_operator(ss._internal, site)
+    B, C, u, lo, up = rc._tracer_operator(ss.solver_state, site)
     n = C.shape[0]
     M = np.zeros((7 * n, 7 * n))
     for j in range(n):
@@ -79,13 +79,13 @@ def main() -> None:
     ss = solve_site(site, params, on_failure="raise")
     zone, year = "NH1", 2010.0
     print(f"site: T = 10 °C, clay 0.2, {site.n_layers} layers; default Parameters; {atm!r}, zone {zone}")
-    print(f"scheme: {rc._DEFAULT_SCHEME}, {rc.DEFAULT_STEPS_PER_YEAR} steps per year\n")
+    print(f"scheme: {rc.DEFAULT_SCHEME}, {rc.DEFAULT_STEPS_PER_YEAR} steps per year\n")
 
     # ---- timing
     t_call = median_time(lambda: rc.simulate_radiocarbon(ss, site, None, atm, zone, year), args.repeat)
     t_call_p = median_time(lambda: rc.simulate_radiocarbon(ss, site, params, atm, zone, year), args.repeat)
-    B, C, u, lo, up = rc._tracer_operator(ss._internal, site)
-    a = rc._SCHEMES[rc._DEFAULT_SCHEME]
+    B, C, u, lo, up = rc._tracer_operator(ss.solver_state, site)
+    a = rc.SCHEMES[rc.DEFAULT_SCHEME]
     n = rc.DEFAULT_STEPS_PER_YEAR
     inv_gh = 1.0 / (a[0, 0] * HOURS_PER_YEAR / n)
     f = np.ascontiguousarray(atm.litter_f14c(zone, np.arange(1950, 2011)), dtype=float)
@@ -93,9 +93,9 @@ def main() -> None:
 
     def compiled_only():
         X1 = rc._unit_steady_state(B, u, lo, up, True)
-        rc._factor_shifted(B, lo, up, inv_gh, G, Gi)
+        rc.factor_shifted(B, lo, up, inv_gh, G, Gi)
         X = 0.9743 * X1
-        rc._tracer_transient(Gi, Gi, lo, up, X1, X, f, n, 0, inv_gh, inv_gh, a)
+        rc.tracer_transient(Gi, Gi, lo, up, X1, X, f, n, 0, inv_gh, inv_gh, a, rc.no_stage_store(a, X.shape[0]))
         return X
 
     t_core = median_time(compiled_only, args.repeat)

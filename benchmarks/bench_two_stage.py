@@ -24,7 +24,7 @@ import numpy as np
 
 from bayes_vmimics.config import load_config
 from bayes_vmimics.inference.initial import logit_from_theta
-from bayes_vmimics.inference.pymc_models import convergence_report, save_results
+from bayes_vmimics.inference.pymc_models import posterior_convergence, save_results
 from bayes_vmimics.inference.two_stage import (
     check_stage1_branches,
     needs_refinement,
@@ -145,7 +145,7 @@ def main() -> None:
         kw = dict(draws=draws, tune=args.tune, chains=args.chains, thin=args.stage2_thin, seed=args.seed)
         dt = sample_population(s1, types, problem.prior, **kw)
         t2 = time.perf_counter() - t0
-        rep = convergence_report(dt, ["theta_population", "mu", "sigma"])
+        rep = posterior_convergence(dt, ["theta_population", "mu", "sigma"])
         d = dt["stage2_diagnostics"]
         print(
             f"[{label}] stage 2 (reweighted stage-1 draws): {args.chains} chains × ({args.tune} tune + {draws} "

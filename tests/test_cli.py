@@ -42,6 +42,7 @@ def test_scripts_have_help(script):
         assert opt in r.stdout
 
 
+@pytest.mark.slow
 def test_calibrate_resume_and_summarise(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("BAYES_VMIMICS_DATA", raising=False)
     out = tmp_path / "run"
@@ -49,7 +50,9 @@ def test_calibrate_resume_and_summarise(tmp_path, capsys, monkeypatch):
     text = capsys.readouterr().out
     assert "synthetic twin" in text and "Posterior summary" in text and "true" in text
     assert "walkers start around the pooled MAP" in text
-    for f in ("chains.h5", "results.nc", "summary.csv", "report.txt", "profiles.png"):
+    for f in ("chains.h5", "results.nc", "summary.csv", "report.txt", "profiles.png", "posterior_marginals.png"):
+        assert (out / f).is_file()
+    for f in ("xv_xk.png", "pair.png"):
         assert (out / f).is_file()
     dt = load_datatree(out / "results.nc")
     assert dt["posterior"].sizes["chain"] == 2
@@ -57,8 +60,11 @@ def test_calibrate_resume_and_summarise(tmp_path, capsys, monkeypatch):
     more = [a if a != "6" else "8" for a in TINY]
     assert main(["calibrate", *more, "--out", str(out)]) == 0
     assert "resum" in capsys.readouterr().out
-    assert main(["summarise", str(out)]) == 0
-    assert "x_v–x_K" in capsys.readouterr().out
+    assert main(["summarise", str(out), "--out", str(tmp_path / "again")]) == 0
+    text = capsys.readouterr().out
+    assert "x_v–x_K" in text and "pair.png" in text
+    for f in ("summary.csv", "profiles.png", "posterior_marginals.png", "xv_xk.png", "pair.png"):
+        assert (tmp_path / "again" / f).is_file()
 
 
 def test_optimize_and_prior_predictive(tmp_path, capsys, monkeypatch):
@@ -71,23 +77,29 @@ def test_optimize_and_prior_predictive(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "pp" / "prior_predictive.npz").is_file()
 
 
+def test_sensitivity_is_a_command_and_its_errors_exit_2(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["sensitivity", "--help"])
+    assert "morris" in capsys.readouterr().out
+    rc = main(["sensitivity", "morris", "--synthetic", "--results", "x.nc", "--out", str(tmp_path / "s")])
+    assert rc == 2 and "--results does not apply to morris" in capsys.readouterr().err
+
+
+def test_importing_the_cli_does_not_load_the_model():
+    # the package's names load lazily: `bayes-vmimics` reaches main() (and its Ctrl-C handler) before numba
+    code = (
+        "import sys, bayes_vmimics.cli, bayes_vmimics as b; "
+        "assert 'bayes_vmimics.steady_state' not in sys.modules and 'numba' not in sys.modules; "
+        "assert int(b.SolverStatus.CONVERGED) == 0 and b.likelihood.CalibrationProblem"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_bad_config_is_reported(tmp_path, capsys):
     cfg = tmp_path / "bad.toml"
     cfg.write_text("[sampler]\nwalkers = 3\n")
     assert main(["calibrate", "--synthetic", "--config", str(cfg), "--out", str(tmp_path)]) == 2
     assert "unknown key" in capsys.readouterr().err
-
-
-def test_inspection_notebook_runs_on_saved_results(tmp_path, monkeypatch):
-    """analyses/10_inspect_results.py (a jupytext notebook) only loads a results folder and plots."""
-    import runpy
-
-    monkeypatch.delenv("BAYES_VMIMICS_DATA", raising=False)
-    out = tmp_path / "run"
-    assert main(["calibrate", *TINY, "--out", str(out)]) == 0
-    monkeypatch.setenv("BAYES_VMIMICS_RUN", str(out))
-    runpy.run_path(str(ROOT / "analyses" / "10_inspect_results.py"), run_name="__main__")
-    assert (out / "posterior_marginals.png").is_file() and (out / "xv_xk.png").is_file()
 
 
 def test_hierarchical_two_stage_run_and_resume(tmp_path, capsys, monkeypatch):
@@ -138,6 +150,7 @@ def test_hierarchical_rejects_several_types_without_data(tmp_path, capsys, monke
     assert "need real data" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_hierarchical_several_forest_types_on_real_sites(tmp_path, capsys, data_dir):
     import xarray as xr
 

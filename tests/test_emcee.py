@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from bayes_vmimics.grid import DepthGrid
-from bayes_vmimics.inference import convergence_report, integrated_time, run_ensemble, run_ensembles
+from bayes_vmimics.inference import ensemble_convergence, integrated_time, run_ensemble, run_ensembles
 from bayes_vmimics.likelihood import CalibrationProblem
 from bayes_vmimics.parameters import PARAMETER_NAMES
 from bayes_vmimics.priors import BoxPrior
@@ -93,11 +93,11 @@ def test_walkers_start_inside_prior_and_pool_equals_serial(problem):
     assert np.all(serial.chain >= problem.prior.lower) and np.all(serial.chain <= problem.prior.upper)
 
 
-def test_toy_target_and_convergence_report():
+def test_toy_target_and_ensemble_convergence():
     prior = BoxPrior()
     toy = Toy(prior)
     runs = run_ensembles(toy, prior, n_ensembles=4, seed=1, n_walkers=16, n_steps=600)
-    rep = convergence_report(runs, PARAMETER_NAMES, discard=200)
+    rep = ensemble_convergence(runs, PARAMETER_NAMES, discard=200)
     assert rep["tau"].shape == (4, 7) and rep["rhat"].shape == (7,)
     assert np.all(rep["rhat"] < 1.1)
     assert 0.05 < rep["acceptance_mean"] < 0.9

@@ -13,7 +13,7 @@ from bayes_vmimics.inference.emcee_hierarchical import (
 )
 from bayes_vmimics.inference.pymc_models import (
     build_hierarchical_model,
-    convergence_report,
+    posterior_convergence,
     sample_new_site_parameters,
 )
 from bayes_vmimics.likelihood import CalibrationProblem
@@ -59,7 +59,7 @@ def test_short_run_and_conventions(problem):
     assert post["theta_site"].shape[:3] == (2, post.sizes["draw"], 3)
     lo, hi = problem.prior.lower, problem.prior.upper
     assert np.all((post["theta_site"].values > lo) & (post["theta_site"].values < hi))
-    rep = convergence_report(dt, ["theta_population"])
+    rep = posterior_convergence(dt, ["theta_population"])
     assert rep["divergences"] == 0 and np.isfinite(rep["max_r_hat"])
     th = sample_new_site_parameters(dt, "B", problem.prior, np.random.default_rng(1))
     assert th.shape == (2, post.sizes["draw"], 7)

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-import bayes_vmimics.sensitivity as sens
+import bayes_vmimics.gradients as sens
 from bayes_vmimics.atmosphere import ZONES, AtmosphericRecord
 from bayes_vmimics.config import config_from_dict, load_config
 from bayes_vmimics.errors import PRESETS, ErrorModel
+from bayes_vmimics.gradients import site_log_likelihood, site_log_likelihood_and_gradient
 from bayes_vmimics.likelihood import CalibrationProblem
-from bayes_vmimics.sensitivity import site_log_likelihood, site_log_likelihood_and_gradient
 from bayes_vmimics.synthetic import make_synthetic_sites, true_parameters
 
 YEARS = np.arange(1950, 2011)
@@ -62,7 +62,7 @@ def sites(atmosphere):
 
 
 def _original_site_terms(p, soc, f14c, rel=0.1, rel14=0.1, lam=5.0):
-    """A copy of the likelihood before bayes_vmimics.errors (likelihood._prepare + sensitivity._site_terms):
+    """A copy of the likelihood before bayes_vmimics.errors (likelihood._prepare + gradients._site_terms):
     values and derivatives with respect to the predictions."""
     sigma = rel * p.soc_obs
     soc_inv_sigma, soc_const = 1.0 / sigma, -np.log(sigma) - 0.5 * math.log(2.0 * math.pi)

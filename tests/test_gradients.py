@@ -1,4 +1,4 @@
-"""Exact gradients (bayes_vmimics.sensitivity) against central finite differences, at interior points and at the
+"""Exact gradients (bayes_vmimics.gradients) against central finite differences, at interior points and at the
 edge cases of the issue: β = 1, x_D = 0.01, large α_v and α_r, a warm (30 °C) and a cold (−5 °C) site."""
 
 from __future__ import annotations
@@ -8,9 +8,7 @@ import pytest
 
 from bayes_vmimics.atmosphere import ZONES, AtmosphericRecord
 from bayes_vmimics.forcing import SiteForcing
-from bayes_vmimics.likelihood import CalibrationProblem, SiteObservations
-from bayes_vmimics.model import SiteModel
-from bayes_vmimics.sensitivity import (
+from bayes_vmimics.gradients import (
     log_likelihood_and_gradient,
     rhs_parameter_derivative,
     site_log_likelihood,
@@ -18,6 +16,8 @@ from bayes_vmimics.sensitivity import (
     site_log_likelihoods,
     site_log_likelihoods_and_gradients,
 )
+from bayes_vmimics.likelihood import CalibrationProblem, SiteObservations
+from bayes_vmimics.model import SiteModel
 from bayes_vmimics.steady_state import solve_site
 from bayes_vmimics.synthetic import make_synthetic_sites
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy.optimize import approx_fprime
 
+from bayes_vmimics.gradients import site_log_likelihood_and_gradient
 from bayes_vmimics.inference.emcee_sampler import initial_positions
 from bayes_vmimics.inference.initial import (
     _objective,
@@ -18,7 +19,6 @@ from bayes_vmimics.inference.initial import (
 )
 from bayes_vmimics.inference.pymc_models import build_hierarchical_model, build_pooled_model, map_initial_values
 from bayes_vmimics.likelihood import CalibrationProblem
-from bayes_vmimics.sensitivity import site_log_likelihood_and_gradient
 from bayes_vmimics.synthetic import make_synthetic_sites, true_parameters
 
 THETA = true_parameters()

@@ -76,6 +76,12 @@ def test_default_config_file_matches_code_defaults():
         ({"data": {"split": "both"}}, "data.split must be one of"),
         ({"likelihood": {"error_model": "robust"}}, "likelihood.error_model must be one of"),
         ({"likelihood": {"c14_abs_error": -0.1}}, "likelihood.c14_abs_error must be"),
+        ({"sampler": {"n_ensembles": 1}}, r"sampler.n_ensembles = 1: R-hat compares independent ensembles"),
+        (
+            {"priors": {"bounds": {"x_v": [1.0, 30.0]}}},
+            r"priors.bounds.x_v = \[1, 30\] is not inside the Table 1 box \[2, 30\]",
+        ),
+        ({"priors": {"bounds": {"beta": [1.2, 2.5]}}}, r"priors.bounds.beta = \[1.2, 2.5\] is not inside .* \[1, 2\]"),
     ],
 )
 def test_config_is_strict(values, match):

@@ -20,12 +20,13 @@ from bayes_vmimics.diagnostics import (
     ridge_profile,
     xv_xk_correlation,
 )
+from bayes_vmimics.gradients import site_log_likelihoods
 from bayes_vmimics.inference.pymc_models import (
     SiteLogLikelihoodOp,
     build_hierarchical_model,
     build_pooled_model,
     build_single_site_model,
-    convergence_report,
+    posterior_convergence,
     predict_new_site,
     sample,
     sample_new_site_parameters,
@@ -34,7 +35,6 @@ from bayes_vmimics.inference.pymc_models import (
 from bayes_vmimics.likelihood import CalibrationProblem
 from bayes_vmimics.model import SiteModel
 from bayes_vmimics.parameters import PARAMETER_NAMES
-from bayes_vmimics.sensitivity import site_log_likelihoods
 from bayes_vmimics.synthetic import make_synthetic_sites, true_parameters
 
 matplotlib.use("Agg")
@@ -133,7 +133,7 @@ def test_short_nuts_run_and_diagnostics(problem, tmp_path):
     dt = sample(model, draws=15, tune=15, chains=2, max_treedepth=3, random_seed=1)
     assert isinstance(dt, xr.DataTree)
     assert dt["posterior"]["theta"].shape == (2, 15, 7)
-    rep = convergence_report(dt)
+    rep = posterior_convergence(dt)
     assert {"summary", "max_r_hat", "min_ess_bulk", "min_ess_tail", "divergences"} <= set(rep)
     assert {"r_hat", "ess_bulk", "ess_tail"} <= set(rep["summary"].columns)
     path = tmp_path / "single.nc"
@@ -157,7 +157,7 @@ def test_demetropolisz_run(problem):
     model = build_pooled_model(problem, [0, 1], gradient=False)
     dt = sample(model, sampler="demetropolisz", draws=30, tune=30, chains=2, random_seed=2)
     assert dt["posterior"]["theta"].shape == (2, 30, 7)
-    assert convergence_report(dt)["divergences"] == 0
+    assert posterior_convergence(dt)["divergences"] == 0
 
 
 def _fake_hierarchical_posterior(rng) -> xr.DataTree:
@@ -192,7 +192,7 @@ def test_hierarchical_nuts_smoke(atmosphere):
     prob = CalibrationProblem(sites, use_c14=False)
     model = build_hierarchical_model(prob, ["A", "A", "B", "B"])
     dt = sample(model, draws=150, tune=150, chains=2, max_treedepth=6, random_seed=5)
-    rep = convergence_report(dt, ["theta_population"])
+    rep = posterior_convergence(dt, ["theta_population"])
     assert rep["max_r_hat"] < 1.2
     corr = xv_xk_correlation(dt)
     assert corr["theta_site"].shape == (4,)

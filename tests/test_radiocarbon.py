@@ -125,7 +125,7 @@ def test_unit_atmosphere_without_decay_gives_one_everywhere(case):
 
 def test_decay_only_matches_dense_linear_solve(case):
     site, params, ss = case
-    M, u = _dense_tracer_matrix(site, params, ss._internal["C"])
+    M, u = _dense_tracer_matrix(site, params, ss.solver_state["C"])
     M -= LAMBDA_14C_PER_HOUR * np.eye(M.shape[0])
     ref = np.linalg.solve(M, -0.97 * u).reshape(-1, 7).T
     got = f14c_steady_state(ss, site, 0.97)
@@ -176,7 +176,7 @@ def test_tracer_and_paper_modes_with_a_constant_1950_atmosphere(case):
 def test_transient_matches_exact_matrix_exponential(case, sampling_year):
     site, params, ss = case
     atm = _bomb()
-    C = ss._internal["C"]
+    C = ss.solver_state["C"]
     M, u = _dense_tracer_matrix(site, params, C)
     M -= LAMBDA_14C_PER_HOUR * np.eye(M.shape[0])
     f_years = atm.litter_f14c("NH1", np.arange(1950, 2011))
@@ -226,10 +226,10 @@ def test_result_f14c_is_the_observation_operator_per_layer(case):
 # ---------------------------------------------------------------- climatology (flux-averaged operator)
 def test_flux_averaged_blocks_reproduce_mean_fluxes(case):
     site, params, ss = case
-    V, K, mu, phi, kdes, u, eps, lo, up, beta, _ = ss._internal["rates"]
+    V, K, mu, phi, kdes, u, eps, lo, up, beta, _ = ss.solver_state["rates"]
     rng = np.random.default_rng(7)
     n_days, n = 12, site.n_layers
-    states = ss._internal["C"][None] * rng.uniform(0.7, 1.3, size=(n_days, n, 7))
+    states = ss.solver_state["C"][None] * rng.uniform(0.7, 1.3, size=(n_days, n, 7))
     factors = rng.uniform(0.5, 2.0, size=(n_days, 3))
     Bbar, Cbar = np.empty((n, 7, 7)), np.empty((n, 7))
     _flux_averaged_blocks(states, factors, 1, V, K, mu, eps, phi, kdes, beta, Bbar, Cbar)
@@ -247,7 +247,7 @@ def test_climatology_site_unit_atmosphere():
     site = SiteModel(SiteForcing(temperature=t, clay=0.2))
     params = Parameters()
     ss = solve_site(site, params, on_failure="raise")
-    if "daily_states" not in ss._internal:  # pragma: no cover - the annual-cycle solver stores them
+    if "daily_states" not in ss.solver_state:  # pragma: no cover - the annual-cycle solver stores them
         pytest.skip("steady state has no periodic daily states")
     r = simulate_radiocarbon(ss, site, params, _constant(1.0), "NH1", 1990.0, decay=False)
     np.testing.assert_allclose(r.f14c_pools, 1.0, rtol=1e-7)

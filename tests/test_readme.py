@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-#: the file whose examples are tested (the draft until it replaces README.md)
-README = REPO / "docs" / "README_draft.md"
+#: the file whose examples are tested
+README = REPO / "README.md"
 
 _FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```\s*$", re.DOTALL | re.MULTILINE)
 _OUTPUT_LANGS = {"", "text", "output"}

@@ -514,7 +514,10 @@ def test_crossvalidation_reuses_stage1_and_scores_every_site_once():
 
 
 def test_crossvalidate_command_parses_and_rejects_bad_input(capsys):
-    from bayes_vmimics.crossvalidate_cli import main
+    from bayes_vmimics.cli import run_command
+
+    def main(argv):
+        return run_command("crossvalidate", argv)
 
     with pytest.raises(SystemExit) as exc:
         main(["--help"])

@@ -8,7 +8,7 @@ import xarray as xr
 
 from bayes_vmimics.config import StudyConfig
 from bayes_vmimics.grid import DepthGrid
-from bayes_vmimics.inference import convergence_report, run_ensembles
+from bayes_vmimics.inference import ensemble_convergence, run_ensembles
 from bayes_vmimics.likelihood import CalibrationProblem
 from bayes_vmimics.parameters import PARAMETER_NAMES
 from bayes_vmimics.plotting import plot_profiles
@@ -32,7 +32,7 @@ def tree():
     sites = make_synthetic_sites(2, rng=np.random.default_rng(5), interval_edges_cm=(0, 10, 30, 60), grid=GRID)
     pb = CalibrationProblem(sites, grid=GRID, warm_start=False)
     runs = run_ensembles(pb, pb.prior, n_ensembles=2, seed=4, n_walkers=14, n_steps=12)
-    conv = convergence_report(runs, PARAMETER_NAMES, discard=4)
+    conv = ensemble_convergence(runs, PARAMETER_NAMES, discard=4)
     dt = build_datatree(
         pb,
         runs,

@@ -177,6 +177,7 @@ def test_n_ensembles_help_says_why_two(capsys):
 
 
 # ----------------------------------------------------------------------------- fingerprints
+@pytest.mark.slow
 def test_the_same_inputs_resume_and_other_inputs_stop(copy_of, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("BAYES_VMIMICS_DATA", raising=False)
     out = copy_of()
@@ -389,6 +390,7 @@ def _interrupt(tmp_path: Path, args: list[str], ready, *, settle: float = 2.0) -
 needs_proc = pytest.mark.skipif(not Path("/proc").is_dir() or sys.platform != "linux", reason="needs /proc (Linux)")
 
 
+@pytest.mark.slow
 @needs_proc
 def test_ctrl_c_stops_calibrate_cleanly_and_the_resume_equals_an_uninterrupted_run(tmp_path, capsys):
     import h5py

@@ -296,7 +296,7 @@ def test_climatology_gives_periodic_cycle_with_exact_annual_balance():
     assert ss.converged, ss.message
     assert ss.mass_balance_error < 1e-8
     # one more year from the 1 January state returns to it
-    rates = ss._internal["rates"]
+    rates = ss.solver_state["rates"]
     C0 = np.ascontiguousarray(ss.start_of_year.T)
     S = np.empty((1, 1, 7))
     states = np.empty((365, site.n_layers, 7))

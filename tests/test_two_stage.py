@@ -10,7 +10,7 @@ from gaussian_hierarchy import exact_moments
 from gaussian_hierarchy import gaussian_case as make_gaussian_case
 
 from bayes_vmimics.inference.initial import logit_from_theta, theta_from_logit
-from bayes_vmimics.inference.pymc_models import convergence_report, sample_new_site_parameters
+from bayes_vmimics.inference.pymc_models import posterior_convergence, sample_new_site_parameters
 from bayes_vmimics.inference.two_stage import (
     SitePosteriorSamples,
     logistic_log_density,
@@ -34,7 +34,7 @@ def test_stage2_matches_exact_gaussian_posterior(gaussian_case):
     samples, z_hat, tau = gaussian_case
     dt = sample_population(samples, ["A"] * 8, BoxPrior(), draws=8000, tune=1000, chains=4, thin=4, seed=3)
     post = dt["posterior"]
-    rep = convergence_report(dt, ["mu", "sigma"])
+    rep = posterior_convergence(dt, ["mu", "sigma"])
     assert rep["max_r_hat"] < 1.02
     summ = rep["summary"]
     for p, name in enumerate(PARAMETER_NAMES):
@@ -57,6 +57,9 @@ def test_stage2_is_reproducible_and_follows_pymc_conventions(gaussian_case):
     assert post["mu"].dims == ("chain", "draw", "forest_type", "parameter")
     assert list(post["forest_type"].values) == ["A", "B"]
     assert post["theta_site"].shape == (2, 200, 8, NPAR)
+    # each site's forest type along ``site`` (profile titles read it)
+    assert post["site_forest_type"].dims == ("site",)
+    assert list(post["site_forest_type"].values) == ["A"] * 4 + ["B"] * 4
     prior = BoxPrior()
     th = post["theta_population"].to_numpy()
     assert np.all((th >= prior.lower) & (th <= prior.upper))
@@ -177,7 +180,7 @@ def test_two_stage_recovers_a_known_population_on_model_sites():
         seed=3,
     )
     assert s1.prior_loc is not None and dt["stage1"].attrs["stage1_prior"] == "normal (refined)"
-    rep = convergence_report(dt, ["mu", "sigma", "theta_population"])
+    rep = posterior_convergence(dt, ["mu", "sigma", "theta_population"])
     # measured 1.026 here (4 × 20 000 sweeps): stage 2 mixes slowly where the sites say little (README)
     assert rep["max_r_hat"] < 1.05, rep["max_r_hat"]
     mu = dt["posterior"]["mu"].isel(forest_type=0).stack(sample=("chain", "draw")).transpose("sample", ...).values
@@ -239,7 +242,7 @@ def test_stage2_divides_out_a_normal_stage1_prior(gaussian_case):
     np.testing.assert_allclose(samples.log_stage1_prior(), np.sum(-0.5 * d * d - np.log(s[:, None]), axis=-1))
     dt = sample_population(samples, ["A"] * S, BoxPrior(), draws=8000, tune=1000, chains=4, thin=4, seed=3)
     assert dt["stage1"].attrs["stage1_prior"] == "normal (refined)"
-    rep = convergence_report(dt, ["mu", "sigma"])
+    rep = posterior_convergence(dt, ["mu", "sigma"])
     assert rep["max_r_hat"] < 1.02
     for p, name in enumerate(PARAMETER_NAMES):
         m_exact, s_exact = exact_moments(z_hat[:, p], tau)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -125,4 +127,131 @@ def test_validate_command_on_real_held_out_sites(tmp_path, capsys, data_dir):
         pooled, engine="h5netcdf"
     )
     assert main(["validate", str(pooled), "--data-dir", str(data_dir)]) == 2
-    assert "not a hierarchical result" in capsys.readouterr().err
+    assert "is neither a hierarchical result (population 'mu') nor a pooled calibration" in capsys.readouterr().err
+
+
+TINY = """
+[model]
+max_obs_depth_cm = 100.0
+[data]
+forest_type = "BNF"
+max_sites = 2
+[likelihood]
+error_model = "{error_model}"
+[sampler]
+n_walkers = 14
+n_steps = 6
+discard = 2
+thin = 1
+n_ensembles = 2
+start = "{start}"
+map_starts = 3
+progress = false
+[optimize]
+maxiter = 2
+popsize = 2
+polish = false
+"""
+
+
+def _tiny_config(tmp_path, error_model="paper", start="prior"):
+    path = tmp_path / f"tiny_{error_model}_{start}.toml"
+    path.write_text(TINY.format(error_model=error_model, start=start))
+    return path
+
+
+def _validate(main, run, data_dir, *extra, out=None):
+    args = ["validate", str(run), "--data-dir", str(data_dir), "--max-sites", "2", "--predictive-draws", "6"]
+    args += ["--seed", "1", *extra] + (["--out", str(out)] if out else [])
+    assert main(args) == 0
+    return pd.read_csv((out or run / "validation") / "held_out_scores.csv", index_col=0)
+
+
+def test_validate_scores_an_optimize_point_estimate(tmp_path, capsys, data_dir):
+    from bayes_vmimics.cli import main
+
+    run = tmp_path / "opt"
+    args = ["optimize", "--config", str(_tiny_config(tmp_path)), "--data-dir", str(data_dir), "--out", str(run)]
+    assert main(args) == 0
+    assert "J = " in capsys.readouterr().out
+    scores = _validate(main, run, data_dir)
+    out = capsys.readouterr().out
+    assert "point estimate, forest type(s) BNF" in out
+    assert "configuration: the result's own (point_estimate.json); error model 'paper'" in out
+    assert list(scores.index) == ["soc", "f14c"] and set(scores["result"]) == {"point estimate"}
+    assert list(scores["n_draws"]) == [1, 1] and np.isfinite(scores["lppd"]).all()
+    assert scores.loc["soc", "unit"] == "mg C cm-3" and "bulk density" in scores.loc["soc", "note"]
+    held = xr.open_datatree(run / "validation" / "held_out.nc", engine="h5netcdf")
+    assert held.attrs["result"] == "point estimate" and "soc_observed" in held["posterior_predictive"]
+    assert (run / "validation" / "held_out_profiles.png").stat().st_size > 0
+
+
+def test_validate_reads_the_error_model_of_a_calibrate_result(tmp_path, capsys, data_dir):
+    """A pooled posterior calibrated with the discrepancy error model is scored with it, without --config: the
+    held-out sites' κ prior is fitted on the calibration sites; --config overrides, and says so."""
+    from bayes_vmimics.cli import main
+
+    run = tmp_path / "cal"
+    cfg = _tiny_config(tmp_path, "discrepancy")
+    args = ["calibrate", "--config", str(cfg), "--data-dir", str(data_dir), "--out", str(run), "--n-processes", "1"]
+    assert main(args) == 0
+    report = (run / "report.txt").read_text()
+    assert "best posterior draw (of the 3 with highest log posterior): deviance = " in report
+    capsys.readouterr()
+    scores = _validate(main, run, data_dir)
+    out = capsys.readouterr().out
+    assert "pooled posterior, forest type(s) BNF" in out
+    assert "configuration: the result's own (results.nc attribute); error model 'discrepancy'" in out
+    assert "κ prior of the held-out sites fitted on 2 calibration sites at the posterior median: SOC a = " in out
+    assert set(scores["error_model"]) == {"discrepancy"} and scores["kappa_prior_median"].gt(0).all()
+    assert list(scores["n_draws"]) == [6, 6]
+    held = xr.open_datatree(run / "validation" / "held_out.nc", engine="h5netcdf")
+    used = json.loads(held.attrs["configuration"])["likelihood"]
+    assert used["discrepancy_scale"] == pytest.approx(scores.loc["soc", "kappa_prior_median"], rel=1e-12)
+    # without the fit: the configuration's own κ prior; with the paper's model by --config: other scores
+    plain = _validate(main, run, data_dir, "--no-fit-discrepancy-prior", out=tmp_path / "v2")
+    assert "kappa_prior_median" not in plain.columns
+    paper = _validate(main, run, data_dir, "--config", str(_tiny_config(tmp_path)), out=tmp_path / "v3")
+    out = capsys.readouterr().out
+    assert "configuration: --config" in out and "error model 'paper'" in out
+    assert set(paper["error_model"]) == {"paper"}
+    assert paper.loc["soc", "lppd"] != pytest.approx(scores.loc["soc", "lppd"])
+    assert main(["validate", str(run), "--data-dir", str(data_dir), "--fit-discrepancy-prior", "--config",
+                 str(_tiny_config(tmp_path)), "--out", str(tmp_path / "v4")]) == 2  # fmt: skip
+    assert "has no site-scale discrepancy" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_validate_scores_a_multimap_calibration_and_a_hierarchical_run(tmp_path, capsys, data_dir):
+    from bayes_vmimics.cli import main
+
+    cfg = str(_tiny_config(tmp_path, start="multimap"))
+    cal = tmp_path / "cal"
+    assert main(["calibrate", "--config", cfg, "--data-dir", str(data_dir), "--out", str(cal)]) == 0
+    out = capsys.readouterr().out
+    assert "from 3 local optimisations" in out and "ensemble k starts around optimum k mod" in out
+    assert "best optimum found by the start search (multimap" in out
+    assert set(_validate(main, cal, data_dir)["result"]) == {"pooled posterior"}
+    hier = tmp_path / "hier"
+    args = ["hierarchical", "--config", cfg, "--data-dir", str(data_dir), "--forest-types", "BNF", "--n-steps", "30"]
+    args += ["--n-walkers", "14", "--draws", "60", "--chains", "2", "--refine", "never", "--predictive-draws", "4"]
+    assert main([*args, "--no-progress", "--n-processes", "1", "--out", str(hier)]) == 0
+    capsys.readouterr()
+    scores = _validate(main, hier, data_dir)
+    out = capsys.readouterr().out
+    assert "hierarchical population, forest type(s) BNF" in out and "configuration: the result's own" in out
+    assert set(scores["result"]) == {"hierarchical population"} and np.isfinite(scores["lppd"]).all()
+
+
+def test_validate_refuses_a_synthetic_pooled_result(tmp_path, capsys, data_dir):
+    from bayes_vmimics.cli import main
+    from bayes_vmimics.config import load_config
+
+    post = xr.Dataset(
+        {n: (("chain", "draw"), np.full((1, 2), v)) for n, v in zip(PARAMETER_NAMES, true_parameters(), strict=True)}
+    )
+    dt = xr.DataTree.from_dict({"posterior": post})
+    dt.attrs["configuration"] = json.dumps(load_config("study_quick").replace(study={"mode": "synthetic"}).to_dict())
+    dt.to_netcdf(tmp_path / "results.nc", engine="h5netcdf")
+    assert main(["validate", str(tmp_path), "--data-dir", str(data_dir)]) == 2
+    assert "is a synthetic-twin result: it has no held-out sites" in capsys.readouterr().err

@@ -5,7 +5,7 @@ hierarchical sampler for real site sets (``two_stage``: per-site posteriors, the
 
 from .emcee_sampler import (
     EnsembleRun,
-    convergence_report,
+    ensemble_convergence,
     ensemble_seeds,
     initial_positions,
     integrated_time,
@@ -16,7 +16,7 @@ from .emcee_sampler import (
 
 __all__ = [
     "EnsembleRun",
-    "convergence_report",
+    "ensemble_convergence",
     "ensemble_seeds",
     "initial_positions",
     "integrated_time",

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from ..gradients import site_log_likelihood
 from ..likelihood import CalibrationProblem
 from ..parameters import PARAMETER_NAMES
-from ..sensitivity import site_log_likelihood
 from .emcee_sampler import EnsembleRun, ensemble_seeds, run_ensemble
 from .initial import hierarchical_initial_values, site_map_estimates, theta_from_logit
 
@@ -168,7 +168,7 @@ def hierarchical_datatree(
     ``posterior``: ``mu``, ``sigma`` (chain, draw, forest_type, parameter) (logit units), ``z`` and
     ``theta_site`` (chain, draw, site, parameter), ``theta_population`` (chain, draw, forest_type, parameter)
     (parameter units); chain = ensemble, draw = thinned (step, walker) pairs as in :mod:`bayes_vmimics.results`.
-    ``sample_stats``: ``lp`` (chain, draw). So :func:`~bayes_vmimics.inference.pymc_models.convergence_report`,
+    ``sample_stats``: ``lp`` (chain, draw). So :func:`~bayes_vmimics.inference.pymc_models.posterior_convergence`,
     :func:`~bayes_vmimics.inference.pymc_models.predict_new_site` and the diagnostics work on it unchanged.
 
     Args:
@@ -178,7 +178,7 @@ def hierarchical_datatree(
         thin: keep every ``thin``-th step (count).
         max_draws: at most this many draws per ensemble (count).
     """
-    from ..results import select_draws
+    from .emcee_sampler import select_draws
 
     steps, walkers, pos = select_draws(runs, discard=discard, thin=thin, max_draws=max_draws)
     mu, sigma, z = logp.unpack(pos)

@@ -32,11 +32,12 @@ from ..progress import bar_kwargs
 
 __all__ = [
     "EnsembleRun",
-    "convergence_report",
+    "ensemble_convergence",
     "integrated_time",
     "make_moves",
     "run_ensemble",
     "run_ensembles",
+    "select_draws",
 ]
 
 # ---------------------------------------------------------------- evaluation (serial or pooled)
@@ -371,6 +372,23 @@ def ensemble_seeds(seed: int, n_ensembles: int) -> list[int]:
     return [int(c.generate_state(1)[0]) for c in children]
 
 
+def select_draws(runs, *, discard: int, thin: int, max_draws: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices (step, walker) of the draws kept from every ensemble, the same for all ensembles.
+
+    Steps ``discard, discard + thin, ...``; all walkers; step-major order; evenly sub-sampled to at most
+    ``max_draws``. Returns ``(steps, walkers, positions)`` with ``positions`` (n_ens, n_draws, 7).
+    """
+    n_steps, n_walkers, _ = runs[0].chain.shape
+    steps = np.arange(discard, n_steps, thin)
+    s, w = np.meshgrid(steps, np.arange(n_walkers), indexing="ij")
+    s, w = s.ravel(), w.ravel()
+    if s.size > max_draws:
+        keep = np.unique(np.linspace(0, s.size - 1, max_draws).round().astype(int))
+        s, w = s[keep], w[keep]
+    pos = np.stack([r.chain[s, w] for r in runs])
+    return s, w, pos
+
+
 def run_ensembles(
     log_prob_fn: Callable,
     prior,
@@ -390,9 +408,16 @@ def run_ensembles(
         backend_path: HDF5 file, or None (path).
         progress: progress bar per ensemble (bool).
         **kwargs: passed to :func:`run_ensemble` (n_walkers, n_steps, move, resume, n_processes, around).
+            ``around`` may also be a list of θ (each (7,), parameter units): ensemble k then starts around
+            ``around[k % len(around)]`` (e.g. distinct optima of
+            :func:`~bayes_vmimics.inference.initial.multistart_map_estimates`, cycled if fewer than ensembles).
     """
+    around = kwargs.pop("around", None)
+    if isinstance(around, list) and not around:
+        raise ValueError("around is an empty list: give one θ per start, or None")
     runs = []
     for k, s in enumerate(ensemble_seeds(seed, n_ensembles)):
+        start = around[k % len(around)] if isinstance(around, list) else around
         if hasattr(log_prob_fn, "clear_warm_starts"):
             log_prob_fn.clear_warm_starts()  # ensembles start from their own cold solves: independent
         runs.append(
@@ -403,6 +428,7 @@ def run_ensembles(
                 backend_path=backend_path,
                 name=f"ensemble_{k}",
                 progress=progress,
+                around=start,
                 **kwargs,
             )
         )
@@ -437,8 +463,8 @@ def integrated_time(chain: np.ndarray, c: float = 5.0) -> np.ndarray:
     return tau
 
 
-def convergence_report(runs: list[EnsembleRun], names, *, discard: int = 0) -> dict:
-    """Honest convergence diagnostics.
+def ensemble_convergence(runs: list[EnsembleRun], names, *, discard: int = 0) -> dict:
+    """Convergence diagnostics of emcee ensembles: τ, N/τ and acceptance per ensemble, R-hat across ensembles.
 
     Args:
         runs: the ensembles.

@@ -13,7 +13,7 @@ see :func:`~bayes_vmimics.inference.pymc_models.from_unit`),
     log L_s(θ(z)) + Σ_i log v_i (1 − v_i),
 
 the log-density of the box prior's unit position in logit coordinates, with the exact adjoint gradient of
-:mod:`bayes_vmimics.sensitivity` and a few starting points (the box centre, the P Table 1 defaults, and
+:mod:`bayes_vmimics.gradients` and a few starting points (the box centre, the P Table 1 defaults, and
 random draws); the best optimum is kept. The pooled MAP does the same with all sites sharing θ.
 """
 
@@ -24,9 +24,10 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.optimize import minimize
 
+from ..gradients import log_likelihood_and_gradient, site_log_likelihood_and_gradient
 from ..likelihood import CalibrationProblem
 from ..parameters import PARAMETER_NAMES, Parameters
-from ..sensitivity import log_likelihood_and_gradient, site_log_likelihood_and_gradient
+from ..priors import logit_from_theta, theta_from_logit
 
 NPAR = len(PARAMETER_NAMES)
 Z_BOUND = 10.0  # |logit v| ≤ 10: v within 4.5e-5 of the box edges
@@ -36,21 +37,6 @@ def _sigmoid(z):
     from scipy.special import expit
 
     return expit(z)  # no overflow warning for large |z|
-
-
-def theta_from_logit(prior, z) -> np.ndarray:
-    """θ (parameter units) from z = logit of the unit position on the prior box (log scale for log-uniform
-    parameters); z of shape (..., 7)."""
-    v = _sigmoid(np.asarray(z, dtype=float))
-    lin = prior.lower + (prior.upper - prior.lower) * v
-    log = prior.lower * np.exp(v * np.log(prior.upper / prior.lower))
-    return np.where(prior.is_log, log, lin)
-
-
-def logit_from_theta(prior, theta) -> np.ndarray:
-    """Inverse of :func:`theta_from_logit`; θ must lie strictly inside the box."""
-    v = np.clip(prior.to_unit(theta), 1e-12, 1.0 - 1e-12)
-    return np.log(v / (1.0 - v))
 
 
 def _objective(loglik_and_grad, prior):
@@ -150,25 +136,95 @@ def pooled_map_estimate(
         RuntimeError: the steady state fails at every starting point.
     """
     rng = np.random.default_rng(seed)
-    if site_indices is None:
-
-        def loglik(th):
-            return log_likelihood_and_gradient(problem, th)
-
-    else:
-        sel = [int(i) for i in site_indices]
-
-        def loglik(th):
-            total, grad = 0.0, np.zeros(NPAR)
-            for s in sel:
-                v, g = site_log_likelihood_and_gradient(problem, s, th)
-                total += v
-                grad += g
-            return total, grad
-
-    fun = _objective(loglik, problem.prior)
+    fun = _objective(_pooled_loglik(problem, site_indices), problem.prior)
     z, _ = _maximise(fun, _starts(problem.prior, rng, n_random_starts), maxiter)
     return z
+
+
+def _pooled_loglik(problem: CalibrationProblem, site_indices):
+    """log L of θ shared by the given sites (default all) and its exact gradient."""
+    if site_indices is None:
+        return lambda th: log_likelihood_and_gradient(problem, th)
+    sel = [int(i) for i in site_indices]
+
+    def loglik(th):
+        total, grad = 0.0, np.zeros(NPAR)
+        for s in sel:
+            v, g = site_log_likelihood_and_gradient(problem, s, th)
+            total += v
+            grad += g
+        return total, grad
+
+    return loglik
+
+
+def distinct_optima(z, values, *, tol: float = 1.0) -> list[int]:
+    """Indices of distinct optima, best first: an optimum is kept if it differs from every better kept one by
+    more than ``tol`` in some coordinate of logit space (max-norm).
+
+    Args:
+        z: optima, shape (n, 7) (logit units).
+        values: their objective (higher is better), shape (n,) (log-density units).
+        tol: max-norm distance in logit space below which two optima are one (logit units).
+    """
+    z = np.asarray(z, dtype=float)
+    values = np.asarray(values, dtype=float)
+    keep: list[int] = []
+    for i in np.argsort(-values, kind="stable"):
+        if not np.isfinite(values[i]):
+            continue
+        if all(np.max(np.abs(z[i] - z[k])) > tol for k in keep):
+            keep.append(int(i))
+    return keep
+
+
+def multistart_map_estimates(
+    problem: CalibrationProblem,
+    *,
+    n_starts: int = 6,
+    seed: int = 0,
+    maxiter: int = 300,
+    tol: float = 1.0,
+    site_indices: Sequence[int] | None = None,
+) -> list[tuple[np.ndarray, float]]:
+    """Distinct local maxima of the pooled posterior from several starting points (multi-start L-BFGS-B), so
+    that emcee ensembles can start at different modes and R-hat can see them.
+
+    The starts are the box centre, the P Table 1 defaults and ``n_starts − 2`` random points (unit positions
+    in [0.1, 0.9]); each runs L-BFGS-B on the objective of :func:`pooled_map_estimate`. Optima closer than
+    ``tol`` (max-norm in logit space) to a better one are the same optimum (:func:`distinct_optima`).
+
+    Args:
+        problem: the calibration problem (exact gradients needed) (–).
+        n_starts: local optimisations, ≥ 1 (count).
+        seed: seed of the random starts (integer).
+        maxiter: L-BFGS-B iterations per start (count).
+        tol: distance in logit space below which two optima are one (logit units).
+        site_indices: the pooled sites; default all (–).
+
+    Returns:
+        ``[(z, log posterior), ...]``, best first: z (7,) (logit units) and the maximised log density in z
+        (log-density units).
+
+    Raises:
+        ValueError: ``n_starts`` < 1.
+        RuntimeError: the steady state fails at every start.
+    """
+    if n_starts < 1:
+        raise ValueError(f"n_starts must be ≥ 1, got {n_starts}")
+    rng = np.random.default_rng(seed)
+    fun = _objective(_pooled_loglik(problem, site_indices), problem.prior)
+    starts = _starts(problem.prior, rng, max(n_starts - 2, 0))[:n_starts]
+    bounds = [(-Z_BOUND, Z_BOUND)] * NPAR
+    zs, vals = [], []
+    for z0 in starts:
+        res = minimize(fun, z0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": maxiter})
+        if np.isfinite(res.fun) and res.fun < 1e299:
+            zs.append(np.asarray(res.x, dtype=float))
+            vals.append(-float(res.fun))
+    if not zs:
+        raise RuntimeError("no starting point gave a converged steady state")
+    return [(zs[i], vals[i]) for i in distinct_optima(np.array(zs), np.array(vals), tol=tol)]
 
 
 def hierarchical_initial_values(
@@ -264,9 +320,11 @@ def laplace_draws(problem: CalibrationProblem, z_map, n_draws: int, *, seed: int
 
 
 __all__ = [
+    "distinct_optima",
     "hierarchical_initial_values",
     "laplace_draws",
     "logit_from_theta",
+    "multistart_map_estimates",
     "pooled_map_estimate",
     "site_map_estimates",
     "theta_from_logit",

@@ -1,7 +1,7 @@
 """PyMC models of the calibration: single site, pooled forest type, and hierarchical forest types.
 
 The likelihood enters PyMC through one PyTensor Op, :class:`SiteLogLikelihoodOp`, wrapping the vectorised
-per-site log-likelihood of :mod:`bayes_vmimics.sensitivity` (site s at its own θ_s). Its value is the NumPy
+per-site log-likelihood of :mod:`bayes_vmimics.gradients` (site s at its own θ_s). Its value is the NumPy
 log-likelihood bit for bit; its ``pullback`` (PyTensor 3 API) uses the exact adjoint gradient, so NUTS
 needs no finite differences. Built with ``gradient=False`` the Op computes values only (for gradient-free
 samplers such as DEMetropolisZ).
@@ -16,9 +16,10 @@ v = (θ − l)/(u − l) (or log(θ/l)/log(u/l)):
   μ_t ~ N(0, 1.5²) and σ_t ~ HalfNormal(1) per parameter. ``theta_population`` = box(sigmoid μ_t) is the
   population median of forest type t in parameter units (its posterior gives the forest-type parameters
   with uncertainty); a new site of type t has θ = box(sigmoid(μ_t + σ_t η)), η ~ N(0, I)
-  (:func:`sample_new_site_parameters`, :func:`predict_new_site`).
+  (:func:`~bayes_vmimics.population.sample_new_site_parameters`, re-exported here, and
+  :func:`predict_new_site`).
 
-Results are ``xarray.DataTree`` (what PyMC 6 ``pm.sample`` returns); :func:`convergence_report` gives R-hat,
+Results are ``xarray.DataTree`` (what PyMC 6 ``pm.sample`` returns); :func:`posterior_convergence` gives R-hat,
 bulk/tail ESS and divergences; :func:`save_results` writes netCDF.
 """
 
@@ -35,12 +36,13 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
 from ..constants import SOC_POOLS
+from ..gradients import site_log_likelihood, site_log_likelihood_and_gradient
 from ..likelihood import CalibrationProblem
 from ..model import SiteModel
 from ..observation import ObservationOperator, required_grid
 from ..parameters import PARAMETER_NAMES
+from ..population import sample_new_site_parameters
 from ..priors import BoxPrior
-from ..sensitivity import site_log_likelihood, site_log_likelihood_and_gradient
 from ..steady_state import solve_site
 
 NPAR = len(PARAMETER_NAMES)
@@ -350,7 +352,7 @@ def map_initial_values(model: pm.Model, n_chains: int, *, seed: int = 0, jitter:
     return [{"theta_unit": _sigmoid(z + jitter * rng.standard_normal(NPAR))} for _ in range(int(n_chains))]
 
 
-def convergence_report(dt: xr.DataTree, var_names: Sequence[str] | None = None) -> dict:
+def posterior_convergence(dt: xr.DataTree, var_names: Sequence[str] | None = None) -> dict:
     """R-hat, bulk and tail ESS per variable element, and the number of divergences.
 
     Args:
@@ -387,38 +389,6 @@ def save_results(dt: xr.DataTree, path) -> None:
 # ------------------------------------------------------------------------------------------------------------
 # posterior predictive for new sites
 # ------------------------------------------------------------------------------------------------------------
-
-
-def sample_new_site_parameters(
-    dt: xr.DataTree, forest_type: str, prior: BoxPrior, rng: np.random.Generator
-) -> xr.DataArray:
-    """θ of a new (unobserved) site of ``forest_type``: one draw per posterior draw of the population.
-
-    θ = box(sigmoid(μ_t + σ_t η)), η ~ N(0, I), with (μ_t, σ_t) from the hierarchical posterior.
-
-    Args:
-        dt: result of sampling :func:`build_hierarchical_model` (–).
-        forest_type: a forest type of the model (–).
-        prior: the box prior the model was built with (``problem.prior``) (–).
-        rng: random generator (–).
-
-    Returns:
-        DataArray (chain, draw, parameter) (parameter units).
-    """
-    post = dt["posterior"]
-    types = [str(t) for t in post["mu"].coords["forest_type"].values]
-    if forest_type not in types:
-        raise ValueError(f"unknown forest type {forest_type!r}; the model has {types}")
-    mu = post["mu"].sel(forest_type=forest_type).transpose("chain", "draw", "parameter").to_numpy()
-    sd = post["sigma"].sel(forest_type=forest_type).transpose("chain", "draw", "parameter").to_numpy()
-    z = mu + sd * rng.standard_normal(mu.shape)
-    theta = from_unit(prior, _sigmoid(z))
-    return xr.DataArray(
-        theta,
-        dims=("chain", "draw", "parameter"),
-        coords={"chain": post["chain"].values, "draw": post["draw"].values, "parameter": list(PARAMETER_NAMES)},
-        name="theta_new_site",
-    )
 
 
 def predict_new_site(
@@ -485,9 +455,9 @@ __all__ = [
     "build_hierarchical_model",
     "build_pooled_model",
     "build_single_site_model",
-    "convergence_report",
     "from_unit",
     "map_initial_values",
+    "posterior_convergence",
     "predict_new_site",
     "sample",
     "sample_new_site_parameters",

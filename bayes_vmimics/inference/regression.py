@@ -37,7 +37,7 @@ import numpy as np
 import xarray as xr
 
 from ..parameters import PARAMETER_NAMES
-from .two_stage import SitePosteriorSamples, _gibbs_site_draws, _posterior_dataset, _stage1_dataset
+from .site_draws import SitePosteriorSamples, gibbs_site_draws, posterior_dataset, stage1_dataset
 
 NPAR = len(PARAMETER_NAMES)
 
@@ -253,7 +253,7 @@ def _regression_chain(Z, lp1, X, idx, n_types, n_iter, n_tune, thin, prior, shar
     window_acc, window_n = np.zeros((n_types, P)), 0
     for it in range(n_iter):
         # z_s | μ, B, σ: exact draw from the stage-1 draws weighted by N(z | μ_t + B_t x_s, σ_t²) / p₁(z)
-        _gibbs_site_draws(Z, lp1, _regression_mean(X, idx, mu, beta), sd[idx], rng.random(S), k, ess)
+        gibbs_site_draws(Z, lp1, _regression_mean(X, idx, mu, beta), sd[idx], rng.random(S), k, ess)
         z = Z[sites, k]
         mu, beta = draw_mu_beta(z, X, idx, n_types, sd, rng, prior, shared=shared)
         sd, acc = draw_sigma(z - _regression_mean(X, idx, mu, beta), idx, sd, step, rng, prior.sigma_sd)
@@ -353,13 +353,14 @@ def sample_regression_population(
         for c in progress_bar(range(chains), desc="stage 2 with covariates (chains)", disable=not progress)
     ]
     mu, sd, beta, zs = (np.stack([r[i] for r in res]) for i in range(4))
-    post = _posterior_dataset(
+    post = posterior_dataset(
         mu,
         sd,
         zs,
         types,
         stage1_samples.site_ids,
         prior,
+        site_types=ft,
         method="two_stage_regression",
         reference="Lunn et al. 2013, J. R. Stat. Soc. C 62:551; regression population (issue 20)",
         beta_shared=int(bool(shared_beta)),
@@ -387,7 +388,7 @@ def sample_regression_population(
         cov = cov.assign(center=scal["center"], scale=scal["scale"])
         cov.attrs["scaler"] = scal.attrs["scaler"]
     return xr.DataTree.from_dict(
-        {"posterior": post, "stage2_diagnostics": diag, "stage1": _stage1_dataset(stage1_samples), "covariates": cov}
+        {"posterior": post, "stage2_diagnostics": diag, "stage1": stage1_dataset(stage1_samples), "covariates": cov}
     )
 
 

@@ -35,7 +35,7 @@ the posterior means of σ come out 1–5 % high; μ is unaffected. A longer stag
 suite checks stage 2 against the exact posterior of that Gaussian model.
 
 Results follow the PyMC conventions of :mod:`.pymc_models` (``mu``, ``sigma``, ``theta_population``,
-``theta_site``), so :func:`~bayes_vmimics.inference.pymc_models.convergence_report`,
+``theta_site``), so :func:`~bayes_vmimics.inference.pymc_models.posterior_convergence`,
 :func:`~bayes_vmimics.inference.pymc_models.sample_new_site_parameters` and
 :func:`~bayes_vmimics.inference.pymc_models.predict_new_site` work on them.
 """
@@ -47,18 +47,24 @@ import hashlib
 import json
 import pickle
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import numba
 import numpy as np
 import xarray as xr
 
+from ..gradients import site_log_likelihood
 from ..likelihood import CalibrationProblem
 from ..parameters import PARAMETER_NAMES
-from ..sensitivity import site_log_likelihood
 from .emcee_sampler import integrated_time, run_ensemble
 from .initial import logit_from_theta, site_map_estimates, theta_from_logit
+from .site_draws import (
+    SitePosteriorSamples,
+    gibbs_site_draws,
+    logistic_log_density,
+    normal_log_kernel,
+    posterior_dataset,
+    stage1_dataset,
+)
 
 NPAR = len(PARAMETER_NAMES)
 
@@ -72,88 +78,6 @@ __all__ = [
     "site_posterior_samples",
     "two_stage_hierarchical",
 ]
-
-
-def logistic_log_density(z) -> np.ndarray:
-    """Log-density in z = logit v of v ~ Uniform(0, 1) per parameter, summed over the last axis:
-    Σ log v(1 − v) (the box prior of a site seen in logit coordinates; log-density units)."""
-    z = np.asarray(z, dtype=float)
-    return np.sum(-np.logaddexp(0.0, z) - np.logaddexp(0.0, -z), axis=-1)
-
-
-def _normal_log_kernel(z, loc, scale) -> np.ndarray:
-    """Σ −½ ((z − loc)/scale)² over the last axis: the log-density of the refined stage-1 prior N(loc, scale²)
-    up to its normalising constant (log-density units)."""
-    d = (z - loc) / scale
-    return np.sum(-0.5 * d * d, axis=-1)
-
-
-@dataclass
-class SitePosteriorSamples:
-    """Stage-1 result: draws of each site's posterior under the stage-1 prior, in logit coordinates.
-
-    Attributes:
-        site_ids: site identifiers (–).
-        z: draws, shape (n_sites, n_draws, 7) (logit units of the unit position on the prior box).
-        tau: integrated autocorrelation time per site and parameter of the kept steps (steps).
-        acceptance: mean acceptance fraction per site (–).
-        n_walkers, n_steps, discard, thin: the emcee settings (count).
-        prior_loc, prior_scale: the stage-1 prior: None for the box prior (logistic in z), else a normal
-            N(prior_loc, prior_scale²) per site and parameter in z, shape (n_sites, 7) (logit units; see
-            :func:`refined_stage1_prior`).
-        log_prob: the log-probability (stage-1 prior + log-likelihood, in θ) that the stage-1 chain computed
-            for each draw, shape (n_sites, n_draws); NaN where unknown (checkpoints from before it was kept)
-            (log-probability units). :func:`check_stage1_branches` compares it with cold spin-ups.
-    """
-
-    site_ids: list[str]
-    z: np.ndarray
-    tau: np.ndarray
-    acceptance: np.ndarray
-    n_walkers: int
-    n_steps: int
-    discard: int
-    thin: int
-    prior_loc: np.ndarray | None = None
-    prior_scale: np.ndarray | None = None
-    log_prob: np.ndarray | None = None
-
-    def log_stage1_prior(self) -> np.ndarray:
-        """log p₁(z) of every draw, shape (n_sites, n_draws): the density in z that stage 1 used as prior
-        (normalising constants dropped; log-density units)."""
-        if self.prior_loc is None:
-            return logistic_log_density(self.z)
-        scale = self.prior_scale[:, None, :]
-        return _normal_log_kernel(self.z, self.prior_loc[:, None, :], scale) - np.sum(np.log(scale), axis=-1)
-
-    @property
-    def n_effective(self) -> np.ndarray:
-        """Rough independent draws per site: walkers × kept steps / max τ (count)."""
-        kept = self.n_steps - self.discard
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return self.n_walkers * kept / np.nanmax(self.tau, axis=1)
-
-    @property
-    def tau_reliable(self) -> np.ndarray:
-        """Per site: kept steps ≥ 50 τ (emcee's rule for a trustworthy τ) (bool)."""
-        return (self.n_steps - self.discard) >= 50.0 * np.nanmax(self.tau, axis=1)
-
-    def subset(self, indices: Sequence[int]) -> SitePosteriorSamples:
-        """The same result for a subset of the sites (e.g. one forest type)."""
-        idx = [int(i) for i in indices]
-        return SitePosteriorSamples(
-            [self.site_ids[i] for i in idx],
-            self.z[idx],
-            self.tau[idx],
-            self.acceptance[idx],
-            self.n_walkers,
-            self.n_steps,
-            self.discard,
-            self.thin,
-            None if self.prior_loc is None else self.prior_loc[idx],
-            None if self.prior_scale is None else self.prior_scale[idx],
-            None if self.log_prob is None else self.log_prob[idx],
-        )
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -179,7 +103,7 @@ class _SiteLogProbability:
             return -np.inf
         if self.loc is not None:
             z = logit_from_theta(self.problem.prior, theta)
-            lp += float(_normal_log_kernel(z, self.loc, self.scale) - logistic_log_density(z))
+            lp += float(normal_log_kernel(z, self.loc, self.scale) - logistic_log_density(z))
         return lp + site_log_likelihood(self.problem, self.site, theta)
 
 
@@ -472,41 +396,6 @@ def refined_stage1_prior(dt: xr.DataTree, forest_types: Sequence[str], *, inflat
 # ------------------------------------------------------------------------------------------------------------
 
 
-@numba.njit(cache=True)
-def _gibbs_site_draws(Z, lp1, mu_s, sd_s, u, k_out, ess_out):  # pragma: no cover - compiled
-    """For each site s, draw k from P(k) ∝ N(Z[s, k] | μ_s, σ_s²) / p₁(Z[s, k]) (inverse CDF with the uniform
-    u[s]); also the Kish effective size (Σw)²/Σw² of those weights."""
-    S, K, P = Z.shape
-    logw = np.empty(K)
-    for s in range(S):
-        best = -np.inf
-        for k in range(K):
-            acc = -lp1[s, k]
-            for p in range(P):
-                d = (Z[s, k, p] - mu_s[s, p]) / sd_s[s, p]
-                acc -= 0.5 * d * d
-            logw[k] = acc
-            if acc > best:
-                best = acc
-        total = 0.0
-        total2 = 0.0
-        for k in range(K):
-            w = np.exp(logw[k] - best)
-            logw[k] = w
-            total += w
-            total2 += w * w
-        ess_out[s] = total * total / total2
-        target = u[s] * total
-        run = 0.0
-        pick = K - 1
-        for k in range(K):
-            run += logw[k]
-            if run >= target:
-                pick = k
-                break
-        k_out[s] = pick
-
-
 def _type_index(forest_types, n_sites: int, mu_sd: float, sigma_sd: float) -> tuple[list[str], np.ndarray]:
     """(sorted forest types, index of each site's type); checks one type per site and positive hyperprior
     scales."""
@@ -572,7 +461,7 @@ def _stage2_chain(Z, lp1, idx, n_types, n_iter, n_tune, thin, mu_sd, sigma_sd, r
     window_acc, window_n = np.zeros((n_types, P)), 0
     for it in range(n_iter):
         # z_s | μ, σ: exact draw from the stage-1 draws weighted by N(z | μ, σ²) / p₁(z)
-        _gibbs_site_draws(Z, lp1, mu[idx], sd[idx], rng.random(S), k, ess)
+        gibbs_site_draws(Z, lp1, mu[idx], sd[idx], rng.random(S), k, ess)
         z = Z[sites, k]
         # μ_t | σ_t, z conjugate; log σ_t | μ_t, z by random-walk Metropolis
         mu, sd, acc = _centred_population_step(z, idx, counts, sd, step, mu_sd, sigma_sd, rng)
@@ -643,13 +532,14 @@ def sample_population(
     mu = np.stack([r[0] for r in res])
     sd = np.stack([r[1] for r in res])
     zs = np.stack([r[2] for r in res])
-    post = _posterior_dataset(
+    post = posterior_dataset(
         mu,
         sd,
         zs,
         types,
         samples.site_ids,
         prior,
+        site_types=[types[i] for i in idx],
         method="two_stage",
         reference="Lunn et al. 2013, J. R. Stat. Soc. C 62:551",
     )
@@ -662,53 +552,7 @@ def sample_population(
         coords={"chain": post["chain"].values, "site": list(samples.site_ids)},
         attrs={"stage1_draws_per_site": int(Z.shape[1])},
     )
-    return xr.DataTree.from_dict({"posterior": post, "stage2_diagnostics": diag, "stage1": _stage1_dataset(samples)})
-
-
-def _posterior_dataset(mu, sd, zs, types, site_ids, prior, **attrs) -> xr.Dataset:
-    """The posterior group of a hierarchical result from μ, σ (chain, draw, type, 7) and z (chain, draw, site,
-    7) in logit units: the variables and coordinates of :mod:`.pymc_models`."""
-    from .pymc_models import from_unit
-
-    chains, n_draw = mu.shape[:2]
-    coords = {
-        "chain": np.arange(chains),
-        "draw": np.arange(n_draw),
-        "forest_type": list(types),
-        "site": list(site_ids),
-        "parameter": list(PARAMETER_NAMES),
-    }
-    sig = 1.0 / (1.0 + np.exp(-mu))
-    sig_site = 1.0 / (1.0 + np.exp(-zs))
-    return xr.Dataset(
-        {
-            "mu": (("chain", "draw", "forest_type", "parameter"), mu),
-            "sigma": (("chain", "draw", "forest_type", "parameter"), sd),
-            "theta_population": (("chain", "draw", "forest_type", "parameter"), from_unit(prior, sig)),
-            "theta_site": (("chain", "draw", "site", "parameter"), from_unit(prior, sig_site)),
-        },
-        coords=coords,
-        attrs=attrs,
-    )
-
-
-def _stage1_dataset(samples: SitePosteriorSamples) -> xr.Dataset:
-    """The ``stage1`` group: τ, effective draws and acceptance per site, and the emcee settings."""
-    return xr.Dataset(
-        {
-            "tau": (("site", "parameter"), samples.tau),
-            "n_effective": (("site",), samples.n_effective),
-            "acceptance": (("site",), samples.acceptance),
-        },
-        coords={"site": list(samples.site_ids), "parameter": list(PARAMETER_NAMES)},
-        attrs={
-            "n_walkers": samples.n_walkers,
-            "n_steps": samples.n_steps,
-            "discard": samples.discard,
-            "thin": samples.thin,
-            "stage1_prior": "box" if samples.prior_loc is None else "normal (refined)",
-        },
-    )
+    return xr.DataTree.from_dict({"posterior": post, "stage2_diagnostics": diag, "stage1": stage1_dataset(samples)})
 
 
 def needs_refinement(dt: xr.DataTree, *, min_weight_ess: float = 5.0) -> bool:
@@ -728,6 +572,8 @@ def two_stage_hierarchical(
     pass1_draws: int | None = None,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
+    covariates=None,
+    regression: dict | None = None,
 ) -> tuple[xr.DataTree, SitePosteriorSamples]:
     """Both stages: :func:`site_posterior_samples`, then stage 2 by :func:`sample_population` (reweighted
     stage-1 draws, no solves), with an optional second, refined pass (:func:`refined_stage1_prior`).
@@ -747,6 +593,13 @@ def two_stage_hierarchical(
             with ``stage2["draws"]``. Default: ``stage2["draws"]`` (count).
         seed: seed of both stages; the second pass's stage 1 uses ``seed + 1`` (integer).
         log: called with a line of text before each stage, and with warnings (e.g. ``print``) (callable).
+        covariates: None for the population without covariates; else the sites' standardised covariates
+            (a :class:`~bayes_vmimics.covariates.CovariateDesign` of the problem's sites, or an array
+            (n_sites, J)): stage 2 is then the regression population of
+            :func:`~.regression.sample_regression_population`, and a second pass's stage-1 prior follows each
+            site's covariates (:func:`~.regression.refined_stage1_prior_regression`) (standardised units).
+        regression: keyword arguments of :func:`~.regression.sample_regression_population` other than the
+            stage-2 settings (``shared_beta``, ``hyperprior``, ``covariate_names``) (–).
 
     Returns:
         (the DataTree of :func:`sample_population`, the stage-1 samples), of the last pass. With a
@@ -756,23 +609,43 @@ def two_stage_hierarchical(
     if refine not in ("auto", "always", "never"):
         raise ValueError(f"refine must be 'auto', 'always' or 'never', got {refine!r}")
     say = log or (lambda _: None)
+    if covariates is None:
+        if regression:
+            raise ValueError("regression settings need covariates")
+
+        def run_stage2(samples, kw):
+            return sample_population(samples, forest_types, problem.prior, seed=seed, **kw)
+
+        def refined_prior(dt):
+            return refined_stage1_prior(dt, forest_types)
+    else:
+        from .regression import refined_stage1_prior_regression, sample_regression_population
+
+        def run_stage2(samples, kw):
+            return sample_regression_population(
+                samples, covariates, forest_types, problem.prior, seed=seed, **(regression or {}), **kw
+            )
+
+        def refined_prior(dt):
+            return refined_stage1_prior_regression(dt)
+
     say("stage 1: each site alone under the box prior")
     s1 = site_posterior_samples(problem, seed=seed, **(stage1 or {}))
     stage2 = dict(stage2 or {})
     short = refine != "never" and pass1_draws is not None and pass1_draws != stage2.get("draws")
     say("stage 2: Gibbs sampling of the populations" + (f" ({pass1_draws} sweeps per chain)" if short else ""))
     pass1 = stage2 | {"draws": pass1_draws} if short else stage2
-    dt = sample_population(s1, forest_types, problem.prior, seed=seed, **pass1)
+    dt = run_stage2(s1, pass1)
     if refine == "always" or (refine == "auto" and needs_refinement(dt)):
         why = "asked for" if refine == "always" else "few stage-1 draws under the population at some site"
         say(f"second pass ({why}): stage 1 under a normal prior fitted to the first pass's population, then stage 2")
         kw = {**(stage1 or {}), **(refine_stage1 or {})}
-        kw["stage1_prior"] = refined_stage1_prior(dt, forest_types)
+        kw["stage1_prior"] = refined_prior(dt)
         s1 = site_posterior_samples(problem, seed=seed + 1, **kw)
-        dt = sample_population(s1, forest_types, problem.prior, seed=seed, **stage2)
+        dt = run_stage2(s1, stage2)
     elif short:
         say("no second pass needed: stage 2 again, with all its sweeps")
-        dt = sample_population(s1, forest_types, problem.prior, seed=seed, **stage2)
+        dt = run_stage2(s1, stage2)
     if problem.warm_start:
         say("warm starts: re-solving 100 stage-1 draws per site from cold spin-ups (check_stage1_branches)")
         kw = {k: v for k, v in (stage1 or {}).items() if k in ("n_processes", "map_fn")}

@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from ..atmosphere import d14c_to_f14c, hua2013_zone
+from ..constants import FOREST_TYPES
 from ..forcing import SiteForcing
 from .datadir import data_file
 
@@ -62,7 +63,7 @@ HOWLAND_FILE = "israd_gaudinski2001_howland_layers.csv"
 SIX_SITES_FILE = "six_sites_metadata.csv"
 
 #: The four forest types of Wang et al. (2021) Sect. 2.5.2 (ENF, EBF, DBF, BNF).
-FOUR_TYPES = ("ENF", "EBF", "DBF", "BNF")
+FOUR_TYPES = FOREST_TYPES
 #: Explicit classes kept out of the four-type analyses.
 OTHER_TYPES = ("DNF", "MIX", "UNK", "NFO")
 ALL_TYPES = FOUR_TYPES + OTHER_TYPES
