@@ -78,6 +78,7 @@ class SiteObservations:
         f14c: observed F14C, shape (n_obs,), NaN where not measured, or None (–).
         zone: Hua et al. (2013) atmospheric zone, e.g. "NH1" (–).
         sample_year: year of sampling (year AD).
+        forest_type: the site's forest type, one of ``constants.FOREST_TYPES`` for real sites, or None (–).
     """
 
     site_id: str
@@ -89,6 +90,7 @@ class SiteObservations:
     f14c: np.ndarray | None = None
     zone: str | None = None
     sample_year: float | None = None
+    forest_type: str | None = None
 
     def __post_init__(self) -> None:
         self.top_cm = np.asarray(self.top_cm, dtype=float)
@@ -364,6 +366,11 @@ class CalibrationProblem:
     def site_ids(self) -> list[str]:
         """Site identifiers, in order."""
         return [p.obs.site_id for p in self.sites]
+
+    @property
+    def forest_types(self) -> list[str | None]:
+        """Each site's forest type (``SiteObservations.forest_type``), in order."""
+        return [p.obs.forest_type for p in self.sites]
 
     @property
     def n_soc(self) -> int:

@@ -149,6 +149,7 @@ def real_site_observations(tables, config: StudyConfig) -> list[SiteObservations
                 f14c=lay["f14c"].to_numpy(float),
                 zone=zone if isinstance(zone, str) and zone else None,
                 sample_year=year,
+                forest_type=str(row["forest_type"]),
             )
         )
     return out

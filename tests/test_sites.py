@@ -303,3 +303,12 @@ def test_split_all_is_both_halves(tables):
         ids[split] = {s.site_id for s in real_site_observations(tables, cfg)}
     assert ids["calibration"] and ids["validation"] and not ids["calibration"] & ids["validation"]
     assert ids["all"] == ids["calibration"] | ids["validation"]
+
+
+def test_real_sites_carry_their_forest_type(data_dir):
+    from bayes_vmimics.config import load_config
+    from bayes_vmimics.study import build_problem
+
+    cfg = load_config("study_quick").replace(study={"mode": "data"}, data={"forest_type": "BNF", "max_sites": 2})
+    problem, _, _ = build_problem(cfg, data_dir)
+    assert problem.forest_types == ["BNF", "BNF"]
