@@ -25,13 +25,7 @@ import numpy as np
 from bayes_vmimics.config import load_config
 from bayes_vmimics.inference.initial import logit_from_theta
 from bayes_vmimics.inference.pymc_models import posterior_convergence, save_results
-from bayes_vmimics.inference.two_stage import (
-    check_stage1_branches,
-    needs_refinement,
-    refined_stage1_prior,
-    sample_population,
-    site_posterior_samples,
-)
+from bayes_vmimics.inference.two_stage import two_stage_hierarchical
 from bayes_vmimics.io import build_site_tables, load_atmosphere
 from bayes_vmimics.likelihood import CalibrationProblem
 from bayes_vmimics.priors import BoxPrior
@@ -109,64 +103,59 @@ def main() -> None:
     )
 
     types = [args.forest_type] * n
+    # the passes are the library's own (two_stage_hierarchical); the log callback timestamps each stage
+    t_start = time.perf_counter()
+    marks: list[tuple[float, str]] = []
 
-    def run_pass(label, n_steps, seed, stage1_prior=None, draws=None):
-        draws = draws or args.draws
-        t0 = time.perf_counter()
-        s1 = site_posterior_samples(
-            problem,
+    def log(msg: str) -> None:
+        marks.append((time.perf_counter(), msg))
+        print(f"[{time.perf_counter() - t_start:6.0f} s] {msg}", flush=True)
+
+    ckpt = args.checkpoint_dir
+    dt, s1 = two_stage_hierarchical(
+        problem,
+        types,
+        stage1=dict(
             n_walkers=args.n_walkers,
-            n_steps=n_steps,
+            n_steps=args.n_steps,
             thin=args.thin,
-            seed=seed,
             n_processes=args.processes,
-            stage1_prior=stage1_prior,
-            checkpoint_dir=f"{args.checkpoint_dir}/{label}" if args.checkpoint_dir else None,
-        )
-        t1 = time.perf_counter() - t0
-        tau = np.nanmax(s1.tau, axis=1)
+            checkpoint_dir=f"{ckpt}/pass1" if ckpt else None,
+        ),
+        stage2=dict(draws=args.draws, tune=args.tune, chains=args.chains, thin=args.stage2_thin),
+        refine=args.refine,
+        refine_stage1=dict(n_steps=args.refine_steps, checkpoint_dir=f"{ckpt}/pass2" if ckpt else None),
+        pass1_draws=args.pass1_draws,
+        seed=args.seed,
+        log=log,
+    )
+    wall = time.perf_counter() - t_start
+    marks.append((time.perf_counter(), "end"))
+    print("wall time per stage:")
+    for (t0, msg), (t1, _) in zip(marks[:-1], marks[1:], strict=True):
+        print(f"  {t1 - t0:7.0f} s  {msg}")
+    rep = posterior_convergence(dt, ["theta_population", "mu", "sigma"])
+    d = dt["stage2_diagnostics"]
+    tau = np.nanmax(s1.tau, axis=1)
+    print(
+        f"last stage 1: {args.n_walkers} walkers per site; max τ per site {tau.min():.0f}–{tau.max():.0f} steps "
+        f"(median {np.median(tau):.0f}); N/τ ≥ 50 for {int(s1.tau_reliable.sum())}/{n} sites; independent draws "
+        f"per site ≈ {s1.n_effective.min():.0f}–{s1.n_effective.max():.0f}; acceptance "
+        f"{s1.acceptance.min():.2f}–{s1.acceptance.max():.2f}; {s1.z.shape[1]} kept draws per site"
+    )
+    if "branch_mismatch_fraction" in dt["stage1"]:
         print(
-            f"[{label}] stage 1: {args.n_walkers} walkers × {n_steps} steps per site on {args.processes} "
-            f"process(es): {t1:.0f} s; max τ per site {tau.min():.0f}–{tau.max():.0f} steps (median "
-            f"{np.median(tau):.0f}); N/τ ≥ 50 for {int(s1.tau_reliable.sum())}/{n} sites; independent draws per "
-            f"site ≈ {s1.n_effective.min():.0f}–{s1.n_effective.max():.0f}; acceptance "
-            f"{s1.acceptance.min():.2f}–{s1.acceptance.max():.2f}; {s1.z.shape[1]} kept draws per site"
+            "warm starts, stage-1 draws re-solved cold: mismatch fraction per site ≤ "
+            f"{float(dt['stage1']['branch_mismatch_fraction'].max()):.3f}"
         )
-        if problem.warm_start:
-            t0 = time.perf_counter()
-            check = check_stage1_branches(problem, s1, n_check=200, seed=seed, n_processes=args.processes)
-            print(
-                f"[{label}] warm starts, 200 stage-1 draws per site re-solved cold "
-                f"({time.perf_counter() - t0:.0f} s): {int(check['n_mismatched'].sum())} of "
-                f"{int(check['n_checked'].sum())} differ by > 0.1 "
-                f"(max |Δ| {float(check['max_abs_difference'].max()):.2g})"
-            )
-        t0 = time.perf_counter()
-        kw = dict(draws=draws, tune=args.tune, chains=args.chains, thin=args.stage2_thin, seed=args.seed)
-        dt = sample_population(s1, types, problem.prior, **kw)
-        t2 = time.perf_counter() - t0
-        rep = posterior_convergence(dt, ["theta_population", "mu", "sigma"])
-        d = dt["stage2_diagnostics"]
-        print(
-            f"[{label}] stage 2 (reweighted stage-1 draws): {args.chains} chains × ({args.tune} tune + {draws} "
-            "sweeps), "
-            f"thinned by {args.stage2_thin}: {t2:.0f} s"
-        )
-        print(
-            f"  max R-hat (population) {rep['max_r_hat']:.4f}   min bulk ESS {rep['min_ess_bulk']:.0f}   "
-            f"min tail ESS {rep['min_ess_tail']:.0f}   (theta_population, mu, sigma)"
-        )
-        print(
-            f"  stage-1 weights: mean Kish ESS per site {float(d['mean_weight_ess'].min()):.0f}–"
-            f"{float(d['mean_weight_ess'].max()):.0f}, 5 % quantile ≥ {float(d['weight_ess_q05'].min()):.1f}"
-        )
-        return dt, rep, t1 + t2
-
-    dt, rep, wall = run_pass("pass 1", args.n_steps, args.seed, draws=args.pass1_draws)
-    if args.refine == "always" or (args.refine == "auto" and needs_refinement(dt)):
-        prior1 = refined_stage1_prior(dt, types)
-        dt, rep, wall2 = run_pass("pass 2 (refined stage-1 prior)", args.refine_steps, args.seed + 1, prior1)
-        wall += wall2
+    print(
+        f"  max R-hat (population) {rep['max_r_hat']:.4f}   min bulk ESS {rep['min_ess_bulk']:.0f}   "
+        f"min tail ESS {rep['min_ess_tail']:.0f}   (theta_population, mu, sigma)"
+    )
+    print(
+        f"  stage-1 weights: mean Kish ESS per site {float(d['mean_weight_ess'].min()):.0f}–"
+        f"{float(d['mean_weight_ess'].max()):.0f}, 5 % quantile ≥ {float(d['weight_ess_q05'].min()):.1f}"
+    )
     print(f"total wall {wall:.0f} s; min bulk ESS per second {rep['min_ess_bulk'] / wall:.3f}")
     summ = rep["summary"]
     pop = summ.loc[[i for i in summ.index if i.startswith("theta_population")]]
