@@ -291,6 +291,7 @@ class CalibrationProblem:
                 None if s.f14c is None else s.f14c[keep],
                 s.zone,
                 s.sample_year,
+                s.forest_type,
             )
         grid = required_grid(self.base_grid, s.bottom_cm)
         model = SiteModel(s.forcing, grid, self.profile)

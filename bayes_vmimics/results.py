@@ -218,6 +218,33 @@ def _thinned_draws(n_chain: int, n_draw: int, max_draws: int) -> np.ndarray:
     return np.unique(np.linspace(0, n_draw - 1, per_chain).round().astype(int))
 
 
+def _held_out_tree(problem, th, sample: dict, forest_types, *, seed: int, population: str) -> xr.DataTree:
+    """The DataTree of a held-out prediction from per-site θ draws (chain, draw, site, 7): the site parameters,
+    the pointwise log-likelihood, the observed data and the posterior predictive (with observation error of a
+    new site)."""
+    log_lik, observed, pp, n_failed = _predictive_groups(problem, th, sample, new_site=True, seed=seed)
+    theta = xr.Dataset(
+        {"theta_site": (("chain", "draw", "site", "parameter"), th)},
+        coords={
+            **sample,
+            "site": list(problem.site_ids),
+            "parameter": list(PARAMETER_NAMES),
+            "forest_type": ("site", forest_types),
+        },
+    )
+    out = xr.DataTree.from_dict(
+        {"posterior": theta, "log_likelihood": log_lik, "observed_data": observed, "posterior_predictive": pp}
+    )
+    out.attrs = {
+        "held_out_forest_types": ",".join(dict.fromkeys(forest_types)),
+        "soc_unit": observed["soc"].attrs["units"],
+        "n_failed_predictive": n_failed,
+        "seed": int(seed),
+        "population": population,
+    }
+    return out
+
+
 def add_held_out_predictive(
     dt: xr.DataTree, problem, forest_types, *, max_draws: int = 200, seed: int = 0, covariates=None
 ) -> xr.DataTree:
@@ -293,27 +320,8 @@ def add_held_out_predictive(
             axis=2,
         )
     sample = {"chain": post["chain"].values, "draw": post["draw"].values[idx]}
-    log_lik, observed, pp, n_failed = _predictive_groups(problem, th, sample, new_site=True, seed=seed)
-    theta = xr.Dataset(
-        {"theta_site": (("chain", "draw", "site", "parameter"), th)},
-        coords={
-            **sample,
-            "site": list(problem.site_ids),
-            "parameter": list(PARAMETER_NAMES),
-            "forest_type": ("site", forest_types),
-        },
-    )
-    out = xr.DataTree.from_dict(
-        {"posterior": theta, "log_likelihood": log_lik, "observed_data": observed, "posterior_predictive": pp}
-    )
-    out.attrs = {
-        "held_out_forest_types": ",".join(dict.fromkeys(forest_types)),
-        "soc_unit": observed["soc"].attrs["units"],
-        "n_failed_predictive": n_failed,
-        "seed": int(seed),
-        "population": "regression on covariates" if regression else "forest type",
-    }
-    return out
+    population = "regression on covariates" if regression else "forest type"
+    return _held_out_tree(problem, th, sample, forest_types, seed=seed, population=population)
 
 
 #: Why held-out SOC is scored in mg C cm⁻³, not the paper's g C kg⁻¹ (P Table 4); also a column of the scores.
@@ -400,26 +408,7 @@ def add_shared_held_out_predictive(
     th = th[:, idx]
     per_site = np.broadcast_to(th[:, :, None, :], (*th.shape[:2], len(problem.sites), th.shape[-1])).copy()
     sample = {"chain": np.arange(th.shape[0]), "draw": idx}
-    log_lik, observed, pp, n_failed = _predictive_groups(problem, per_site, sample, new_site=True, seed=seed)
-    theta = xr.Dataset(
-        {"theta_site": (("chain", "draw", "site", "parameter"), per_site)},
-        coords={
-            **sample,
-            "site": list(problem.site_ids),
-            "parameter": list(PARAMETER_NAMES),
-            "forest_type": ("site", forest_types),
-        },
-    )
-    out = xr.DataTree.from_dict(
-        {"posterior": theta, "log_likelihood": log_lik, "observed_data": observed, "posterior_predictive": pp}
-    )
-    out.attrs = {
-        "held_out_forest_types": ",".join(dict.fromkeys(forest_types)),
-        "soc_unit": observed["soc"].attrs["units"],
-        "n_failed_predictive": n_failed,
-        "seed": int(seed),
-        "population": kind,
-    }
+    out = _held_out_tree(problem, per_site, sample, forest_types, seed=seed, population=kind)
     return out
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from . import sensitivity_analysis as sa
+from .cli_common import int_at_least
 from .constants import FOREST_TYPES
 from .parameters import PARAMETER_NAMES
 
@@ -44,20 +45,6 @@ QUICK = {
     "n_multipliers": 15,
     "max_draws": 200,
 }
-
-
-def _int_at_least(low: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be ≥ {low}, got {value}")
-        return value
-
-    parse.__name__ = f"integer ≥ {low}"
-    return parse
 
 
 def add_sensitivity_parser(subparsers) -> argparse.ArgumentParser:
@@ -103,7 +90,7 @@ def add_sensitivity_parser(subparsers) -> argparse.ArgumentParser:
             default="all" if name in ("morris", "sobol") else "calibration",
             help="half of data/site_split.csv (default: all for morris/sobol, calibration for profiles/response)",
         )
-        q.add_argument("--max-sites", type=_int_at_least(0), default=None, help="at most this many sites per type")
+        q.add_argument("--max-sites", type=int_at_least(0), default=None, help="at most this many sites per type")
         q.add_argument(
             "--synthetic",
             action="store_true",
@@ -118,9 +105,9 @@ def add_sensitivity_parser(subparsers) -> argparse.ArgumentParser:
             help="calibration results.nc (pooled): posterior variant (sobol), posterior median and 90 %% band "
             "(profiles, response); repeat once per --forest-type",
         )
-        q.add_argument("--seed", type=_int_at_least(0), default=2021, help="random seed (default 2021)")
+        q.add_argument("--seed", type=int_at_least(0), default=2021, help="random seed (default 2021)")
         q.add_argument("--out", default=None, help=f"output folder (default {DEFAULT_OUT})")
-        q.add_argument("--n-processes", type=_int_at_least(1), default=1, help="worker processes (default 1)")
+        q.add_argument("--n-processes", type=int_at_least(1), default=1, help="worker processes (default 1)")
         q.add_argument("--quick", action="store_true", help="small designs and few sites: a smoke run")
         q.add_argument("--no-progress", action="store_true", help="no progress bar")
         if name in ("morris", "sobol"):
@@ -139,17 +126,17 @@ def add_sensitivity_parser(subparsers) -> argparse.ArgumentParser:
             q.add_argument("--fresh", action="store_true", help="discard finished per-site files in --out")
         if name == "morris":
             q.add_argument(
-                "--trajectories", type=_int_at_least(2), default=None, help="Morris trajectories (default 50, P §2.3)"
+                "--trajectories", type=int_at_least(2), default=None, help="Morris trajectories (default 50, P §2.3)"
             )
         if name == "sobol":
             q.add_argument(
                 "--n-base",
-                type=_int_at_least(2),
+                type=int_at_least(2),
                 default=None,
                 help="Sobol' base samples N, a power of 2; runs = N·(n_parameters + 2) (default 1024)",
             )
             q.add_argument(
-                "--max-draws", type=_int_at_least(20), default=None, help="posterior draws used (default 1000)"
+                "--max-draws", type=int_at_least(20), default=None, help="posterior draws used (default 1000)"
             )
             q.add_argument(
                 "--delta",
@@ -158,7 +145,7 @@ def add_sensitivity_parser(subparsers) -> argparse.ArgumentParser:
             )
         if name == "profiles":
             q.add_argument(
-                "--band-draws", type=_int_at_least(2), default=None, help="posterior draws of the band (default 100)"
+                "--band-draws", type=int_at_least(2), default=None, help="posterior draws of the band (default 100)"
             )
         q.set_defaults(func=cmd_sensitivity)
     return p
