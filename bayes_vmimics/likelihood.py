@@ -643,7 +643,8 @@ class CalibrationProblem:
         """Each site's posterior of its discrepancy scale κ² at θ: κ² | y, θ ~ InvGamma(shape, rate).
 
         Args:
-            theta: 7 values in ``PARAMETER_NAMES`` order (parameter units).
+            theta: 7 values in ``PARAMETER_NAMES`` order, shared by all sites, or shape (n_sites, 7), each site
+                at its own θ (parameter units).
 
         Returns:
             ``{"soc_shape", "soc_rate", "f14c_shape", "f14c_rate"}``, each (n_sites,) (–; NaN for a site
@@ -654,8 +655,14 @@ class CalibrationProblem:
         """
         if self.error_model.discrepancy != "site_scale":
             raise ValueError("the error model has no site-scale discrepancy (likelihood.discrepancy = 'none')")
-        pred = self.predict(theta, grid_outputs=False)
-        if pred is None:
+        th = np.asarray(theta, dtype=float)
+        npar = len(PARAMETER_NAMES)
+        if th.shape == (npar,):
+            th = np.broadcast_to(th, (len(self.sites), npar))
+        if th.shape != (len(self.sites), npar):
+            raise ValueError(f"theta must have shape ({npar},) or ({len(self.sites)}, {npar}), got {th.shape}")
+        pred = [self.predict_site(s, th[s], grid_outputs=False) for s in range(len(self.sites))]
+        if any(q is None for q in pred):
             return None
         out = {k: np.full(len(self.sites), np.nan) for k in ("soc_shape", "soc_rate", "f14c_shape", "f14c_rate")}
         for s, (p, q) in enumerate(zip(self.sites, pred, strict=True)):
@@ -670,10 +677,11 @@ class CalibrationProblem:
         median, for predicting held-out sites.
 
         Args:
-            theta: 7 values in ``PARAMETER_NAMES`` order (parameter units).
+            theta: 7 values in ``PARAMETER_NAMES`` order, or shape (n_sites, 7) (each site at its own θ, e.g. a
+                hierarchical result's site medians) (parameter units).
 
         Returns:
-            ``{"soc": (a, median κ), "f14c": (a, median κ)}`` (–; "f14c" only with ≥ 2 sites with F14C), or
+            ``{"soc": (a, median κ), "f14c": (a, median κ)}`` (–; each only with ≥ 2 sites observing it), or
             None if a steady state fails.
         """
         from .errors import fit_discrepancy_prior

@@ -174,36 +174,11 @@ def fit_discrepancy_prior_sites(problem, thetas) -> dict[str, tuple[float, float
     Raises:
         ValueError: no site-scale discrepancy, wrong shape, fewer than 2 sites, or a failed steady state.
     """
-    from .errors import fit_discrepancy_prior
-
     if problem.error_model.discrepancy != "site_scale":
         raise ValueError("the error model has no site-scale discrepancy: there is no κ prior to fit")
-    th = np.asarray(thetas, dtype=float)
-    npar = len(PARAMETER_NAMES)
-    if th.shape == (npar,):
-        th = np.broadcast_to(th, (len(problem.sites), npar))
-    if th.shape != (len(problem.sites), npar):
-        raise ValueError(f"thetas must have shape ({npar},) or ({len(problem.sites)}, {npar}), got {th.shape}")
-    n_eff = {"soc": [], "f14c": []}
-    q = {"soc": [], "f14c": []}
-    for s, p in enumerate(problem.sites):
-        pred = problem.predict_site(s, th[s], grid_outputs=False)
-        if pred is None:
-            raise ValueError(f"site {problem.site_ids[s]}: steady state failed at its θ; cannot fit the κ prior")
-        for var, term, values in (
-            ("soc", p.soc_errors, pred.soc),
-            ("f14c", p.c14_errors, np.asarray(pred.f14c)[p.c14_index] if p.c14_index.size else None),
-        ):
-            if values is None or term.size == 0:
-                continue
-            shape, rate = term.discrepancy_posterior(values)
-            a, b = problem.error_model.discrepancy_hyper(var)
-            n_eff[var].append(2.0 * (shape - a))
-            q[var].append(2.0 * (rate - b))
-    out = {}
-    for var in ("soc", "f14c"):
-        if len(n_eff[var]) >= 2:
-            out[var] = fit_discrepancy_prior(np.array(n_eff[var]), np.array(q[var]))
+    out = problem.fit_discrepancy_prior(thetas)
+    if out is None:
+        raise ValueError("a calibration site's steady state failed at its θ; cannot fit the κ prior")
     if "soc" not in out:
         raise ValueError("the κ prior needs at least 2 calibration sites")
     return out

@@ -348,6 +348,14 @@ def test_problem_discrepancy_posterior_recovers_a_planted_scale():
         prob0.discrepancy_posterior(theta)
     fit = prob.fit_discrepancy_prior(theta)
     assert set(fit) == {"soc"} and fit["soc"][1] == pytest.approx(kappa, rel=0.3)
+    # each site at its own θ: the same θ per row gives the same posterior; another θ at one site changes only it
+    per_site = np.tile(theta, (len(new), 1))
+    np.testing.assert_array_equal(prob.discrepancy_posterior(per_site)["soc_rate"], rate)
+    per_site[0, 0] *= 1.5
+    moved = prob.discrepancy_posterior(per_site)["soc_rate"]
+    assert moved[0] != rate[0] and np.array_equal(moved[1:], rate[1:])
+    with pytest.raises(ValueError, match="shape"):
+        prob.discrepancy_posterior(per_site[:2])
 
 
 def test_fit_discrepancy_prior_recovers_the_population_of_scales():
