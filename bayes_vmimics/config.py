@@ -131,7 +131,8 @@ class LikelihoodSection:
         warm_cache_size: converged states kept per site for warm starts (count).
         error_model: preset of the observation-error model (:mod:`bayes_vmimics.errors`): "paper" (the
             relative error above only), "floor" (+ absolute floors), "weighted" (+ thickness weights) or
-            "discrepancy" (+ a site-level error scale κ integrated out) (–). The keys below override it.
+            "discrepancy" (+ a site-level error scale κ integrated out; the default for real data, chosen by held-out
+            lppd and coverage) (–). The synthetic twin always uses "paper". The keys below override it.
         soc_abs_error: absolute SOC error floor s₀, σ² = (r·y)² + s₀² (mg C cm⁻³); unset = the preset's
             (0, or 1 from "floor" on).
         c14_abs_error: absolute F14C error floor s₀ (F14C units); unset = the preset's (0, or 0.02).
@@ -155,7 +156,7 @@ class LikelihoodSection:
     use_c14: bool = True
     warm_start: bool = False
     warm_cache_size: int = 64
-    error_model: str = "paper"
+    error_model: str = "discrepancy"
     soc_abs_error: float | None = None
     c14_abs_error: float | None = None
     depth_weighting: str | None = None

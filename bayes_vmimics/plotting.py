@@ -17,6 +17,7 @@ and σ_F14C = 10 %/√5 of the observed value without one).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -59,17 +60,26 @@ def _quantiles(values: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray
 
 
 def _likelihood_section(dt):
-    """The ``[likelihood]`` section of the study stored in the result, or the defaults."""
+    """The ``[likelihood]`` section of the study stored in the result, with the error model the run used: the
+    stored one for real data, "paper" for the synthetic twin (which is always calibrated under the error it was
+    generated with) and for results whose configuration names no error model (older results, hand-made trees).
+    """
     try:
         values = json.loads(dt.attrs.get("configuration", "{}"))
     except (TypeError, ValueError):
         values = {}
+    named = "error_model" in values.get("likelihood", {})
     if values:
         try:
-            return config_from_dict(values).likelihood
+            cfg = config_from_dict(values)
         except (ValueError, TypeError, KeyError):
             pass
-    return LikelihoodSection(**{k: v for k, v in values.get("likelihood", {}).items() if k in _LIK_FIELDS})
+        else:
+            if named and cfg.study.mode != "synthetic":
+                return cfg.likelihood
+            return dataclasses.replace(cfg.likelihood, error_model="paper")
+    kept = {k: v for k, v in values.get("likelihood", {}).items() if k in _LIK_FIELDS}
+    return LikelihoodSection(**kept, error_model="paper")
 
 
 _LIK_FIELDS = {"soc_rel_error", "c14_rel_error", "c14_weight", "soc_unit"}

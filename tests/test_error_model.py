@@ -410,6 +410,56 @@ def test_a_planted_near_zero_layer_dominates_only_the_paper_cost():
     assert share["discrepancy"] < 0.25, share
 
 
+def _discrepancy_twin(n_sites: int, rng, *, sd: float = 0.3, rho: float = 0.6):
+    """Model profiles at the true θ (10 layers of 10 cm) times a depth-correlated multiplicative error
+    exp(sd · e), e an AR(1) series with correlation rho between neighbouring layers; the first site has a
+    planted near-zero layer (1 % of its neighbours' level at 40–50 cm)."""
+    base = make_synthetic_sites(n_sites, rng=rng, noise=0.0, interval_edges_cm=tuple(np.arange(0.0, 101.0, 10.0)))
+    prob = CalibrationProblem(base, use_c14=False)
+    out = []
+    for s, (p, q) in enumerate(zip(prob.sites, prob.predict(true_parameters()), strict=True)):
+        e = np.empty(q.soc.size)
+        e[0] = rng.standard_normal()
+        for i in range(1, e.size):
+            e[i] = rho * e[i - 1] + math.sqrt(1.0 - rho * rho) * rng.standard_normal()
+        y = q.soc * np.exp(sd * e)
+        if s == 0:
+            y[4] *= 0.01
+        o = p.obs
+        out.append(type(o)(o.site_id, o.forcing, o.top_cm, o.bottom_cm, y, o.bd_g_cm3))
+    return out
+
+
+def test_discrepancy_twin_is_covered_on_held_out_sites_and_the_paper_preset_is_not():
+    """16 synthetic profiles with a depth-correlated ×/÷ 1.35 model error (κ ≈ 3 in units of the 10 %
+    error) and a planted near-zero layer; pooled MAP on 8, the other 8 held out. With the discrepancy preset and
+    the κ prior fitted on the calibration sites (empirical Bayes), the held-out 90 % intervals cover near the
+    nominal rate (measured 0.86; 0.89 at the true θ) and the fitted κ median is near the planted scale
+    (measured 2.26: the 1 mg C cm⁻³ floor takes part of the error at depth); under the paper preset the
+    MAP is pulled by the near-zero layer and its intervals cover almost nothing (measured 0.03)."""
+    from bayes_vmimics.inference.initial import pooled_map_estimate
+    from bayes_vmimics.priors import theta_from_logit
+    from bayes_vmimics.scoring import discrepancy_prior_keys, fit_discrepancy_prior_sites, score_draws
+
+    sites = _discrepancy_twin(16, np.random.default_rng(21))
+    cal, held = sites[:8], sites[8:]
+    scores = {}
+    for name in ("paper", "discrepancy"):
+        pc = CalibrationProblem(cal, use_c14=False, error_model=name)
+        theta = theta_from_logit(pc.prior, pooled_map_estimate(pc, n_random_starts=1, maxiter=200))
+        em = ErrorModel.from_preset(name)
+        if name == "discrepancy":
+            fit = fit_discrepancy_prior_sites(pc, theta)
+            assert 1.5 < fit["soc"][1] < 4.0, fit
+            em = ErrorModel.from_preset(name, **discrepancy_prior_keys(fit))
+        scores[name] = score_draws(CalibrationProblem(held, use_c14=False, error_model=em), theta[None], seed=1)
+    disc, paper = scores["discrepancy"].loc["soc"], scores["paper"].loc["soc"]
+    assert 0.8 <= disc["coverage_90"] <= 0.97, disc
+    assert 0.25 <= disc["coverage_50"] <= 0.65, disc
+    assert paper["coverage_90"] < 0.2, paper
+    assert disc["lppd"] > paper["lppd"] + 10.0, (disc["lppd"], paper["lppd"])
+
+
 # ------------------------------------------------------------------------------------------------------------
 # configuration
 # ------------------------------------------------------------------------------------------------------------
@@ -430,9 +480,11 @@ def test_presets_load_from_toml_and_keys_override(tmp_path, sites):
     prob = CalibrationProblem.from_config(sites[:1], cfg)
     assert prob.error_model == em
     assert CalibrationProblem.from_config(sites[:1], cfg, error_model="paper").error_model == ErrorModel()
-    # the defaults are the paper's; switching the preset keeps explicitly set keys
-    assert ErrorModel.from_config(load_config("study_default").likelihood) == ErrorModel()
-    assert ErrorModel.from_config(load_config("study_discrepancy").likelihood) == MODELS["discrepancy"]
+    # the study default for real data is the discrepancy model, study_paper the paper's; switching the preset
+    # keeps explicitly set keys
+    assert ErrorModel.from_config(load_config("study_default").likelihood) == MODELS["discrepancy"]
+    assert ErrorModel.from_config(config_from_dict({}).likelihood) == MODELS["discrepancy"]
+    assert ErrorModel.from_config(load_config("study_paper").likelihood) == ErrorModel()
     floor = ErrorModel.from_config(cfg.replace(likelihood={"error_model": "floor"}).likelihood)
     assert (floor.soc_abs_error, floor.depth_weighting, floor.discrepancy) == (0.5, "none", "none")
     for name in PRESETS:

@@ -129,6 +129,7 @@ def test_calibrate_starts_from_the_optimize_optimum_too(tmp_path, capsys, data_d
         '[model]\nmax_obs_depth_cm = 100.0\n[data]\nforest_type = "BNF"\nmax_sites = 2\n'
         '[sampler]\nn_walkers = 14\nn_steps = 4\ndiscard = 1\nthin = 1\nn_ensembles = 2\nstart = "map"\n'
         "progress = false\n[optimize]\nmaxiter = 2\npopsize = 2\npolish = false\n"
+        '[likelihood]\nerror_model = "paper"\n'  # the report's cost is the paper's J under this preset
     )
     common = ["--config", str(cfg), "--data-dir", str(data_dir)]
     assert main(["optimize", *common, "--out", str(tmp_path / "opt")]) == 0

@@ -85,6 +85,24 @@ def test_predictive_with_error_reads_the_configuration_and_stored_replicates():
     assert np.all(predictive_with_error(dt, "soc") == 7.0)
 
 
+def test_predictive_with_error_uses_the_error_model_the_run_used():
+    """A real-data result under the discrepancy model (the study default) draws wider errors than 10 %; the
+    synthetic twin is calibrated under the paper's error whatever the configuration names, and so is a result
+    whose configuration names no error model."""
+    dt = _profile_tree(n_sites=2, n_obs=4, n_draw=20000, c14=False)
+    obs = dt["observed_data"]["soc"].values
+
+    def rel_sd(configuration):
+        dt.attrs["configuration"] = json.dumps(configuration)
+        noise = predictive_with_error(dt, "soc", seed=4) - dt["posterior_predictive"]["soc"].values
+        return noise.reshape(-1, obs.size).std(axis=0) / obs
+
+    assert np.all(rel_sd({"likelihood": {"error_model": "discrepancy"}}) > 0.2)
+    twin = {"study": {"mode": "synthetic"}, "likelihood": {"error_model": "discrepancy"}}
+    np.testing.assert_allclose(rel_sd(twin), 0.1, rtol=0.03)
+    np.testing.assert_allclose(rel_sd({"likelihood": {"soc_rel_error": 0.1}}), 0.1, rtol=0.03)
+
+
 def test_the_band_with_observation_error_covers_the_data_of_a_true_model():
     """A model equal to the truth: the 90 % interval with observation error covers ~90 % of the observations;
     the noise-free one (a single value here) covers none. This is what made a good synthetic fit look bad."""
