@@ -390,6 +390,36 @@ def _interrupt(tmp_path: Path, args: list[str], ready, *, settle: float = 2.0) -
 needs_proc = pytest.mark.skipif(not Path("/proc").is_dir() or sys.platform != "linux", reason="needs /proc (Linux)")
 
 
+@needs_proc
+@pytest.mark.parametrize("delay", [0.15, 0.3, 0.6])
+def test_ctrl_c_while_the_command_loads_is_a_clean_stop(tmp_path, delay):
+    """A Ctrl-C in the first tenths of a second, while the command imports NumPy and its modules: exit 130 and
+    one line, no traceback (the console script enters through bayes_vmimics.launcher, which imports only sys)."""
+    entry = "import sys; from bayes_vmimics.launcher import main; sys.exit(main())"  # as the console script
+    args = ["calibrate", "--synthetic", "--quick", "--no-progress", "--out", str(tmp_path / "o")]
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", entry, *args], stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
+    try:
+        time.sleep(delay)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert "interrupted (Ctrl-C)" in err
+
+
+def test_the_console_script_enters_through_the_launcher():
+    from importlib.metadata import entry_points
+
+    (ep,) = [e for e in entry_points(group="console_scripts") if e.name == "bayes-vmimics"]
+    assert ep.value == "bayes_vmimics.launcher:main"
+
+
 @pytest.mark.slow
 @needs_proc
 def test_ctrl_c_stops_calibrate_cleanly_and_the_resume_equals_an_uninterrupted_run(tmp_path, capsys):
