@@ -28,11 +28,13 @@ from .cli_common import (
     COUNT,
     COUNT0,
     add_common_arguments,
+    add_scheduler_argument,
     claim,
     config_from_args,
     finish,
     int_at_least,
     out_dir,
+    scheduler_from_args,
 )
 from .interrupt import EXIT_INTERRUPTED, deferred_interrupt
 from .parameters import PARAMETER_NAMES
@@ -160,7 +162,13 @@ VALIDATE_FILES = ("held_out.nc", "held_out_scores.csv", "held_out_profiles.png",
 
 
 def cmd_calibrate(args) -> int:
-    """Sample the posterior with emcee and write results, summary, report and figure."""
+    """Sample the posterior with emcee and write results, summary, report and figure; the ensembles run one after
+    another over ``--n-processes`` (``--scheduler processes``) or as tasks on a Dask cluster."""
+    with scheduler_from_args(args, config_from_args(args).sampler.n_processes) as sched:
+        return _calibrate(args, sched)
+
+
+def _calibrate(args, scheduler) -> int:
     from .diagnostics import plot_xv_xk, save_pair_plot
     from .inference import ensemble_convergence, run_ensembles
     from .inference.emcee_sampler import check_backend
@@ -193,9 +201,10 @@ def cmd_calibrate(args) -> int:
         check_backend(out / "chains.h5")  # a damaged chain file is named now, before the MAP search
     print(study.describe())
     s = cfg.sampler
+    where = f"{s.n_processes} process(es)" if scheduler is None else "one Dask task per ensemble"
     print(
         f"emcee: {s.n_ensembles} ensembles × {s.n_walkers} walkers × {s.n_steps} steps, move {s.move!r}, "
-        f"{s.n_processes} process(es), warm starts {'on' if cfg.likelihood.warm_start else 'off'}; output {out}"
+        f"{where}, warm starts {'on' if cfg.likelihood.warm_start else 'off'}; output {out}"
     )
     around, opt_costs = None, []
     if s.start == "map" and not extra:
@@ -219,6 +228,7 @@ def cmd_calibrate(args) -> int:
         move=s.move,
         resume=not args.fresh,
         n_processes=s.n_processes,
+        scheduler=scheduler,
     )
     if any(r.n_resumed_from for r in runs):
         per = ", ".join(f"ensemble {k}: {r.n_resumed_from}" for k, r in enumerate(runs))
@@ -355,7 +365,13 @@ def cmd_prior_predictive(args) -> int:
 
 
 def cmd_hierarchical(args) -> int:
-    """Two-stage hierarchical calibration across the sites of one or several forest types."""
+    """Two-stage hierarchical calibration across the sites of one or several forest types; stage 1 (and the sites'
+    predictive) on the process pool or on a Dask cluster (``--scheduler``)."""
+    with scheduler_from_args(args, args.n_processes or config_from_args(args).sampler.n_processes) as sched:
+        return _hierarchical(args, sched)
+
+
+def _hierarchical(args, scheduler) -> int:
     import pandas as pd
 
     from .diagnostics import plot_xv_xk
@@ -408,13 +424,14 @@ def cmd_hierarchical(args) -> int:
     print("sites per forest type: " + ", ".join(f"{t} {n}" for t, n in counts.items()))
     n_proc = args.n_processes or cfg.sampler.n_processes
     progress = not args.no_progress
+    where = f"{n_proc} process(es)" if scheduler is None else "one Dask task per site"
     print(
-        f"stage 1: emcee {args.n_walkers} walkers × {n_steps} steps per site from its MAP, {n_proc} process(es), "
+        f"stage 1: emcee {args.n_walkers} walkers × {n_steps} steps per site from its MAP, {where}, "
         f"warm starts {'on' if problem.warm_start else 'off'}; finished sites are kept in {ckpt} (rerun to "
         f"resume); stage 2: reweighted stage-1 draws, {args.chains} chains × {draws} sweeps"
         + ("" if args.refine == "never" else f" ({steps2} stage-1 steps in a second pass, if needed)")
     )
-    common = dict(n_walkers=args.n_walkers, n_processes=n_proc, progress=progress)
+    common = dict(n_walkers=args.n_walkers, n_processes=n_proc, progress=progress, scheduler=scheduler)
     dt, s1 = two_stage_hierarchical(
         problem,
         forest_types,
@@ -433,8 +450,10 @@ def cmd_hierarchical(args) -> int:
     dt.attrs["configuration"] = json.dumps(cfg.to_dict())  # validate scores under the run's own error model
     written = ["results.nc", "population_summary.csv", "sites.csv", "population.png", "xv_xk.png"]
     if args.predictive_draws:
+        if scheduler is not None and problem.warm_start:
+            print("note: warm starts: the sites' predictive is solved here, not on the cluster")
         # each calibration site with its own θ_s: the fit of the hierarchical model to the data it was given
-        dt = add_site_predictive(dt, problem, max_draws=args.predictive_draws)
+        dt = add_site_predictive(dt, problem, max_draws=args.predictive_draws, scheduler=scheduler)
     rep = posterior_convergence(dt, ["theta_population", "mu", "sigma"])
     if design is not None:
         # beta on its own: arviz 1.3 mislabels rows when variables of different dims are summarised together
@@ -631,7 +650,15 @@ def _fit_kappa_prior(res: dict, cfg: StudyConfig, types, data_dir) -> tuple[dict
 def cmd_validate(args) -> int:
     """Predictive validation of any result on held-out sites of its forest type(s): an ``optimize`` point
     estimate, a pooled ``calibrate`` posterior or a ``hierarchical`` population, scored under the result's own
-    error model (the configuration stored with it, or ``--config``)."""
+    error model (the configuration stored with it, or ``--config``); the held-out sites are solved here or on a Dask
+    cluster (``--scheduler``)."""
+    import os
+
+    with scheduler_from_args(args, args.n_processes or os.cpu_count() or 1) as sched:
+        return _validate(args, sched)
+
+
+def _validate(args, scheduler) -> int:
     from .errors import ErrorModel
     from .plotting import plot_profile_pages
     from .results import (
@@ -685,6 +712,11 @@ def cmd_validate(args) -> int:
     if kappa_text:
         print(kappa_text)
     print("held-out sites: " + study.describe() + f"; {args.split} half of data/site_split.csv")
+    if scheduler is not None and problem.warm_start:
+        print(
+            "note: warm starts: the held-out sites are solved here, not on the cluster (each solve would depend "
+            "on the ones before it)"
+        )
     covariates, drawn_from = None, "the population"
     if kind == RESULT_KINDS[2] and "beta" in post.data_vars:
         from .covariates import CovariateScaler, site_covariate_table
@@ -697,12 +729,24 @@ def cmd_validate(args) -> int:
         drawn_from = f"the regression population at the site's covariates: {', '.join(scaler.columns)}"
     if kind == RESULT_KINDS[2]:
         held = add_held_out_predictive(
-            dt, problem, forest_types, max_draws=args.predictive_draws, seed=args.seed, covariates=covariates
+            dt,
+            problem,
+            forest_types,
+            max_draws=args.predictive_draws,
+            seed=args.seed,
+            covariates=covariates,
+            scheduler=scheduler,
         )
         what = f"each a new site of its forest type (parameters drawn from {drawn_from})"
     else:
         held = add_shared_held_out_predictive(
-            problem, res["theta"], forest_types, kind=kind, max_draws=args.predictive_draws, seed=args.seed
+            problem,
+            res["theta"],
+            forest_types,
+            kind=kind,
+            max_draws=args.predictive_draws,
+            seed=args.seed,
+            scheduler=scheduler,
         )
         what = f"all with the {kind}'s parameters" + (" (its draws)" if kind == RESULT_KINDS[1] else "")
     held.attrs |= {"configuration": json.dumps(cfg.to_dict()), "configuration_source": cfg_source, "result": kind}
@@ -781,7 +825,14 @@ def make_parser() -> argparse.ArgumentParser:
         default=None,
         help="independent ensembles, ≥ 2: R-hat compares them (4 recommended)",
     )
-    p.add_argument("--n-processes", type=COUNT, default=None, help="worker processes")
+    p.add_argument(
+        "--n-processes",
+        type=COUNT,
+        default=None,
+        help="worker processes of each ensemble's log-probability; with --scheduler dask: Dask workers, one "
+        "ensemble each",
+    )
+    add_scheduler_argument(p, what="the ensembles")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--start-from",
@@ -810,7 +861,13 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--n-steps", type=COUNT, default=None, help="stage-1 emcee steps per site (default 10000)")
     p.add_argument("--n-walkers", type=COUNT, default=32, help="stage-1 walkers per site (default 32)")
-    p.add_argument("--n-processes", type=COUNT, default=None, help="worker processes for the sites")
+    p.add_argument(
+        "--n-processes",
+        type=COUNT,
+        default=None,
+        help="worker processes for the sites (with --scheduler dask: workers)",
+    )
+    add_scheduler_argument(p, what="the stage-1 sites and the sites' predictive")
     p.add_argument("--draws", type=COUNT, default=None, help="stage-2 sweeps per chain (default 20000)")
     p.add_argument(
         "--chains",
@@ -910,6 +967,13 @@ def make_parser() -> argparse.ArgumentParser:
         "--predictive-draws", type=COUNT, default=200, help="posterior draws of the prediction (default 200)"
     )
     p.add_argument("--fresh", action="store_true", help="overwrite a validation in --out made with other inputs")
+    add_scheduler_argument(p, what="the held-out sites' solves (blocks of draws per site; cold solves only)")
+    p.add_argument(
+        "--n-processes",
+        type=COUNT,
+        default=None,
+        help="workers of --scheduler dask (default: the machine's cores); not used otherwise",
+    )
     p.set_defaults(func=cmd_validate)
     from .crossvalidate_cli import add_crossvalidate_parser
 

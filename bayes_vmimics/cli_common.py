@@ -8,6 +8,7 @@ Below :mod:`.cli` and the command modules that register subcommands (:mod:`.cros
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,58 @@ def int_at_least(low: int, why: str = ""):
 SEED = int_at_least(0)
 COUNT = int_at_least(1)
 COUNT0 = int_at_least(0)
+
+
+def scheduler_option(text: str) -> str:
+    """argparse ``type=`` of ``--scheduler``: ``processes``, ``dask`` or ``tcp://HOST:PORT``
+    (:func:`~bayes_vmimics.scheduler.parse_scheduler`)."""
+    from .scheduler import parse_scheduler
+
+    try:
+        return parse_scheduler(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def add_scheduler_argument(p: argparse.ArgumentParser, *, what: str = "the tasks") -> None:
+    """``--scheduler processes|dask|tcp://HOST:PORT`` (default processes). Not part of the run's fingerprint
+    (:mod:`.rundir` compares the configuration and settings only), so a run started on the process pool resumes on
+    Dask and the other way round."""
+    p.add_argument(
+        "--scheduler",
+        type=scheduler_option,
+        default="processes",
+        metavar="{processes,dask,tcp://HOST:PORT}",
+        help=f"where {what} run: processes (the local process pool, default), dask (a local Dask cluster of "
+        "--n-processes workers) or the address of a running Dask scheduler; dask needs "
+        'pip install "bayes_vmimics[dask]" (docs/dask.md)',
+    )
+
+
+@contextlib.contextmanager
+def scheduler_from_args(args, n_workers: int):
+    """The scheduler of ``--scheduler`` (None for the process pool), closed when the block ends; says what it is.
+
+    Args:
+        args: parsed arguments with ``scheduler`` (–).
+        n_workers: workers of a local Dask cluster (count).
+
+    Raises:
+        ValueError: Dask not installed (the message says what to install); ConnectionError: an address where no
+            scheduler answers (the CLI prints both and exits with 2).
+    """
+    from .scheduler import PROCESSES, import_distributed, open_scheduler
+
+    spec = getattr(args, "scheduler", None) or PROCESSES
+    if spec != PROCESSES:
+        try:
+            import_distributed()
+        except ModuleNotFoundError as err:
+            raise ValueError(f"--scheduler {spec}: {err}") from None
+    with open_scheduler(spec, n_workers) as sched:
+        if sched is not None:
+            print(f"scheduler: {sched.describe()}", flush=True)
+        yield sched
 
 
 # ----------------------------------------------------------------------------- output folders
@@ -189,9 +242,12 @@ __all__ = [
     "SEED",
     "UNUSED_SECTIONS",
     "add_common_arguments",
+    "add_scheduler_argument",
     "claim",
     "config_from_args",
     "finish",
     "int_at_least",
     "out_dir",
+    "scheduler_from_args",
+    "scheduler_option",
 ]

@@ -5,7 +5,8 @@ Stage 1 once for every selected site (emcee per site, checkpointed in ``--stage1
 ``--seed``, ``--n-steps`` and ``--n-walkers`` are the same), then K-fold cross-validation by site
 (:func:`~bayes_vmimics.crossvalidation.crossvalidate_sites`): per fold, stage 2 of the population without
 covariates and of the regression population on the training sites, and each held-out site predicted as a
-new site of its forest type. Last, the regression population on all sites, for the coefficients B.
+new site of its forest type. Last, the regression population on all sites, for the coefficients B. Stage 1
+runs on the process pool (``--n-processes``) or on a Dask cluster (``--scheduler``).
 
 Writes to ``--out``: ``cv_scores.csv`` (per method, forest type and variable: scores of all held-out
 predictions together and the mean ± se over folds), ``cv_fold_scores.csv``, ``cv_folds.csv`` (site → fold),
@@ -42,7 +43,7 @@ def add_crossvalidate_parser(subparsers) -> argparse.ArgumentParser:
     Returns:
         The ``crossvalidate`` parser.
     """
-    from .cli_common import COUNT, add_common_arguments, int_at_least
+    from .cli_common import COUNT, add_common_arguments, add_scheduler_argument, int_at_least
     from .constants import FOREST_TYPES
     from .covariates import COVARIATES, DEFAULT_COVARIATES
 
@@ -84,7 +85,10 @@ def add_crossvalidate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--beta-sd", type=float, default=0.5, help="prior sd of each coefficient (logit units; 0.5)")
     p.add_argument("--n-steps", type=COUNT, default=None, help="stage-1 emcee steps per site (default 10000)")
     p.add_argument("--n-walkers", type=COUNT, default=32, help="stage-1 walkers per site (default 32)")
-    p.add_argument("--n-processes", type=COUNT, default=None, help="worker processes for stage 1")
+    p.add_argument(
+        "--n-processes", type=COUNT, default=None, help="worker processes for stage 1 (with --scheduler dask: workers)"
+    )
+    add_scheduler_argument(p, what="the stage-1 sites")
     p.add_argument(
         "--stage1-dir",
         default=None,
@@ -108,7 +112,15 @@ def add_crossvalidate_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_crossvalidate(args) -> int:
-    """K-fold cross-validation by site (see the module docstring)."""
+    """K-fold cross-validation by site (see the module docstring); stage 1 on the process pool or on a Dask cluster
+    (``--scheduler``)."""
+    from .cli_common import config_from_args, scheduler_from_args
+
+    with scheduler_from_args(args, args.n_processes or config_from_args(args).sampler.n_processes) as sched:
+        return _crossvalidate(args, sched)
+
+
+def _crossvalidate(args, scheduler) -> int:
     import pandas as pd
 
     from .cli_common import claim, config_from_args, finish, out_dir
@@ -159,8 +171,9 @@ def cmd_crossvalidate(args) -> int:
     counts = pd.Series(forest_types).value_counts().sort_index()
     print("sites per forest type: " + ", ".join(f"{t} {n}" for t, n in counts.items()))
     n_proc = args.n_processes or cfg.sampler.n_processes
+    where = f"{n_proc} process(es)" if scheduler is None else "one Dask task per site"
     print(
-        f"stage 1: emcee {args.n_walkers} walkers × {n_steps} steps per site, {n_proc} process(es), checkpoints in "
+        f"stage 1: emcee {args.n_walkers} walkers × {n_steps} steps per site, {where}, checkpoints in "
         f"{ckpt}; then {args.folds}-fold cross-validation by site ({', '.join(args.methods)}; covariates "
         f"{', '.join(names)}), stage 2 {args.chains} chains × {draws} sweeps per fold"
     )
@@ -172,6 +185,7 @@ def cmd_crossvalidate(args) -> int:
         n_steps=n_steps,
         thin=max(1, n_steps // 400),
         n_processes=n_proc,
+        scheduler=scheduler,
         checkpoint_dir=ckpt,
         progress=not args.no_progress,
     )

@@ -74,7 +74,62 @@ def _obs_coords(obs: dict, kind: str) -> dict:
 _REPLICATED = "replicated observation: model value plus observation error of the problem's error model"
 
 
-def _predictive_groups(problem, thetas: np.ndarray, sample: dict, *, new_site: bool = False, seed: int = 0):
+def _solve_block(task) -> list:
+    """A cluster task: one site (a problem holding it alone) at a block of θ (n, 7) (parameter units). Per θ, its
+    :class:`~bayes_vmimics.likelihood.SitePrediction` without the solver's state (the predictive groups do not
+    read it), or None where the steady state failed."""
+    import dataclasses
+    import pickle
+
+    problem_bytes, thetas = task
+    problem = pickle.loads(problem_bytes)
+    out = []
+    for th in thetas:
+        q = problem.predict_site(0, th)
+        out.append(None if q is None else dataclasses.replace(q, steady_state=None))
+    return out
+
+
+def _predict_on_cluster(problem, thetas: np.ndarray, scheduler) -> np.ndarray:
+    """Every site's prediction at every draw, solved on a Dask cluster: one task per site and block of draws,
+    carrying that site alone. Returns an object array (n_chain, n_draw, n_sites) of predictions (None where a
+    steady state failed). Cold solves only (the caller checks): a prediction then depends on θ alone, so the
+    blocks give what one process solving draw after draw gives."""
+    import contextlib
+    import copy
+    import pickle
+
+    from .scheduler import as_scheduler
+
+    sched = as_scheduler(scheduler)
+    n_ens, n_draw, n_sites = thetas.shape[:3]
+    flat = thetas.reshape(n_ens * n_draw, n_sites, thetas.shape[-1])
+    n = flat.shape[0]
+    # about 4 tasks per worker thread over all sites, whole draws per task
+    n_blocks = min(n, max(1, -(-4 * sched.n_threads() // n_sites)))
+    edges = np.linspace(0, n, n_blocks + 1).round().astype(int)
+    blocks = [(s, lo, hi) for s in range(n_sites) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+
+    def tasks():
+        for s in range(n_sites):
+            sub = copy.copy(problem)
+            sub.sites = [problem.sites[s]]
+            payload = pickle.dumps(sub)
+            for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+                yield payload, flat[lo:hi, s]
+
+    out = np.empty((n, n_sites), dtype=object)
+    with contextlib.closing(sched.as_completed(_solve_block, tasks())) as finished:
+        for i, res in finished:
+            s, lo, hi = blocks[i]
+            for j, q in enumerate(res):
+                out[lo + j, s] = q
+    return out.reshape(n_ens, n_draw, n_sites)
+
+
+def _predictive_groups(
+    problem, thetas: np.ndarray, sample: dict, *, new_site: bool = False, seed: int = 0, scheduler=None
+):
     """Pointwise log-likelihood, observed data and posterior predictive of every site, draw by draw.
 
     Args:
@@ -86,6 +141,11 @@ def _predictive_groups(problem, thetas: np.ndarray, sample: dict, *, new_site: b
             discrepancy κ from its prior; False (calibration sites): the likelihood's pointwise terms and κ from
             each site's posterior (bool).
         seed: seed of the observation-error draws of ``soc_observed`` / ``f14c_observed`` (integer).
+        scheduler: None (solve here, draw after draw), or a Dask cluster
+            (:class:`~bayes_vmimics.scheduler.DaskScheduler` or a ``dask.distributed.Client``) that solves blocks
+            of draws per site as tasks; the observation errors are still drawn here, in the same order, so the
+            result is the same. Only for cold solves: a warm-starting problem solves here, since its solutions
+            depend on the solves before them (–).
 
     Returns:
         ``(log_likelihood, observed_data, posterior_predictive, n_failed)``: three Datasets in the layout of
@@ -108,9 +168,15 @@ def _predictive_groups(problem, thetas: np.ndarray, sample: dict, *, new_site: b
     rep_soc, rep_c14 = np.full_like(pp_soc, np.nan), np.full_like(pp_c14, np.nan)
     rng = np.random.default_rng(seed)
     n_failed = 0
+    solved = None
+    if scheduler is not None and not problem.warm_start:
+        solved = _predict_on_cluster(problem, thetas, scheduler)
     for c in range(n_ens):
         for d in range(n_draw):
-            pred = [problem.predict_site(s, thetas[c, d, s]) for s in range(len(problem.sites))]
+            if solved is not None:
+                pred = list(solved[c, d])
+            else:
+                pred = [problem.predict_site(s, thetas[c, d, s]) for s in range(len(problem.sites))]
             if any(q is None for q in pred):
                 n_failed += 1
                 continue
@@ -167,7 +233,7 @@ def _predictive_groups(problem, thetas: np.ndarray, sample: dict, *, new_site: b
     return log_lik, observed, pp, n_failed
 
 
-def add_site_predictive(dt: xr.DataTree, problem, *, max_draws: int = 200) -> xr.DataTree:
+def add_site_predictive(dt: xr.DataTree, problem, *, max_draws: int = 200, scheduler=None) -> xr.DataTree:
     """Posterior predictive of the calibration sites of a hierarchical result, each site with its own θ_s.
 
     Works on the two-stage and the PyMC hierarchical results (``posterior/theta_site`` with dims chain,
@@ -182,6 +248,9 @@ def add_site_predictive(dt: xr.DataTree, problem, *, max_draws: int = 200) -> xr
         problem: the :class:`~bayes_vmimics.likelihood.CalibrationProblem` of the result's sites, in any
             order (–).
         max_draws: at most this many posterior draws in total (count).
+        scheduler: None (solve here), or a Dask cluster that solves blocks of draws per site as tasks (cold
+            solves only; same result) (:class:`~bayes_vmimics.scheduler.DaskScheduler` or a
+            ``dask.distributed.Client``) (–).
 
     Returns:
         A new DataTree: ``dt``'s groups plus the three predictive groups; attribute ``n_failed_predictive``
@@ -204,7 +273,7 @@ def add_site_predictive(dt: xr.DataTree, problem, *, max_draws: int = 200) -> xr
     idx = _thinned_draws(th.sizes["chain"], th.sizes["draw"], max_draws)
     thetas = th.isel(draw=idx).values
     sample = {"chain": th["chain"].values, "draw": th["draw"].values[idx]}
-    log_lik, observed, pp, n_failed = _predictive_groups(problem, thetas, sample)
+    log_lik, observed, pp, n_failed = _predictive_groups(problem, thetas, sample, scheduler=scheduler)
     groups = {node.path: node.to_dataset(inherit=False) for node in dt.subtree}
     groups.update({"log_likelihood": log_lik, "observed_data": observed, "posterior_predictive": pp})
     out = xr.DataTree.from_dict(groups)
@@ -218,11 +287,15 @@ def _thinned_draws(n_chain: int, n_draw: int, max_draws: int) -> np.ndarray:
     return np.unique(np.linspace(0, n_draw - 1, per_chain).round().astype(int))
 
 
-def _held_out_tree(problem, th, sample: dict, forest_types, *, seed: int, population: str) -> xr.DataTree:
+def _held_out_tree(
+    problem, th, sample: dict, forest_types, *, seed: int, population: str, scheduler=None
+) -> xr.DataTree:
     """The DataTree of a held-out prediction from per-site θ draws (chain, draw, site, 7): the site parameters,
     the pointwise log-likelihood, the observed data and the posterior predictive (with observation error of a
-    new site)."""
-    log_lik, observed, pp, n_failed = _predictive_groups(problem, th, sample, new_site=True, seed=seed)
+    new site); solved here or on ``scheduler`` (see :func:`_predictive_groups`)."""
+    log_lik, observed, pp, n_failed = _predictive_groups(
+        problem, th, sample, new_site=True, seed=seed, scheduler=scheduler
+    )
     theta = xr.Dataset(
         {"theta_site": (("chain", "draw", "site", "parameter"), th)},
         coords={
@@ -246,7 +319,7 @@ def _held_out_tree(problem, th, sample: dict, forest_types, *, seed: int, popula
 
 
 def add_held_out_predictive(
-    dt: xr.DataTree, problem, forest_types, *, max_draws: int = 200, seed: int = 0, covariates=None
+    dt: xr.DataTree, problem, forest_types, *, max_draws: int = 200, seed: int = 0, covariates=None, scheduler=None
 ) -> xr.DataTree:
     """Posterior predictive of held-out sites from a hierarchical result: the basis of predictive validation.
 
@@ -269,6 +342,9 @@ def add_held_out_predictive(
             parameters are then drawn from the regression at their covariates, θ = box(sigmoid(μ_t + x_s B_t +
             σ_t η)) (:func:`~bayes_vmimics.population_regression.sample_new_site_parameters_regression`); must be
             None for a population without covariates (standardised units).
+        scheduler: None (solve here), or a Dask cluster that solves blocks of draws per site as tasks (cold
+            solves only; same result) (:class:`~bayes_vmimics.scheduler.DaskScheduler` or a
+            ``dask.distributed.Client``) (–).
 
     Returns:
         A DataTree in the layout of :func:`build_datatree` (so :func:`fit_metrics_table`,
@@ -321,7 +397,7 @@ def add_held_out_predictive(
         )
     sample = {"chain": post["chain"].values, "draw": post["draw"].values[idx]}
     population = "regression on covariates" if regression else "forest type"
-    return _held_out_tree(problem, th, sample, forest_types, seed=seed, population=population)
+    return _held_out_tree(problem, th, sample, forest_types, seed=seed, population=population, scheduler=scheduler)
 
 
 #: Why held-out SOC is scored in mg C cm⁻³, not the paper's g C kg⁻¹ (P Table 4); also a column of the scores.
@@ -377,7 +453,7 @@ def held_out_scores(dt: xr.DataTree, problem, *, seed: int = 0, new_site: bool =
 
 
 def add_shared_held_out_predictive(
-    problem, thetas, forest_types, *, kind: str, max_draws: int = 200, seed: int = 0
+    problem, thetas, forest_types, *, kind: str, max_draws: int = 200, seed: int = 0, scheduler=None
 ) -> xr.DataTree:
     """Posterior predictive of held-out sites from a point estimate or a pooled posterior: every site gets the
     same θ at each draw (the result's own), solved with its own forcing.
@@ -389,6 +465,7 @@ def add_shared_held_out_predictive(
         kind: what the draws are, e.g. "point estimate" or "pooled posterior" (recorded) (–).
         max_draws: at most this many draws in total (count).
         seed: seed of the replicated observations (integer).
+        scheduler: as in :func:`add_held_out_predictive` (–).
 
     Returns:
         A DataTree in the layout of :func:`add_held_out_predictive` (``posterior/theta_site``; the held-out
@@ -408,7 +485,7 @@ def add_shared_held_out_predictive(
     th = th[:, idx]
     per_site = np.broadcast_to(th[:, :, None, :], (*th.shape[:2], len(problem.sites), th.shape[-1])).copy()
     sample = {"chain": np.arange(th.shape[0]), "draw": idx}
-    out = _held_out_tree(problem, per_site, sample, forest_types, seed=seed, population=kind)
+    out = _held_out_tree(problem, per_site, sample, forest_types, seed=seed, population=kind, scheduler=scheduler)
     return out
 
 

@@ -269,6 +269,26 @@ def process_map(n_processes: int = 1):
         yield pool.imap
 
 
+def dask_map(scheduler) -> MapFn:
+    """A ``map_fn`` whose tasks (chunks of design rows) run on a Dask cluster: the equivalent of
+    :func:`process_map` there. Results come back in order; at most about twice the cluster's threads of chunks
+    are in flight at a time (:meth:`~bayes_vmimics.scheduler.DaskScheduler.imap`). Every run is a cold spin-up, so
+    the outputs equal those of the process pool.
+
+    Args:
+        scheduler: a :class:`~bayes_vmimics.scheduler.DaskScheduler` or a ``dask.distributed.Client`` (–).
+
+    Returns:
+        ``map_fn(func, iterable)`` returning results in order.
+    """
+    from .scheduler import as_scheduler
+
+    sched = as_scheduler(scheduler)
+    if sched is None:
+        raise ValueError("dask_map needs a Dask scheduler or client, got None (use process_map for the local pool)")
+    return sched.imap
+
+
 def evaluate_design(
     func: Callable[[np.ndarray], np.ndarray],
     X,
@@ -285,7 +305,7 @@ def evaluate_design(
             :class:`SiteEvaluator` or an analytic test function (–).
         X: the design, shape (n_rows, n_parameters) (parameter units).
         map_fn: ``map_fn(func, iterable)`` returning results in order: ``map`` (default), ``Pool.imap``
-            (:func:`process_map`), or a wrapper of a Dask client's ``map``/``gather`` (–).
+            (:func:`process_map`), or chunks as tasks on a Dask cluster (:func:`dask_map`) (–).
         chunk_size: rows per task (count); default about 8 tasks per worker, at most 64 rows.
         progress: show a progress bar (bool).
         desc: the bar's label (–).
@@ -823,6 +843,7 @@ def analyse_sites(
     n_processes: int = 1,
     map_fn: MapFn | None = None,
     on_site_done: Callable[[SiteAnalysis], None] | None = None,
+    scheduler=None,
     **kwargs,
 ) -> list[SiteAnalysis]:
     """:func:`analyse_site` for each site of ``problem`` (one after the other; each site's runs in parallel).
@@ -835,9 +856,12 @@ def analyse_sites(
         base_theta: values of the parameters not varied (parameter units); default Table 1 defaults.
         depths_cm: depths of the SOC and F14C outputs (cm).
         draws: posterior draws (n_draws, len(names)) or a dict site_id → draws ("posterior") (parameter units).
-        n_processes: worker processes when ``map_fn`` is not given (count).
+        n_processes: worker processes when neither ``map_fn`` nor ``scheduler`` is given (count).
         map_fn: see :func:`evaluate_design` (–).
         on_site_done: called with each site's result as it finishes (–).
+        scheduler: instead of ``n_processes``, a Dask cluster (:class:`~bayes_vmimics.scheduler.DaskScheduler` or a
+            ``dask.distributed.Client``): each site's design runs as chunks of rows, one task each
+            (:func:`dask_map`); the per-site files are written here (–).
         **kwargs: passed to :func:`analyse_site` (seed, n_trajectories, n_base, out_dir, progress, …).
 
     Returns:
@@ -845,7 +869,12 @@ def analyse_sites(
     """
     site_indices = range(len(problem.sites)) if site_indices is None else site_indices
     out = []
-    ctx = contextlib.nullcontext(map_fn) if map_fn is not None else process_map(n_processes)
+    if map_fn is not None:
+        ctx = contextlib.nullcontext(map_fn)
+    elif scheduler is not None:
+        ctx = contextlib.nullcontext(dask_map(scheduler))
+    else:
+        ctx = process_map(n_processes)
     with ctx as mf:
         for i in site_indices:
             ev = SiteEvaluator(problem, i, names, base_theta=base_theta, depths_cm=depths_cm)
@@ -1373,6 +1402,7 @@ __all__ = [
     "plot_sobol",
     "posterior_parameter_draws",
     "posterior_profile_band",
+    "dask_map",
     "process_map",
     "response_curves",
     "sobol_design",

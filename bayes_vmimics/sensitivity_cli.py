@@ -15,7 +15,9 @@
 
 Calibrated parameters are the paper's Table 3 per forest type unless ``--results`` gives a pooled result.
 Morris and Sobol' write one file per site when it finishes; a rerun with the same settings skips finished
-sites (``--fresh`` discards them). Ctrl-C stops cleanly (worker processes ignore SIGINT).
+sites (``--fresh`` discards them). Their runs go to the process pool (``--n-processes``) or, with ``--scheduler
+dask`` or ``tcp://HOST:PORT``, to a Dask cluster in chunks of design rows. Ctrl-C stops cleanly (worker processes
+ignore SIGINT).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from . import sensitivity_analysis as sa
-from .cli_common import int_at_least
+from .cli_common import add_scheduler_argument, int_at_least, scheduler_from_args
 from .constants import FOREST_TYPES
 from .parameters import PARAMETER_NAMES
 
@@ -107,7 +109,14 @@ def add_sensitivity_parser(subparsers) -> argparse.ArgumentParser:
         )
         q.add_argument("--seed", type=int_at_least(0), default=2021, help="random seed (default 2021)")
         q.add_argument("--out", default=None, help=f"output folder (default {DEFAULT_OUT})")
-        q.add_argument("--n-processes", type=int_at_least(1), default=1, help="worker processes (default 1)")
+        q.add_argument(
+            "--n-processes",
+            type=int_at_least(1),
+            default=1,
+            help="worker processes (default 1); with --scheduler dask: Dask workers",
+        )
+        if name in ("morris", "sobol"):
+            add_scheduler_argument(q, what="the model runs (chunks of design rows)")
         q.add_argument("--quick", action="store_true", help="small designs and few sites: a smoke run")
         q.add_argument("--no-progress", action="store_true", help="no progress bar")
         if name in ("morris", "sobol"):
@@ -247,6 +256,11 @@ def cmd_sensitivity(args) -> int:
 
 
 def _cmd_screening(args) -> int:
+    with scheduler_from_args(args, args.n_processes) as sched:
+        return _screening(args, sched)
+
+
+def _screening(args, scheduler) -> int:
     from .results import load_datatree
 
     cfg = _config(args)
@@ -312,6 +326,7 @@ def _cmd_screening(args) -> int:
             depths_cm=args.depths,
             draws=draws,
             n_processes=args.n_processes,
+            scheduler=scheduler,
             on_site_done=done,
             **kwargs,
         )

@@ -12,6 +12,10 @@ deterministic (``warm_start=False``; with warm starts the steady states agree to
 
 The log-probability is evaluated *vectorised* over the proposals of one half-ensemble, serially or on a
 process pool, so that evaluation counters (non-converged draws) from workers reach the main process.
+
+On a Dask cluster (:func:`run_ensembles` with ``scheduler``) each whole ensemble is one task: it runs serially
+on its worker, in memory, from its own child seed (and from its stored steps when resumed), and returns to the
+client, which writes it to the HDF5 file; the workers need no shared filesystem.
 """
 
 from __future__ import annotations
@@ -397,17 +401,28 @@ def run_ensembles(
     seed: int,
     backend_path: str | Path | None = None,
     progress: bool = False,
+    scheduler=None,
     **kwargs,
 ) -> list[EnsembleRun]:
-    """Run ``n_ensembles`` independent ensembles (groups ``ensemble_k`` of one HDF5 file), one after another.
+    """Run ``n_ensembles`` independent ensembles (groups ``ensemble_k`` of one HDF5 file), one after another,
+    or as tasks on a Dask cluster.
 
     Args:
         log_prob_fn, prior: as :func:`run_ensemble`.
         n_ensembles: independent ensembles (count; ≥ 4 for R-hat).
         seed: master seed; ensemble k gets the k-th child of ``SeedSequence(seed)`` (integer).
         backend_path: HDF5 file, or None (path).
-        progress: progress bar per ensemble (bool).
-        **kwargs: passed to :func:`run_ensemble` (n_walkers, n_steps, move, resume, n_processes, around).
+        progress: progress bar per ensemble; on a cluster, one bar over the finished ensembles (bool).
+        scheduler: None (here, one ensemble after another, each over ``n_processes``), or a Dask cluster
+            (:class:`~bayes_vmimics.scheduler.DaskScheduler` or a ``dask.distributed.Client``): each ensemble not
+            yet finished in ``backend_path`` is one task, run serially on its worker (``n_processes`` is not used)
+            from its stored steps if any, and written to ``backend_path`` by this process when it returns. The
+            chains equal the ones run here with ``n_processes=1`` bit for bit: an ensemble is the same sequence
+            of evaluations from the same seed wherever it runs, and each starts with no warm-start states. With
+            warm starts (``warm_start=True``) a log-probability depends on the evaluations before it, so a run
+            here over a pool (``n_processes > 1``, one warm-start cache per pool worker) gives other chains;
+            with cold solves (the default) every path gives the same chains (–).
+        **kwargs: passed to :func:`run_ensemble` (n_walkers, n_steps, move, resume, n_processes, around, p0).
             ``around`` may also be a list of θ (each (7,), parameter units): ensemble k then starts around
             ``around[k % len(around)]`` (e.g. distinct optima of
             :func:`~bayes_vmimics.inference.initial.multistart_map_estimates`, cycled if fewer than ensembles).
@@ -415,6 +430,14 @@ def run_ensembles(
     around = kwargs.pop("around", None)
     if isinstance(around, list) and not around:
         raise ValueError("around is an empty list: give one θ per start, or None")
+    if scheduler is not None:
+        from ..scheduler import as_scheduler  # beside the chain: loaded only when a cluster is asked for
+
+        seeds = ensemble_seeds(seed, n_ensembles)
+        starts = [around[k % len(around)] if isinstance(around, list) else around for k in range(n_ensembles)]
+        return _run_ensembles_on_cluster(
+            as_scheduler(scheduler), log_prob_fn, prior, seeds, starts, backend_path, progress, **kwargs
+        )
     runs = []
     for k, s in enumerate(ensemble_seeds(seed, n_ensembles)):
         start = around[k % len(around)] if isinstance(around, list) else around
@@ -432,6 +455,173 @@ def run_ensembles(
                 **kwargs,
             )
         )
+    return runs
+
+
+# ---------------------------------------------------------------- whole ensembles as tasks (Dask)
+def _ensemble_task(task) -> dict:
+    """One whole ensemble, serial and in memory, on a cluster worker: from scratch, or continued from the steps
+    stored before (``snapshot``: chain, log_prob, accepted and emcee's random state after them)."""
+    log_prob_fn, prior, n_walkers, n_steps, seed, move, around, p0, snapshot = task
+    if hasattr(log_prob_fn, "clear_warm_starts"):
+        log_prob_fn.clear_warm_starts()  # as run_ensembles does before each ensemble
+    rng = np.random.default_rng(seed)
+    ndim = p0.shape[1] if p0 is not None else len(prior.lower)
+    backend = emcee.backends.Backend()
+    done = 0
+    if snapshot is not None:
+        backend.reset(n_walkers, ndim)
+        backend.chain = np.array(snapshot["chain"], dtype=float)
+        backend.log_prob = np.array(snapshot["log_prob"], dtype=float)
+        backend.accepted = np.array(snapshot["accepted"], dtype=float)
+        backend.random_state = snapshot["random_state"]
+        backend.iteration = done = backend.chain.shape[0]
+    vec = _VectorizedLogProb(log_prob_fn)
+    sampler = emcee.EnsembleSampler(n_walkers, ndim, vec, moves=make_moves(move), backend=backend, vectorize=True)
+    sampler.log_prob_fn = vec  # as in run_ensemble
+    with np.errstate(invalid="ignore"):
+        _advance(sampler, log_prob_fn, prior, n_walkers, rng, done, n_steps, False, around, p0)
+    return {
+        "chain": sampler.get_chain(),
+        "log_prob": sampler.get_log_prob(),
+        "accepted": np.asarray(backend.accepted, dtype=float),
+        "acceptance_fraction": np.asarray(sampler.acceptance_fraction, dtype=float),
+        "random_state": sampler.random_state,
+        "stats": vec.stats,
+    }
+
+
+def _store_ensemble(backend: _Backend, out: dict, totals: dict) -> None:
+    """Write the steps of a finished ensemble task that the HDF5 group does not hold yet, with emcee's random
+    state and the evaluation counters, as one write that a Ctrl-C does not cut."""
+    chain, log_prob = out["chain"], out["log_prob"]
+    n = chain.shape[0]
+    with deferred_interrupt():
+        if not backend.initialized:
+            backend.reset(chain.shape[1], chain.shape[2])
+        have = int(backend.iteration)
+        backend.grow(n - have, None)
+        with backend.open("a") as f:
+            g = f[backend.name]
+            g["chain"][have:n] = chain[have:]
+            g["log_prob"][have:n] = log_prob[have:]
+            g["accepted"][:] = out["accepted"]
+            for i, v in enumerate(out["random_state"]):
+                g.attrs[f"random_state_{i}"] = v
+            g.attrs["iteration"] = n
+            g.attrs[_Backend._ATTR] = json.dumps(totals)
+
+
+def _run_ensembles_on_cluster(
+    sched,
+    log_prob_fn: Callable,
+    prior,
+    seeds: list[int],
+    starts: list,
+    backend_path,
+    progress: bool,
+    *,
+    n_walkers: int,
+    n_steps: int,
+    move: str = "de",
+    resume: bool = True,
+    n_processes: int = 1,
+    p0: np.ndarray | None = None,
+) -> list[EnsembleRun]:
+    """:func:`run_ensembles` on a Dask cluster: the ensembles not finished in ``backend_path`` as tasks, each
+    written to it by this process as it returns (``n_processes`` is not used: one ensemble is serial)."""
+    from ..progress import progress_bar
+
+    if p0 is not None:
+        p0 = np.asarray(p0, dtype=float)
+        if p0.ndim != 2 or p0.shape[0] != n_walkers:
+            raise ValueError(f"p0 must have shape (n_walkers={n_walkers}, n_dim), got {p0.shape}")
+    ndim = p0.shape[1] if p0 is not None else len(prior.lower)
+    if backend_path is not None:
+        backend_path = Path(backend_path)
+        backend_path.parent.mkdir(parents=True, exist_ok=True)
+        check_backend(backend_path)
+    n = len(seeds)
+    runs: list = [None] * n
+    todo, tasks, bases = [], [], {}
+    for k, (seed, start) in enumerate(zip(seeds, starts, strict=True)):
+        name = f"ensemble_{k}"
+        done, totals, snapshot = 0, {"n_evaluations": 0, "n_failed": 0, "resumed_at": []}, None
+        if backend_path is not None:
+            try:
+                backend = _Backend(str(backend_path), name=name)
+                initialized = backend.initialized
+                if initialized and resume:
+                    done, shape, totals = int(backend.iteration), backend.shape, backend.totals()
+                    if done and shape != (n_walkers, ndim):
+                        raise ValueError(
+                            f"{backend_path}[{name}] holds a chain of shape {shape}, not (n_walkers={n_walkers}, "
+                            f"n_dim={ndim}); use a new --out or resume=False"
+                        )
+                    if 0 < done < n_steps:
+                        with backend.open() as f:
+                            g = f[name]
+                            snapshot = {
+                                "chain": g["chain"][:done],
+                                "log_prob": g["log_prob"][:done],
+                                "accepted": g["accepted"][...],
+                            }
+                        snapshot["random_state"] = backend.random_state
+                elif initialized:
+                    with deferred_interrupt():
+                        backend.reset(n_walkers, ndim)
+            except (OSError, KeyError) as err:
+                raise ValueError(
+                    f"{backend_path} is not a readable chain file ({type(err).__name__}: {err}); rerun with --fresh "
+                    "to start the chains afresh, or choose another --out"
+                ) from None
+        if done >= n_steps > 0:
+            # finished in the file: read it back here (no step is run)
+            runs[k] = run_ensemble(
+                log_prob_fn,
+                prior,
+                n_walkers=n_walkers,
+                n_steps=n_steps,
+                seed=seed,
+                move=move,
+                backend_path=backend_path,
+                name=name,
+                around=start,
+                p0=p0,
+            )
+            continue
+        todo.append(k)
+        bases[k] = (done, totals)
+        tasks.append((log_prob_fn, prior, n_walkers, n_steps, seed, move, start, p0, snapshot))
+    bar = progress_bar(total=n, initial=n - len(todo), desc="ensembles", disable=not progress)
+    with contextlib.closing(sched.as_completed(_ensemble_task, tasks)) as finished:
+        for i, out in finished:
+            k = todo[i]
+            done, base = bases[k]
+            resumed_at = [*base["resumed_at"], done]
+            stats = out["stats"]
+            totals = {
+                "n_evaluations": base["n_evaluations"] + stats.n_evaluations,
+                "n_failed": base["n_failed"] + stats.n_failed,
+                "resumed_at": resumed_at,
+            }
+            if backend_path is not None:
+                _store_ensemble(_Backend(str(backend_path), name=f"ensemble_{k}"), out, totals)
+            run = EnsembleRun(
+                out["chain"],
+                out["log_prob"],
+                out["acceptance_fraction"],
+                int(seeds[k]),
+                backend_path,
+                f"ensemble_{k}",
+                stats,
+                done,
+            )
+            run.n_evaluations_total, run.n_failed_total = totals["n_evaluations"], totals["n_failed"]
+            run.resumed_at = resumed_at
+            runs[k] = run
+            bar.update()
+    bar.close()
     return runs
 
 

@@ -14,7 +14,8 @@ per parameter, μ_t ~ N(0, mu_sd²), σ_t ~ HalfNormal(sigma_sd).
 
 1. Stage 1 (:func:`site_posterior_samples`): each site alone under the box prior, which in z is the
    logistic density p₁(z) = Π v(1 − v), v = sigmoid(z). emcee, started around the site's MAP; sites are
-   independent, so they run on a process pool or any ``map`` (Dask: ``map_fn``), and each finished site
+   independent, so they run on a process pool, on a Dask cluster (``scheduler``: one task per site, each
+   result returned to the client, which checkpoints it) or any ``map`` (``map_fn``), and each finished site
    can be checkpointed.
 2. Stage 2 (:func:`sample_population`): Gibbs sampling of (μ, σ, z_1..z_S). Each site's stage-1 draws
    {Z_sk} stand for its posterior; given (μ, σ), z_s is drawn exactly from them with weights
@@ -42,6 +43,7 @@ Results follow the PyMC conventions of :mod:`.pymc_models` (``mu``, ``sigma``, `
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -126,6 +128,15 @@ def _stage1_task(task) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
     return z, integrated_time(chain), float(np.mean(run.acceptance_fraction)), log_prob
 
 
+def _one_site_problem(problem: CalibrationProblem, s: int) -> bytes:
+    """The pickled problem restricted to site ``s`` (a shallow copy): the payload of a site's task on a cluster.
+    A site's log-probability reads only its own prepared site and the problem's settings (prior, error model,
+    ¹⁴C), so the task computes the same numbers as with the whole problem, without shipping every site."""
+    sub = copy.copy(problem)
+    sub.sites = [problem.sites[int(s)]]
+    return pickle.dumps(sub)
+
+
 def _task_key(problem_bytes: bytes, s: int, z0, settings) -> str:
     h = hashlib.sha256()
     h.update(problem_bytes)
@@ -147,6 +158,7 @@ def site_posterior_samples(
     checkpoint_dir: str | Path | None = None,
     progress: bool = False,
     stage1_prior: tuple | None = None,
+    scheduler=None,
 ) -> SitePosteriorSamples:
     """Stage 1: sample each site's posterior alone under the problem's box prior (emcee, DE moves), or under
     a normal prior in z (``stage1_prior``, for a second, refined pass).
@@ -164,15 +176,20 @@ def site_posterior_samples(
         z_start: per-site starting centres (n_sites, 7) in logit units; default the site MAPs
             (:func:`~bayes_vmimics.inference.initial.site_map_estimates`).
         n_processes: worker processes for the sites (count; 1 = serial).
-        map_fn: instead of ``n_processes``, any ``map(f, tasks) -> list`` to run the sites, e.g. Dask:
-            ``lambda f, xs: client.gather(client.map(f, xs))`` (callable).
+        map_fn: instead of ``n_processes``, any ``map(f, tasks) -> list`` to run the sites (callable); for
+            Dask prefer ``scheduler``, which checkpoints each site as it finishes rather than after all.
         checkpoint_dir: folder for one ``.npz`` per finished site; a rerun with the same problem and
             settings loads finished sites instead of sampling them again (path).
-        progress: progress bar over sites (bool).
+        progress: progress bar over sites: finished sites, wherever they ran (bool).
         stage1_prior: None for the box prior, or ``(loc, scale)``, each broadcastable to (n_sites, 7): a
             normal prior N(loc, scale²) in z (logit units), restricted to the box; stage 2 divides it out
             again. :func:`refined_stage1_prior` builds it from a first pass so that stage-1 draws fall where
             a narrow population puts its mass (Lunn et al. 2013, Sect. 3) (–).
+        scheduler: instead of ``n_processes`` and ``map_fn``, a Dask cluster
+            (:class:`~bayes_vmimics.scheduler.DaskScheduler` or a ``dask.distributed.Client``): one task per
+            unfinished site, carrying that site alone; each result comes back to this process, which writes
+            its checkpoint as it arrives. The draws are the same as on the process pool (each site's seed is
+            its own; warm starts, if on, begin cold in every task as they do in every pool task) (–).
 
     Returns:
         :class:`SitePosteriorSamples`.
@@ -228,7 +245,17 @@ def site_posterior_samples(
             tmp.replace(paths[s])
 
     bar = progress_bar(total=S, initial=S - len(todo), desc="stage 1 (sites)", disable=not progress)
-    if map_fn is not None:
+    if scheduler is not None:
+        from ..scheduler import as_scheduler  # beside the chain: loaded only when a cluster is asked for
+
+        sched = as_scheduler(scheduler)
+        # one task per site carrying that site alone (same seed, start and settings as the pool's task)
+        site_tasks = ((_one_site_problem(problem, s), 0, *tasks[s][2:]) for s in todo)
+        with contextlib.closing(sched.as_completed(_stage1_task, site_tasks)) as finished:
+            for i, res in finished:
+                store(todo[i], res)
+                bar.update()
+    elif map_fn is not None:
         for s, res in zip(todo, map_fn(_stage1_task, [tasks[s] for s in todo]), strict=True):
             store(s, res)
             bar.update()
@@ -277,6 +304,7 @@ def check_stage1_branches(
     seed: int = 0,
     n_processes: int = 1,
     map_fn: Callable | None = None,
+    scheduler=None,
 ) -> xr.Dataset:
     """Re-solve stage-1 draws from cold spin-ups and compare with the log-probability the stage-1 chain
     computed for them: the check that warm starts stayed on the spin-up's equilibrium.
@@ -298,7 +326,9 @@ def check_stage1_branches(
         tol: a draw counts as mismatched when |cold − stored| > tol (log-probability units).
         seed: seed of the choice of draws (integer).
         n_processes: worker processes for the sites (count; 1 = serial).
-        map_fn: instead of ``n_processes``, any ``map(f, tasks) -> list`` over sites, e.g. Dask (callable).
+        map_fn: instead of ``n_processes``, any ``map(f, tasks) -> list`` over sites (callable).
+        scheduler: instead of both, a Dask cluster (:class:`~bayes_vmimics.scheduler.DaskScheduler` or a
+            ``dask.distributed.Client``): one task per site, carrying that site alone (–).
 
     Returns:
         ``xarray.Dataset`` over ``site``: ``n_checked`` (draws with a stored log-probability; count),
@@ -323,7 +353,13 @@ def check_stage1_branches(
         loc = None if samples.prior_loc is None else samples.prior_loc[s]
         scale = None if samples.prior_scale is None else samples.prior_scale[s]
         tasks.append((problem_bytes, s, samples.z[s, k], loc, scale))
-    if map_fn is not None:
+    if scheduler is not None:
+        from ..scheduler import as_scheduler
+
+        values = as_scheduler(scheduler).map(
+            _branch_task, ((_one_site_problem(cold, s), 0, *tasks[s][2:]) for s in range(S))
+        )
+    elif map_fn is not None:
         values = list(map_fn(_branch_task, tasks))
     elif n_processes > 1 and S > 1:
         import multiprocessing
@@ -582,7 +618,8 @@ def two_stage_hierarchical(
         problem: the calibration problem with all sites (–).
         forest_types: forest type per site (–).
         stage1: keyword arguments of :func:`site_posterior_samples` (e.g. ``n_steps``, ``n_processes``,
-            ``checkpoint_dir``) (–).
+            ``checkpoint_dir``, ``scheduler``); its ``n_processes``, ``map_fn`` and ``scheduler`` also run the
+            warm-start check (–).
         stage2: keyword arguments of :func:`sample_population` (e.g. ``draws``, ``chains``) (–).
         refine: "auto" (a second pass when :func:`needs_refinement`), "always" or "never"
             (–).
@@ -648,7 +685,7 @@ def two_stage_hierarchical(
         dt = run_stage2(s1, stage2)
     if problem.warm_start:
         say("warm starts: re-solving 100 stage-1 draws per site from cold spin-ups (check_stage1_branches)")
-        kw = {k: v for k, v in (stage1 or {}).items() if k in ("n_processes", "map_fn")}
+        kw = {k: v for k, v in (stage1 or {}).items() if k in ("n_processes", "map_fn", "scheduler")}
         check = check_stage1_branches(problem, s1, seed=seed, **kw)
         stage1_group = dt["stage1"].to_dataset()
         for name in ("mismatch_fraction", "max_abs_difference"):
