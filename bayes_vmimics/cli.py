@@ -148,6 +148,8 @@ CALIBRATE_FILES = (
 HIERARCHICAL_FILES = (
     "stage1/*.npz",
     "stage1/refined/*.npz",
+    "replicate_*/stage1/*.npz",
+    "replicate_*/stage1/refined/*.npz",
     "results.nc",
     "population_summary.csv",
     "sites.csv",
@@ -376,6 +378,7 @@ def _hierarchical(args, scheduler) -> int:
 
     from .diagnostics import plot_xv_xk
     from .inference.pymc_models import posterior_convergence, save_results
+    from .inference.replicates import combine_replicates, replicate_seeds
     from .inference.two_stage import two_stage_hierarchical
     from .plotting import plot_population, plot_profile_pages
     from .results import add_site_predictive, fit_metrics_table
@@ -417,7 +420,15 @@ def _hierarchical(args, scheduler) -> int:
             "shared_beta": bool(args.shared_beta),
             "beta_sd": args.beta_sd,
         }
-    claim(args, out, cfg, study, products=HIERARCHICAL_FILES, resumable=("stage1/*.npz",), settings=settings)
+    claim(
+        args,
+        out,
+        cfg,
+        study,
+        products=HIERARCHICAL_FILES,
+        resumable=("stage1/*.npz", "replicate_*/stage1/*.npz"),
+        settings=settings,
+    )
     args.resume_hint = f"finished sites are kept in {ckpt}: rerun the same command to resume from them"
     print(study.describe())
     counts = pd.Series(forest_types).value_counts().sort_index()
@@ -432,19 +443,39 @@ def _hierarchical(args, scheduler) -> int:
         + ("" if args.refine == "never" else f" ({steps2} stage-1 steps in a second pass, if needed)")
     )
     common = dict(n_walkers=args.n_walkers, n_processes=n_proc, progress=progress, scheduler=scheduler)
-    dt, s1 = two_stage_hierarchical(
-        problem,
-        forest_types,
-        stage1=dict(n_steps=n_steps, thin=max(1, n_steps // 400), checkpoint_dir=ckpt, **common),
-        stage2=dict(draws=draws, tune=tune, chains=args.chains),
-        refine=args.refine,
-        refine_stage1=dict(n_steps=steps2, thin=max(1, steps2 // 400), checkpoint_dir=ckpt / "refined"),
-        pass1_draws=args.pass1_draws,
-        seed=args.seed,
-        log=print,
-        covariates=design,
-        regression=regression,
-    )
+    replicates = []
+    for k, seed in enumerate(replicate_seeds(args.seed, args.replicates)):
+        # replicate 0 is the plain run (its seed, its folders); the others run both stages again with other seeds
+        where_k = ckpt if k == 0 else out / f"replicate_{k}" / "stage1"
+        if args.replicates > 1:
+            print(f"replicate {k + 1} of {args.replicates} (seed {seed}; stage 1 kept in {where_k})")
+        dt_k, s1_k = two_stage_hierarchical(
+            problem,
+            forest_types,
+            stage1=dict(n_steps=n_steps, thin=max(1, n_steps // 400), checkpoint_dir=where_k, **common),
+            stage2=dict(draws=draws, tune=tune, chains=args.chains),
+            refine=args.refine,
+            refine_stage1=dict(n_steps=steps2, thin=max(1, steps2 // 400), checkpoint_dir=where_k / "refined"),
+            pass1_draws=args.pass1_draws,
+            seed=seed,
+            log=print,
+            covariates=design,
+            regression=regression,
+        )
+        replicates.append(dt_k)
+        if k == 0:
+            s1 = s1_k
+    if len(replicates) > 1:
+        within = [posterior_convergence(r, ["theta_population", "mu", "sigma"])["max_r_hat"] for r in replicates]
+        dt = combine_replicates(replicates)
+        print(
+            "replicates: max R-hat within each "
+            + ", ".join(f"{r:.3f}" for r in within)
+            + f"; across them {posterior_convergence(dt, ['theta_population', 'mu', 'sigma'])['max_r_hat']:.3f} "
+            "(stage-1 Monte Carlo error; the sites' table and figures use replicate 1's stage 1)"
+        )
+    else:
+        dt = replicates[0]
     args.resume_hint = f"stage 1 is finished and kept in {ckpt}: rerun the same command to redo only stage 2"
     dt["posterior"].attrs["data"] = study.data_version
     dt.attrs["configuration"] = json.dumps(cfg.to_dict())  # validate scores under the run's own error model
@@ -883,6 +914,14 @@ def make_parser() -> argparse.ArgumentParser:
         "population is narrow (auto: when a site's stage-2 weights rest on < 5 draws)",
     )
     p.add_argument("--refine-steps", type=COUNT, default=None, help="stage-1 steps per site of the second pass")
+    p.add_argument(
+        "--replicates",
+        type=COUNT,
+        default=1,
+        help="independent runs of both stages (seeds SEED, SEED+1000, …) whose chains are combined, so that R-hat "
+        "also sees the Monte Carlo error of stage 1 (default 1; 2 before reporting a population: "
+        "docs/hierarchical.md)",
+    )
     p.add_argument(
         "--pass1-draws",
         type=COUNT,

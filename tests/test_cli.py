@@ -143,6 +143,32 @@ def test_hierarchical_two_stage_run_and_resume(tmp_path, capsys, monkeypatch):
         xr.testing.assert_allclose(again["posterior"].to_dataset().load(), post)
 
 
+def test_hierarchical_replicates_reuse_the_plain_run_and_stack_their_chains(tmp_path, capsys, monkeypatch):
+    """--replicates 2: replicate 1 is the plain run (its checkpoints are reused), replicate 2 runs both stages with
+    seed + 1000 in replicate_1/; the result has the chains of both, and R-hat across them is printed."""
+    import xarray as xr
+
+    monkeypatch.delenv("BAYES_VMIMICS_DATA", raising=False)
+    out = tmp_path / "h"
+    args = ["hierarchical", "--synthetic", "--quick", "--n-steps", "40", "--n-walkers", "14", "--n-processes", "1"]
+    args += ["--draws", "200", "--chains", "2", "--no-progress", "--seed", "4", "--refine", "never", "--out", str(out)]
+    args += ["--predictive-draws", "0"]
+    assert main(args) == 0
+    with xr.open_datatree(out / "results.nc") as dt:
+        plain = dt["posterior"].to_dataset().load()
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "stage1").glob("*.npz")}
+    capsys.readouterr()
+    assert main([*args, "--replicates", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "replicate 2 of 2 (seed 1004" in text and "replicates: max R-hat within each" in text
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "stage1").glob("*.npz")} == stamps
+    assert len(list((out / "replicate_1" / "stage1").glob("*.npz"))) == len(stamps)
+    with xr.open_datatree(out / "results.nc") as dt:
+        both = dt["posterior"].to_dataset().load()
+        assert list(dt.attrs["replicate_of_chain"]) == [0, 0, 1, 1]
+    xr.testing.assert_allclose(both.isel(chain=[0, 1]), plain)
+
+
 def test_hierarchical_rejects_several_types_without_data(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("BAYES_VMIMICS_DATA", raising=False)
     rc = main(["hierarchical", "--synthetic", "--forest-types", "ENF", "EBF", "--out", str(tmp_path)])

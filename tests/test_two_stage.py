@@ -71,6 +71,30 @@ def test_stage2_is_reproducible_and_follows_pymc_conventions(gaussian_case):
     assert np.all((diag["weight_ess_q05"] >= 1) & (diag["mean_weight_ess"] <= 4000))
 
 
+def test_replicates_stack_their_chains_and_r_hat_compares_them(gaussian_case):
+    """Two stage-2 runs on the same stage-1 draws agree (R-hat across them near 1); a replicate whose stage-1
+    draws are shifted by 1.5 logit units (the stage-1 error that one run's chains cannot see) is flagged."""
+    from bayes_vmimics.inference.replicates import combine_replicates, replicate_seeds
+
+    samples, _, _ = gaussian_case
+    kw = dict(draws=1500, tune=300, chains=2, thin=2)
+    types = ["A"] * 8
+    runs = [sample_population(samples, types, BoxPrior(), seed=s, **kw) for s in replicate_seeds(5, 2)]
+    both = combine_replicates(runs)
+    assert both["posterior"]["mu"].sizes["chain"] == 4 and list(both.attrs["replicate_of_chain"]) == [0, 0, 1, 1]
+    np.testing.assert_array_equal(both["posterior"]["mu"].isel(chain=[2, 3]).values, runs[1]["posterior"]["mu"].values)
+    assert "stage1" in both and "stage2_diagnostics" in both
+    assert posterior_convergence(both, ["mu"])["max_r_hat"] < 1.05
+    shifted = SitePosteriorSamples(**{**samples.__dict__, "z": samples.z + 1.5})
+    off = combine_replicates([runs[0], sample_population(shifted, types, BoxPrior(), seed=6, **kw)])
+    assert posterior_convergence(off, ["mu"])["max_r_hat"] > 1.5
+    with pytest.raises(ValueError, match="at least two"):
+        combine_replicates(runs[:1])
+    with pytest.raises(ValueError, match="draw"):
+        combine_replicates([runs[0], sample_population(samples, types, BoxPrior(), seed=7, **{**kw, "draws": 1000})])
+    assert replicate_seeds(3, 3) == [3, 1003, 2003]
+
+
 def test_stage2_rejects_bad_input(gaussian_case):
     samples, _, _ = gaussian_case
     with pytest.raises(ValueError, match="one type per site"):
@@ -154,20 +178,20 @@ def test_synthetic_sites_take_one_parameter_vector_per_site():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="regressed on 2026-11-30 after the beta = 1 solver change (unstable equilibria no longer count as "
-    "steady states): the posterior mean of mu for x_d sat 3.8 posterior sd from the truth (x_v 2.7 sd); not yet "
-    "understood, see the closing note of stop 14",
-)
 def test_two_stage_recovers_a_known_population_on_model_sites():
     """The whole two-stage pipeline on model sites: 12 synthetic profiles (six layers, 10 % noise) whose
-    parameters come from a known population (σ = 1 logit unit), with the refined second pass. The true μ must
-    lie within 3 posterior sd for every parameter, the data must inform μ (posterior sd below the prior's
-    1.5), and the true site parameters must fall inside the sites' 98 % intervals at the nominal
-    rate. (Measured on this case: one box-prior pass gives R-hat 1.095 and bulk ESS 28 from 4 × 5000
-    sweeps; the refined pass 1.029 and 140. A narrower population, σ = 0.3, does not converge with either:
-    README, "Where the two-stage sampler falls short".)"""
+    parameters come from a known population (σ = 1 logit unit), with the refined second pass, run as two
+    replicates (seeds 3 and 1003) and combined (:func:`~bayes_vmimics.inference.replicates.combine_replicates`).
+    Each replicate's stage 2 must mix (R-hat < 1.05 within it); the true μ must lie within 3 posterior sd of
+    the combined posterior for every parameter, the data must inform μ (posterior sd below the prior's 1.5),
+    and the true site parameters must fall inside the sites' 98 % intervals at the nominal rate.
+
+    Why replicates: these sites say little about x_d, x_D and α (site posteriors nearly as wide as the prior),
+    and one run's answer then depends on its finite stage-1 draws by more than its own posterior sd, which its
+    R-hat cannot see. Measured (seeds 3 and 4, 2026-11-30): posterior means of μ(x_v) −2.70 ± 0.50 and
+    −1.20 ± 0.66, of μ(x_d) −0.46 ± 0.39 and −0.05 ± 1.16 (truth −1.92), each with R-hat ≤ 1.009; seed 3
+    alone puts the true μ(x_d) 3.8 sd away, the two combined 1.9 sd (docs/hierarchical.md)."""
+    from bayes_vmimics.inference.replicates import combine_replicates, replicate_seeds
     from bayes_vmimics.inference.two_stage import two_stage_hierarchical
 
     prior = BoxPrior()
@@ -176,23 +200,25 @@ def test_two_stage_recovers_a_known_population_on_model_sites():
     n = 12
     theta_true = population_site_parameters(n, mu_true, 1.0, prior, rng=rng)
     problem = CalibrationProblem(make_synthetic_sites(n, theta_true, rng=rng), use_c14=False, warm_start=True)
-    dt, s1 = two_stage_hierarchical(
-        problem,
-        ["A"] * n,
-        stage1=dict(n_walkers=32, n_steps=3000, thin=10, n_processes=2),
-        stage2=dict(draws=20000, tune=2000, chains=4, thin=5),
-        refine="always",
-        refine_stage1=dict(n_steps=2000),
-        seed=3,
-    )
-    assert s1.prior_loc is not None and dt["stage1"].attrs["stage1_prior"] == "normal (refined)"
-    rep = posterior_convergence(dt, ["mu", "sigma", "theta_population"])
-    # measured 1.026 here (4 × 20 000 sweeps): stage 2 mixes slowly where the sites say little (README)
-    assert rep["max_r_hat"] < 1.05, rep["max_r_hat"]
+    runs = []
+    for seed in replicate_seeds(3, 2):
+        dt, s1 = two_stage_hierarchical(
+            problem,
+            ["A"] * n,
+            stage1=dict(n_walkers=32, n_steps=3000, thin=10, n_processes=2),
+            stage2=dict(draws=20000, tune=2000, chains=4, thin=5),
+            refine="always",
+            refine_stage1=dict(n_steps=2000),
+            seed=seed,
+        )
+        assert s1.prior_loc is not None and dt["stage1"].attrs["stage1_prior"] == "normal (refined)"
+        r_hat = posterior_convergence(dt, ["mu", "sigma", "theta_population"])["max_r_hat"]
+        assert r_hat < 1.05, (seed, r_hat)
+        runs.append(dt)
+    dt = combine_replicates(runs)
     mu = dt["posterior"]["mu"].isel(forest_type=0).stack(sample=("chain", "draw")).transpose("sample", ...).values
     m, sd = mu.mean(axis=0), mu.std(axis=0)
-    assert np.all(np.abs(m - mu_true) < 3.0 * sd), (m, sd, mu_true)
-    # not the prior again (sd 1.5): measured 0.64–1.07 (12 sites with σ = 1 pin μ only loosely)
+    assert np.all(np.abs(m - mu_true) < 3.0 * sd), ((m - mu_true) / sd, sd)
     assert np.all(sd < 1.2), sd
     theta_site = dt["posterior"]["theta_site"].stack(sample=("chain", "draw")).transpose("sample", "site", "parameter")
     z_site = logit_from_theta(prior, theta_site.values)
