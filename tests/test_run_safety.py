@@ -478,3 +478,24 @@ def test_ctrl_c_stops_optimize_cleanly(tmp_path):
     rc, err, pgid = _interrupt(tmp_path, args, (out / "run.json").exists, settle=3.0)
     assert rc == 130 and "Traceback" not in err and "rerun the same command" in err
     assert _group_members(pgid) == []
+
+
+@needs_proc
+@pytest.mark.slow
+def test_ctrl_c_stops_validate_cleanly(tmp_path, data_dir):
+    """validate of a hierarchical population on the real BNF held-out sites, with many predictive draws."""
+    from test_validation import population_result
+
+    from bayes_vmimics.priors import BoxPrior, logit_from_theta
+    from bayes_vmimics.synthetic import true_parameters
+
+    res = population_result(logit_from_theta(BoxPrior(), true_parameters()), 0.5, draws=2000)
+    res["posterior"] = res["posterior"].to_dataset().assign_coords(forest_type=["BNF"])
+    run = tmp_path / "run"
+    run.mkdir()
+    res.to_netcdf(run / "results.nc", engine="h5netcdf")
+    args = ["validate", str(run), "--data-dir", str(data_dir), "--predictive-draws", "4000"]
+    args += ["--no-fit-discrepancy-prior", "--out", str(tmp_path / "v")]
+    rc, err, pgid = _interrupt(tmp_path, args, lambda: True, settle=5.0)
+    assert rc == 130 and "Traceback" not in err, err
+    assert _group_members(pgid) == []
