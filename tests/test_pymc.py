@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import matplotlib
 import numpy as np
+import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 import pytest
 import xarray as xr
 from pytensor.gradient import NullTypeGradError, verify_grad
+from scipy import stats
 
 from bayes_vmimics.atmosphere import ZONES, AtmosphericRecord
+from bayes_vmimics.covariates import CovariateDesign, CovariateScaler
 from bayes_vmimics.diagnostics import (
     plot_pair,
     plot_ridge_profile,
@@ -22,6 +25,7 @@ from bayes_vmimics.diagnostics import (
 )
 from bayes_vmimics.gradients import site_log_likelihoods
 from bayes_vmimics.inference.pymc_models import (
+    HorseshoePrior,
     SiteLogLikelihoodOp,
     build_hierarchical_model,
     build_pooled_model,
@@ -32,9 +36,12 @@ from bayes_vmimics.inference.pymc_models import (
     sample_new_site_parameters,
     save_results,
 )
+from bayes_vmimics.inference.regression import predict_new_site_regression
 from bayes_vmimics.likelihood import CalibrationProblem
 from bayes_vmimics.model import SiteModel
 from bayes_vmimics.parameters import PARAMETER_NAMES
+from bayes_vmimics.population_regression import sample_new_site_parameters_regression
+from bayes_vmimics.priors import theta_from_logit
 from bayes_vmimics.synthetic import make_synthetic_sites, true_parameters
 
 matplotlib.use("Agg")
@@ -216,3 +223,169 @@ def test_op_with_other_error_models(sites, atmosphere, preset):
         dt = sample(build_pooled_model(prob), draws=10, tune=10, chains=1, max_treedepth=3, random_seed=4)
         assert dt["posterior"]["theta"].shape == (1, 10, 7)
         assert np.all(np.isfinite(dt["posterior"]["theta"].values))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the hierarchical model with covariates (regression population, issue 20)
+# ------------------------------------------------------------------------------------------------------------
+
+TYPES = ["A", "A", "B"]  # forest type of each of the three synthetic sites
+X_COV = np.array([[0.8, -1.1], [-0.5, 0.3], [1.4, 0.9]])  # standardised covariates (site, covariate)
+COV_NAMES = ["mat", "clay"]
+
+
+def _prior_draws(model, draws=20, seed=0) -> xr.DataTree:
+    """Prior draws of a model's free variables and deterministics, laid out as a PyMC posterior."""
+    with model:
+        pp = pm.sample_prior_predictive(draws=draws, random_seed=seed)
+    return xr.DataTree.from_dict({"posterior": pp["prior"].to_dataset()})
+
+
+def test_model_without_covariates_is_unchanged(problem):
+    model = build_hierarchical_model(problem, TYPES)
+    assert [v.name for v in model.free_RVs] == ["mu", "sigma", "eta"]
+    assert "covariate" not in model.coords and "x_site" not in model.named_vars and "beta" not in model.named_vars
+
+
+@pytest.mark.parametrize("shared", [False, True])
+@pytest.mark.parametrize("parametrization", ["centred", "non_centred"])
+def test_covariate_model_log_density(problem, parametrization, shared):
+    """log density with covariates (normal shrinkage) at a random point = the hand-written sum of the priors
+    of μ, σ, B and the sites plus the NumPy log-likelihood (``jacobian=False``: densities of the values)."""
+    model = build_hierarchical_model(
+        problem, TYPES, covariates=X_COV, covariate_names=COV_NAMES, shared_beta=shared, parametrization=parametrization
+    )
+    rng = np.random.default_rng(7)
+    point = {k: v + 0.3 * rng.standard_normal(v.shape) for k, v in model.initial_point().items()}
+    lp = model.compile_logp(jacobian=False)(point)
+
+    idx = np.array([0, 0, 1])
+    mu, sigma = point["mu"], np.exp(point["sigma_log__"])
+    if shared:
+        b = point["beta_shared"]
+        assert b.shape == (2, 7)
+        beta = np.stack([b, b])
+    else:
+        beta = b = point["beta"]
+    loc = mu[idx] + np.einsum("sj,sjp->sp", X_COV, beta[idx])
+    # PyMC holds the Python float mu_sd = 1.5 of the model without covariates as a float32 constant, so its
+    # log σ is log(float32 1.5), 1.2e-8 off; the covariate code passes float64 scales
+    mu_offset = mu.size * (np.log(1.5) - np.float64(np.log(np.float32(1.5))))
+    expected = (
+        mu_offset
+        + stats.norm.logpdf(mu, 0.0, 1.5).sum()
+        + stats.halfnorm.logpdf(sigma, scale=1.0).sum()
+        + stats.norm.logpdf(b, 0.0, 0.5).sum()
+    )
+    if parametrization == "centred":
+        z = point["z"]
+        expected += stats.norm.logpdf(z, loc, sigma[idx]).sum()
+    else:
+        z = loc + sigma[idx] * point["eta"]
+        expected += stats.norm.logpdf(point["eta"]).sum()
+    expected += site_log_likelihoods(problem, theta_from_logit(problem.prior, z)).sum()
+    assert np.isfinite(expected)
+    assert lp == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:The effect of Potentials:UserWarning")
+def test_horseshoe_model_builds_with_gradient_and_prior_draws(problem):
+    J = 3
+    x = np.random.default_rng(1).standard_normal((3, J))
+    hs = HorseshoePrior(p0=1)
+    model = build_hierarchical_model(problem, TYPES, covariates=x, shrinkage="horseshoe", horseshoe=hs)
+    assert {"beta_eta", "beta_lambda", "beta_tau_unit", "beta_slab_unit"} <= set(model.named_vars)
+    assert model.named_vars_to_dims["beta_tau_unit"] == ("forest_type", "parameter")
+    rng = np.random.default_rng(2)
+    point = {k: v + 0.2 * rng.standard_normal(v.shape) for k, v in model.initial_point().items()}
+    logp, dlogp = model.compile_logp(), model.compile_dlogp()
+    g = dlogp(point)
+    assert np.isfinite(logp(point)) and np.all(np.isfinite(g))
+    # gradient = finite differences along a random direction of the unconstrained space
+    names = [v.name for v in model.value_vars]
+    d = {k: rng.standard_normal(point[k].shape) for k in names}
+    h = 1e-6
+    fp = logp({k: point[k] + h * d[k] for k in names})
+    fm = logp({k: point[k] - h * d[k] for k in names})
+    assert (fp - fm) / (2 * h) == pytest.approx(float(g @ np.concatenate([d[k].ravel() for k in names])), rel=1e-5)
+    post = _prior_draws(model)["posterior"]
+    beta = post["beta"]
+    assert beta.dims == ("chain", "draw", "forest_type", "covariate", "parameter")
+    assert beta.shape == (1, 20, 2, J, 7)
+    assert list(beta["covariate"].values) == ["x0", "x1", "x2"]
+    assert np.all(np.isfinite(beta.values))
+    # B = τ λ̃ η with λ̃² = c² λ² / (c² + τ² λ²), τ = τ0 τ_unit, c² = s² c²_unit, τ0 = p0 / (J − p0) σ_ref / √n_t
+    tau0 = 1.0 / (J - 1.0) / np.sqrt([2.0, 1.0])
+    np.testing.assert_allclose(hs.global_scale(J, [2, 1]), tau0)
+    tau = tau0[:, None, None] * post["beta_tau_unit"].values[:, :, :, None, :]
+    c2 = post["beta_slab_unit"].values[:, :, :, None, :]  # slab_scale 1
+    lam = post["beta_lambda"].values
+    expected = post["beta_eta"].values * tau * np.sqrt(c2 * lam**2 / (c2 + tau**2 * lam**2))
+    np.testing.assert_allclose(beta.values, expected, rtol=1e-12)
+    with pytest.raises(ValueError, match="p0"):
+        build_hierarchical_model(problem, TYPES, covariates=x, shrinkage="horseshoe", horseshoe=HorseshoePrior(p0=3))
+
+
+@pytest.mark.filterwarnings("ignore:The effect of Potentials:UserWarning")
+@pytest.mark.parametrize("shrinkage", ["normal", "horseshoe"])
+def test_shared_beta_is_one_matrix_for_all_types(problem, shrinkage):
+    model = build_hierarchical_model(
+        problem, TYPES, covariates=X_COV, covariate_names=COV_NAMES, shared_beta=True, shrinkage=shrinkage
+    )
+    beta = _prior_draws(model)["posterior"]["beta"]
+    assert beta.dims == ("chain", "draw", "forest_type", "covariate", "parameter")
+    assert beta.shape == (1, 20, 2, 2, 7)
+    np.testing.assert_array_equal(beta.sel(forest_type="A").values, beta.sel(forest_type="B").values)
+    assert np.std(beta.values) > 0
+
+
+def _design(problem, site_ids=None) -> CovariateDesign:
+    cols = ("mat", "clay")
+    scaler = CovariateScaler(covariates=cols, columns=cols, center={"A": (0.0, 0.0), "B": (0.0, 0.0)}, scale=(1.0, 1.0))
+    return CovariateDesign(X_COV, cols, tuple(site_ids or problem.site_ids), scaler)
+
+
+def test_bad_covariates_raise_naming_the_problem(problem):
+    def build(x, **kw):
+        return build_hierarchical_model(problem, TYPES, covariates=x, **kw)
+
+    with pytest.raises(ValueError, match="one row per site: 3 sites, got 2 rows"):
+        build(X_COV[:2])
+    with pytest.raises(ValueError, match="matrix"):
+        build(X_COV[:, 0])
+    bad = X_COV.copy()
+    bad[1, 1] = np.nan
+    with pytest.raises(ValueError, match=f"covariate 'clay' of site '{problem.site_ids[1]}' is not finite"):
+        build(bad, covariate_names=COV_NAMES)
+    with pytest.raises(ValueError, match="3 covariate names for 2"):
+        build(X_COV, covariate_names=["a", "b", "c"])
+    with pytest.raises(ValueError, match="sites differ"):
+        build(_design(problem, site_ids=problem.site_ids[::-1]))
+    with pytest.raises(ValueError, match="shrinkage"):
+        build(X_COV, shrinkage="lasso")
+    # a design of the problem's sites is accepted, its columns name the covariates
+    model = build(_design(problem))
+    assert list(model.coords["covariate"]) == ["mat", "clay"]
+    np.testing.assert_array_equal(model["x_site"].get_value(), X_COV)
+
+
+@pytest.mark.filterwarnings("ignore:The effect of Potentials:UserWarning")
+def test_pymc_regression_result_predicts_new_sites(problem):
+    """A PyMC result with ``beta`` goes through ``predict_new_site_regression``: z = μ_t + x B_t + σ_t η."""
+    model = build_hierarchical_model(problem, TYPES, covariates=X_COV, covariate_names=COV_NAMES)
+    dt = _prior_draws(model, draws=30, seed=3)
+    x_new = np.array([0.4, -2.0])
+    z = predict_new_site_regression(dt, x_new, np.random.default_rng(5), forest_type="B")
+    assert z.dims == ("chain", "draw", "parameter") and z.shape == (1, 30, 7)
+    post = dt["posterior"]
+    mu = post["mu"].sel(forest_type="B").values
+    sd = post["sigma"].sel(forest_type="B").values
+    b = post["beta"].sel(forest_type="B").transpose("chain", "draw", "covariate", "parameter").values
+    eta = np.random.default_rng(5).standard_normal((1, 30, 1, 7))[:, :, 0]
+    np.testing.assert_allclose(z.values, mu + np.einsum("j,cdjp->cdp", x_new, b) + sd * eta, rtol=1e-12)
+    rng = np.random.default_rng(6)
+    th = sample_new_site_parameters_regression(dt, ["A", "B"], np.zeros((2, 2)), problem.prior, rng)
+    assert th.shape == (1, 30, 2, 7)
+    assert np.all((th > problem.prior.lower) & (th < problem.prior.upper))
+    with pytest.raises(ValueError, match="2 columns"):
+        predict_new_site_regression(dt, [0.0, 1.0, 2.0], np.random.default_rng(0), forest_type="A")

@@ -18,6 +18,11 @@ v = (θ − l)/(u − l) (or log(θ/l)/log(u/l)):
   with uncertainty); a new site of type t has θ = box(sigmoid(μ_t + σ_t η)), η ~ N(0, I)
   (:func:`~bayes_vmimics.population.sample_new_site_parameters`, re-exported here, and
   :func:`predict_new_site`).
+- hierarchical with covariates (issue 20; ``covariates=`` of :func:`build_hierarchical_model`): the
+  regression population of :mod:`.regression`, logit v_s ~ N(μ_t + x_s B_t, σ_t²) with x_s the site's
+  standardised covariates, B ~ N(0, beta_sd²) or a regularised horseshoe (:class:`HorseshoePrior`), B per
+  forest type or shared. ``beta`` has the dims of the two-stage result, so
+  :func:`~bayes_vmimics.inference.regression.predict_new_site_regression` draws new sites from either.
 
 Results are ``xarray.DataTree`` (what PyMC 6 ``pm.sample`` returns); :func:`posterior_convergence` gives R-hat,
 bulk/tail ESS and divergences; :func:`save_results` writes netCDF.
@@ -26,6 +31,7 @@ bulk/tail ESS and divergences; :func:`save_results` writes netCDF.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pymc as pm
@@ -47,6 +53,7 @@ from ..steady_state import solve_site
 
 NPAR = len(PARAMETER_NAMES)
 SAMPLERS = ("nuts", "demetropolisz")
+SHRINKAGES = ("normal", "horseshoe")
 
 
 class SiteLogLikelihoodOp(Op):
@@ -151,6 +158,143 @@ def _coords(problem: CalibrationProblem, site_indices) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------------------
+# covariates (regression population, issue 20)
+# ------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HorseshoePrior:
+    """Hyperparameters of the regularised horseshoe on the regression coefficients B (Piironen & Vehtari 2017,
+    "Sparsity information and regularization in the horseshoe and other shrinkage priors", Electron. J. Stat.
+    11:5018–5051, doi:10.1214/17-EJS1337SI).
+
+    One horseshoe per parameter column: for each parameter p (and forest type t, unless B is shared), over the
+    J covariates j,
+
+        B_jp = τ_p λ̃_jp η_jp,   η_jp ~ N(0, 1)                      (non-centred)
+        λ̃_jp² = c_p² λ_jp² / (c_p² + τ_p² λ_jp²),   λ_jp ~ C⁺(0, 1)    (local scales, regularised by the slab)
+        τ_p ~ C⁺(0, τ0),   τ0 = p0 / (J − p0) · noise_scale / √n      (global scale)
+        c_p² ~ Inv-Gamma(slab_df / 2, slab_df · slab_scale² / 2)     (slab width)
+
+    with n the number of sites the column's B is learnt from (the type's sites; all sites when shared).
+    Small effects see a horseshoe (a spike at zero); large ones see a slab N(0, c²), c ≈ slab_scale, so they
+    are regularised as a normal prior of that scale would (the paper's reason: weakly identified effects stay
+    bounded). Sampled as in the paper's Stan code: τ = τ0 · ``beta_tau_unit``, c² = slab_scale² ·
+    ``beta_slab_unit`` with ``beta_tau_unit`` ~ C⁺(0, 1) and ``beta_slab_unit`` ~ Inv-Gamma(slab_df/2, slab_df/2).
+
+    Attributes:
+        p0: p0, the expected number of non-zero effects per parameter column; 0 < p0 < J (count).
+        slab_scale: s, the slab scale: the prior sd of a large effect (logit units per standardised covariate
+            unit); 1.0, twice the normal prior's beta_sd, so a ±2 sd change of a covariate may move z by ±2
+            logit units, the population's spread.
+        slab_df: ν, degrees of freedom of the slab's Student-t (inverse-gamma c²) (–); 4 as in the paper and
+            brms.
+        noise_scale: σ in τ0, the residual sd the paper scales τ0 with (logit units); 1.0, the scale of σ_t's
+            half-normal prior. The population spread σ_tp is itself a parameter and, with shared B, several
+            σ_tp share one column, so a fixed reference replaces it (the prior of B then does not depend on σ,
+            as with the normal prior).
+    """
+
+    p0: float = 1.0
+    slab_scale: float = 1.0
+    slab_df: float = 4.0
+    noise_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not (self.p0 > 0 and self.slab_scale > 0 and self.slab_df > 0 and self.noise_scale > 0):
+            raise ValueError(
+                "horseshoe p0, slab_scale, slab_df and noise_scale must be positive, got "
+                f"{self.p0}, {self.slab_scale}, {self.slab_df}, {self.noise_scale}"
+            )
+
+    def global_scale(self, n_covariates: int, n_sites) -> np.ndarray:
+        """τ0 = p0 / (J − p0) · noise_scale / √n (logit units), for J covariates and n sites (count; array ok).
+
+        Raises:
+            ValueError: p0 ≥ J.
+        """
+        J = int(n_covariates)
+        if not self.p0 < J:
+            raise ValueError(f"the horseshoe's p0 ({self.p0}) must be below the number of covariates ({J})")
+        return self.p0 / (J - self.p0) * self.noise_scale / np.sqrt(np.asarray(n_sites, dtype=float))
+
+
+def _covariate_matrix(covariates, covariate_names, site_ids: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """X (n_sites, J) and its column names from a CovariateDesign, a DataFrame or an array, validated."""
+    S = len(site_ids)
+    names = None
+    if hasattr(covariates, "scaler") and hasattr(covariates, "X"):  # covariates.CovariateDesign
+        if [str(s) for s in covariates.site_ids] != [str(s) for s in site_ids]:
+            raise ValueError(
+                "the covariate design's sites differ from the problem's sites (need the same sites in the same order)"
+            )
+        names = [str(c) for c in covariates.columns]
+        covariates = covariates.X
+    elif hasattr(covariates, "columns") and hasattr(covariates, "to_numpy"):  # a DataFrame
+        names = [str(c) for c in covariates.columns]
+        covariates = covariates.to_numpy(dtype=float)
+    X = np.asarray(covariates, dtype=float)
+    if X.ndim != 2:
+        raise ValueError(f"covariates must be a matrix (n_sites, n_covariates), got shape {X.shape}")
+    if X.shape[0] != S:
+        raise ValueError(f"covariates must have one row per site: {S} sites, got {X.shape[0]} rows")
+    if X.shape[1] < 1:
+        raise ValueError("covariates has no column")
+    if covariate_names is not None:
+        names = [str(c) for c in covariate_names]
+    if names is None:
+        names = [f"x{j}" for j in range(X.shape[1])]  # as the two-stage sampler
+    if len(names) != X.shape[1]:
+        raise ValueError(f"{len(names)} covariate names for {X.shape[1]} covariate columns")
+    if len(set(names)) != len(names):
+        raise ValueError(f"covariate names must be distinct, got {names}")
+    bad = np.argwhere(~np.isfinite(X))
+    if bad.size:
+        s, j = bad[0]
+        raise ValueError(
+            f"covariate {names[j]!r} of site {site_ids[s]!r} is not finite ({X[s, j]}); "
+            f"{len(bad)} non-finite value(s) in all (no value is filled in)"
+        )
+    return X, names
+
+
+def _beta_prior(shrinkage: str, shared: bool, beta_sd: float, horseshoe: HorseshoePrior, counts: np.ndarray):
+    """The regression coefficients B, shape (forest_type, covariate, parameter), in the current model.
+
+    ``counts``: sites per forest type (count). Shared B is one (covariate, parameter) matrix repeated over the
+    types (a Deterministic); otherwise B is per type.
+    """
+    n_types = len(counts)
+    model = pm.modelcontext(None)
+    J = len(model.coords["covariate"])
+    full = ("forest_type", "covariate", "parameter")
+    dims = ("covariate", "parameter") if shared else full
+    # scales as float64 arrays: PyMC keeps a Python float that float32 represents exactly (0.5, 2.0) as a float32
+    # constant, and log σ of the normal density is then rounded to single precision (~1e-9 per element)
+    if shrinkage == "normal":  # B ~ N(0, beta_sd²): the prior of regression.RegressionPrior
+        sd = np.float64(beta_sd)
+        if not shared:
+            return pm.Normal("beta", 0.0, sd, dims=full)
+        b = pm.Normal("beta_shared", 0.0, sd, dims=dims)
+    else:  # regularised horseshoe per parameter column (and type), non-centred: see HorseshoePrior
+        column = dims[:-2] + ("parameter",)
+        tau0 = horseshoe.global_scale(J, counts.sum() if shared else counts)
+        tau0 = tau0 if shared else tau0[:, None]  # () or (forest_type, 1)
+        eta = pm.Normal("beta_eta", 0.0, 1.0, dims=dims)
+        lam = pm.HalfCauchy("beta_lambda", 1.0, dims=dims)
+        tau_unit = pm.HalfCauchy("beta_tau_unit", 1.0, dims=column)
+        half_df = np.float64(0.5 * horseshoe.slab_df)
+        slab_unit = pm.InverseGamma("beta_slab_unit", alpha=half_df, beta=half_df, dims=column)
+        tau = (tau0 * tau_unit)[..., None, :]  # covariate axis before parameter
+        c2 = (np.float64(horseshoe.slab_scale) ** 2 * slab_unit)[..., None, :]
+        lam_tilde2 = c2 * lam**2 / (c2 + tau**2 * lam**2)
+        b = eta * tau * pt.sqrt(lam_tilde2)
+        if not shared:
+            return pm.Deterministic("beta", b, dims=full)
+    return pm.Deterministic("beta", pt.broadcast_to(b[None], (n_types, J, NPAR)), dims=full)
+
+
+# ------------------------------------------------------------------------------------------------------------
 # models
 # ------------------------------------------------------------------------------------------------------------
 
@@ -195,8 +339,15 @@ def build_hierarchical_model(
     mu_sd: float = 1.5,
     sigma_sd: float = 1.0,
     parametrization: str = "non_centred",
+    covariates=None,
+    covariate_names: Sequence[str] | None = None,
+    shared_beta: bool = False,
+    beta_sd: float = 0.5,
+    shrinkage: str = "normal",
+    horseshoe: HorseshoePrior = HorseshoePrior(),
 ) -> pm.Model:
-    """Site-level θ drawn from forest-type populations in logit space of the prior box.
+    """Site-level θ drawn from forest-type populations in logit space of the prior box, optionally with
+    covariates (the regression population).
 
     z_s = logit v_s ~ N(μ_{t(s)}, σ_{t(s)}²) per parameter, μ_t ~ N(0, mu_sd²), σ_t ~ HalfNormal(sigma_sd);
     θ_s = box(sigmoid(z_s)). "non_centred" (default) samples η_s with z_s = μ_t + σ_t ⊙ η_s, η_s ~ N(0, I);
@@ -205,6 +356,13 @@ def build_hierarchical_model(
     non-centred one ties every η_s to μ_t and σ_t through the data. Neither has converged on 21 real ENF
     sites in the runs measured so far (README).
 
+    With ``covariates`` the population mean of site s is μ_{t(s)} + x_s B_{t(s)} (issue 20; the model of
+    :mod:`.regression`, sampled here in one stage): z_sp ~ N(μ_tp + Σ_j x_sj B_tjp, σ_tp²), with B per forest
+    type or, with ``shared_beta``, one B_jp for all types (μ_tp stays per type). Shrinkage of B: "normal",
+    B ~ N(0, beta_sd²) (as :class:`~.regression.RegressionPrior`), or "horseshoe", a regularised horseshoe per
+    parameter column over the covariates (:class:`HorseshoePrior`, Piironen & Vehtari 2017). Without
+    covariates the model is the one without them, variable for variable.
+
     Args:
         problem: the calibration problem with all sites (–).
         forest_types: forest type of each site of ``problem.sites`` (–).
@@ -212,15 +370,40 @@ def build_hierarchical_model(
         mu_sd: prior sd of the population location in logit units (–).
         sigma_sd: scale of the half-normal prior of the population spread in logit units (–).
         parametrization: "non_centred" (default) or "centred" (–).
+        covariates: standardised covariates of the problem's sites: a
+            :class:`~bayes_vmimics.covariates.CovariateDesign` of ``problem.site_ids`` (its ``X`` and
+            ``columns``), a DataFrame, or an array (n_sites, J), rows in the order of ``problem.sites``; None
+            for the population without covariates (standardised units).
+        covariate_names: names of the J columns; default the design's or DataFrame's columns, else ``x0``,
+            ``x1``, … as the two-stage sampler (–).
+        shared_beta: one B for all forest types (bool).
+        beta_sd: prior sd of B with ``shrinkage="normal"`` (logit units per standardised covariate unit).
+        shrinkage: "normal" (default) or "horseshoe" (–).
+        horseshoe: hyperparameters of the horseshoe (–).
 
     Returns:
         ``pm.Model`` with free ``mu`` (forest_type, parameter), ``sigma`` (forest_type, parameter) and ``z``
         (centred) or ``eta`` (non-centred) (site, parameter); deterministics ``theta_site`` (site, parameter)
         and ``theta_population``
-        (forest_type, parameter) (parameter units); potential ``log_likelihood``.
+        (forest_type, parameter) (parameter units; with covariates at x = 0, the type's average covariates for a
+        design centred per type); potential ``log_likelihood``. With covariates also the
+        data ``x_site`` (site, covariate) and ``beta`` (forest_type, covariate, parameter) (logit units per
+        standardised covariate unit): a free variable (normal, per type) or a deterministic of
+        ``beta_shared`` (covariate, parameter) (normal, shared) or of the horseshoe's ``beta_eta``,
+        ``beta_lambda`` (as B), ``beta_tau_unit`` and ``beta_slab_unit`` (parameter, or forest_type and
+        parameter).
+
+    Raises:
+        ValueError: a bad parametrization, shrinkage or scale; not one forest type per site; covariates without
+            one row per site, with a non-finite value (naming site and covariate), of a design for other sites;
+            a horseshoe p0 not below the number of covariates.
     """
     if parametrization not in ("centred", "non_centred"):
         raise ValueError(f"parametrization must be 'centred' or 'non_centred', got {parametrization!r}")
+    if shrinkage not in SHRINKAGES:
+        raise ValueError(f"shrinkage must be one of {list(SHRINKAGES)}, got {shrinkage!r}")
+    if not beta_sd > 0:
+        raise ValueError(f"beta_sd must be positive, got {beta_sd}")
     ft = [str(f) for f in forest_types]
     if len(ft) != len(problem.sites):
         raise ValueError(f"forest_types must give one type per site ({len(problem.sites)}), got {len(ft)}")
@@ -228,15 +411,27 @@ def build_hierarchical_model(
     idx = np.array([types.index(f) for f in ft])
     op = SiteLogLikelihoodOp(problem, None, gradient=gradient)
     coords = {**_coords(problem, op.site_indices), "forest_type": types}
+    X = None
+    if covariates is not None:
+        X, names = _covariate_matrix(covariates, covariate_names, [str(s) for s in coords["site"]])
+        coords["covariate"] = names
+        if shrinkage == "horseshoe":
+            horseshoe.global_scale(len(names), 1)  # p0 < J, before anything is built
     with pm.Model(coords=coords) as model:
         pm.Data("forest_type_index", idx, dims="site")
         mu = pm.Normal("mu", 0.0, mu_sd, dims=("forest_type", "parameter"))
         sigma = pm.HalfNormal("sigma", sigma_sd, dims=("forest_type", "parameter"))
+        loc = mu[idx]
+        if X is not None:
+            x = pm.Data("x_site", X, dims=("site", "covariate"))
+            counts = np.bincount(idx, minlength=len(types))
+            beta = _beta_prior(shrinkage, bool(shared_beta), float(beta_sd), horseshoe, counts)
+            loc = loc + (x[:, :, None] * beta[idx]).sum(axis=1)  # μ_t(s) + x_s B_t(s), (site, parameter)
         if parametrization == "centred":
-            z = pm.Normal("z", mu[idx], sigma[idx], dims=("site", "parameter"))
+            z = pm.Normal("z", loc, sigma[idx], dims=("site", "parameter"))
         else:
             eta = pm.Normal("eta", 0.0, 1.0, dims=("site", "parameter"))
-            z = mu[idx] + sigma[idx] * eta
+            z = loc + sigma[idx] * eta
         theta = pm.Deterministic("theta_site", from_unit(problem.prior, pm.math.sigmoid(z)), dims=("site", "parameter"))
         pm.Deterministic(
             "theta_population", from_unit(problem.prior, pm.math.sigmoid(mu)), dims=("forest_type", "parameter")
@@ -406,6 +601,10 @@ def predict_new_site(
     """Posterior predictive SOC profile of a new site of ``forest_type`` (site parameters drawn from the
     population, then the steady state solved at each draw).
 
+    On a result with covariates (``beta`` in the posterior) this is a site at its type's average covariates
+    (x = 0); for a site's own covariates draw z with
+    :func:`~bayes_vmimics.inference.regression.predict_new_site_regression`.
+
     Args:
         dt: result of sampling :func:`build_hierarchical_model` (–).
         forest_type: a forest type of the model (–).
@@ -451,6 +650,8 @@ def predict_new_site(
 
 __all__ = [
     "SAMPLERS",
+    "SHRINKAGES",
+    "HorseshoePrior",
     "SiteLogLikelihoodOp",
     "build_hierarchical_model",
     "build_pooled_model",
