@@ -173,6 +173,13 @@ class ErrorModel:
         fields = [f.name for f in dataclasses.fields(cls) if f.name != "name"]
         return cls.from_preset(section.error_model, **{k: getattr(section, k) for k in fields})
 
+    @classmethod
+    def of_study(cls, config) -> ErrorModel:
+        """The error model a study runs under (:class:`~bayes_vmimics.config.StudyConfig`): the paper's for the
+        synthetic twin (it is generated with the paper's relative error, whatever the configuration names),
+        else :meth:`from_config` of its ``[likelihood]`` section."""
+        return cls() if config.study.mode == "synthetic" else cls.from_config(config.likelihood)
+
     # ------------------------------------------------------------------ properties
     @property
     def additive(self) -> bool:

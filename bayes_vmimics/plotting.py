@@ -17,7 +17,6 @@ and σ_F14C = 10 %/√5 of the observed value without one).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -60,26 +59,39 @@ def _quantiles(values: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray
 
 
 def _likelihood_section(dt):
-    """The ``[likelihood]`` section of the study stored in the result, with the error model the run used: the
-    stored one for real data, "paper" for the synthetic twin (which is always calibrated under the error it was
-    generated with) and for results whose configuration names no error model (older results, hand-made trees).
-    """
+    """The ``[likelihood]`` section of the study stored in the result, or the defaults."""
+    cfg = _stored_config(dt)
+    if cfg is not None:
+        return cfg.likelihood
+    values = _stored_values(dt)
+    return LikelihoodSection(**{k: v for k, v in values.get("likelihood", {}).items() if k in _LIK_FIELDS})
+
+
+def _stored_values(dt) -> dict:
     try:
-        values = json.loads(dt.attrs.get("configuration", "{}"))
+        return json.loads(dt.attrs.get("configuration", "{}")) or {}
     except (TypeError, ValueError):
-        values = {}
-    named = "error_model" in values.get("likelihood", {})
-    if values:
-        try:
-            cfg = config_from_dict(values)
-        except (ValueError, TypeError, KeyError):
-            pass
-        else:
-            if named and cfg.study.mode != "synthetic":
-                return cfg.likelihood
-            return dataclasses.replace(cfg.likelihood, error_model="paper")
-    kept = {k: v for k, v in values.get("likelihood", {}).items() if k in _LIK_FIELDS}
-    return LikelihoodSection(**kept, error_model="paper")
+        return {}
+
+
+def _stored_config(dt):
+    """The study configuration stored in the result, or None where it has none or cannot be read."""
+    values = _stored_values(dt)
+    if not values:
+        return None
+    try:
+        return config_from_dict(values)
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def _error_model(dt) -> ErrorModel:
+    """The error model the run used (:meth:`ErrorModel.of_study`); the paper's for a result whose configuration
+    names none (older results, hand-made trees)."""
+    cfg = _stored_config(dt)
+    if cfg is None or "error_model" not in _stored_values(dt).get("likelihood", {}):
+        return ErrorModel()
+    return ErrorModel.of_study(cfg)
 
 
 _LIK_FIELDS = {"soc_rel_error", "c14_rel_error", "c14_weight", "soc_unit"}
@@ -143,10 +155,7 @@ def predictive_with_error(dt, var: str, *, seed: int = 0) -> np.ndarray:
     obs = dt["observed_data"][var]
     pred = pp[var].transpose("chain", "draw", ...).values
     lik = _likelihood_section(dt)
-    try:
-        model = ErrorModel.from_config(lik)
-    except AttributeError:  # a section without error-model keys: the paper's errors
-        model = ErrorModel()
+    model = _error_model(dt)
     if var == "soc" and dt.attrs.get("soc_unit", "mg C cm-3") != "mg C cm-3" and model.soc_abs_error > 0:
         raise ValueError(
             "SOC in g C kg-1 with an absolute error floor: the floor's conversion needs the bulk density; "

@@ -426,7 +426,7 @@ def build_study(config: StudyConfig, data_dir=None) -> Study:
         version = data_version(folder)
         types = [config.data.forest_type] * len(sites) if not config.data.site_ids else ["sites"] * len(sites)
     problem = CalibrationProblem.from_config(
-        sites, config, atmosphere=atmosphere, error_model="paper" if synthetic else None
+        sites, config, atmosphere=atmosphere, error_model=ErrorModel.of_study(config)
     )
     files = data_file_hashes(config, folder, sites=not synthetic)
     return Study(problem, truth, version, types, files, notes, folder)
