@@ -2,7 +2,8 @@
 
 The command's own module (:mod:`bayes_vmimics.cli`) loads NumPy and the CLI helpers, which takes a few tenths of
 a second. A Ctrl-C in that time would surface as a traceback from deep inside an import (or, inside NumPy's
-C extensions, as an unrelated ``ImportError``), so this module imports only :mod:`signal` and :mod:`sys`, holds a
+C extensions, as an unrelated ``ImportError``), so this module imports only :mod:`signal`, :mod:`sys` and
+:mod:`bayes_vmimics.interrupt` (itself standard library only), holds a
 Ctrl-C back until the import is done, and then ends the command like any other interrupt (exit 130, one line).
 What it cannot cover is the Python interpreter's own start-up (its ``site`` module), the first ~0.1 s.
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 import signal
 import sys
 
-EXIT_INTERRUPTED = 130  # as bayes_vmimics.interrupt, which this module must not import
+from .interrupt import EXIT_INTERRUPTED
 
 
 def main() -> int:
