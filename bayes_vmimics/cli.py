@@ -28,6 +28,7 @@ from .cli_common import (
     COUNT,
     COUNT0,
     add_common_arguments,
+    add_regression_arguments,
     add_scheduler_argument,
     claim,
     config_from_args,
@@ -942,22 +943,11 @@ def make_parser() -> argparse.ArgumentParser:
         help="warm starts in stage 1: 2-4x faster solves, but some land on another equilibrium than the spin-up; "
         "the run then re-solves 100 draws per site cold and reports mismatches (README, 'The steady state')",
     )
-    p.add_argument(
-        "--covariates",
-        default=None,
-        help="regression population (issue 20): comma-separated site covariates, e.g. mat,map,clay "
+    add_regression_arguments(
+        p,
+        covariates_default=None,
+        covariates_help="regression population (issue 20): comma-separated site covariates, e.g. mat,map,clay "
         "(docs/covariates.md); default none (the population of each forest type)",
-    )
-    p.add_argument(
-        "--clay-rule",
-        choices=["indicator", "measured"],
-        default="indicator",
-        help="with clay: sites without a measurement keep the forcing's filled clay with the indicator "
-        "clay_measured (default), or are an error",
-    )
-    p.add_argument("--shared-beta", action="store_true", help="with --covariates: one B for all forest types")
-    p.add_argument(
-        "--beta-sd", type=float, default=0.5, help="with --covariates: prior sd of each coefficient (logit; 0.5)"
     )
     p.set_defaults(func=cmd_hierarchical)
     p = sub.add_parser(

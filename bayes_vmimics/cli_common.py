@@ -54,6 +54,25 @@ def scheduler_option(text: str) -> str:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def add_regression_arguments(
+    p: argparse.ArgumentParser, *, covariates_default: str | None, covariates_help: str
+) -> None:
+    """The options of the regression population (issue 20): ``--covariates``, ``--clay-rule``, ``--shared-beta``
+    and ``--beta-sd``, shared by ``hierarchical`` and ``crossvalidate``."""
+    p.add_argument("--covariates", default=covariates_default, help=covariates_help)
+    p.add_argument(
+        "--clay-rule",
+        choices=["indicator", "measured"],
+        default="indicator",
+        help="with clay: sites without a measurement keep the forcing's filled clay with the indicator "
+        "clay_measured (default), or are an error",
+    )
+    p.add_argument("--shared-beta", action="store_true", help="one coefficient matrix B for all forest types")
+    p.add_argument(
+        "--beta-sd", type=float, default=0.5, help="prior sd of each coefficient B (logit units per sd; default 0.5)"
+    )
+
+
 def add_scheduler_argument(p: argparse.ArgumentParser, *, what: str = "the tasks") -> None:
     """``--scheduler processes|dask|tcp://HOST:PORT`` (default processes). Not part of the run's fingerprint
     (:mod:`.rundir` compares the configuration and settings only), so a run started on the process pool resumes on

@@ -43,7 +43,7 @@ def add_crossvalidate_parser(subparsers) -> argparse.ArgumentParser:
     Returns:
         The ``crossvalidate`` parser.
     """
-    from .cli_common import COUNT, add_common_arguments, add_scheduler_argument, int_at_least
+    from .cli_common import COUNT, add_common_arguments, add_regression_arguments, add_scheduler_argument, int_at_least
     from .constants import FOREST_TYPES
     from .covariates import COVARIATES, DEFAULT_COVARIATES
 
@@ -68,21 +68,12 @@ def add_crossvalidate_parser(subparsers) -> argparse.ArgumentParser:
         "hierarchical run on the calibration half)",
     )
     p.add_argument("--folds", type=int_at_least(2, " (every site held out once)"), default=5, help="K, ≥ 2 (default 5)")
-    p.add_argument(
-        "--covariates",
-        default=",".join(DEFAULT_COVARIATES),
-        help=f"comma-separated site covariates of the regression (default {','.join(DEFAULT_COVARIATES)}); "
+    add_regression_arguments(
+        p,
+        covariates_default=",".join(DEFAULT_COVARIATES),
+        covariates_help=f"comma-separated site covariates of the regression (default {','.join(DEFAULT_COVARIATES)}); "
         f"known: {', '.join(COVARIATES)} (docs/covariates.md)",
     )
-    p.add_argument(
-        "--clay-rule",
-        choices=["indicator", "measured"],
-        default="indicator",
-        help="clay at sites without a measurement: the forcing's filled value with the indicator clay_measured "
-        "(default), or an error",
-    )
-    p.add_argument("--shared-beta", action="store_true", help="one coefficient matrix B for all forest types")
-    p.add_argument("--beta-sd", type=float, default=0.5, help="prior sd of each coefficient (logit units; 0.5)")
     p.add_argument("--n-steps", type=COUNT, default=None, help="stage-1 emcee steps per site (default 10000)")
     p.add_argument("--n-walkers", type=COUNT, default=32, help="stage-1 walkers per site (default 32)")
     p.add_argument(
