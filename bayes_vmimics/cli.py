@@ -30,9 +30,11 @@ from .cli_common import (
     add_common_arguments,
     add_regression_arguments,
     add_scheduler_argument,
+    add_warm_argument,
     claim,
     config_from_args,
     finish,
+    hierarchical_stage2,
     int_at_least,
     out_dir,
     scheduler_from_args,
@@ -394,8 +396,8 @@ def _hierarchical(args, scheduler) -> int:
     study = build_hierarchical_study(cfg, args.forest_types, args.data_dir)
     problem, forest_types = study.problem, study.forest_types
     n_steps = args.n_steps or (1000 if args.quick else 10_000)
-    draws = args.draws or (4000 if args.quick else 20_000)
-    tune = draws // 10
+    stage2 = hierarchical_stage2(args.quick, args.draws, args.chains)
+    draws = stage2["draws"]
     steps2 = args.refine_steps or max(n_steps // 3, 100)
     out = out_dir(args, cfg, sorted(set(forest_types)))
     ckpt = out / "stage1"
@@ -454,7 +456,7 @@ def _hierarchical(args, scheduler) -> int:
             problem,
             forest_types,
             stage1=dict(n_steps=n_steps, thin=max(1, n_steps // 400), checkpoint_dir=where_k, **common),
-            stage2=dict(draws=draws, tune=tune, chains=args.chains),
+            stage2=stage2,
             refine=args.refine,
             refine_stage1=dict(n_steps=steps2, thin=max(1, steps2 // 400), checkpoint_dir=where_k / "refined"),
             pass1_draws=args.pass1_draws,
@@ -937,12 +939,7 @@ def make_parser() -> argparse.ArgumentParser:
         help="posterior draws for the calibration sites' predictive profiles (default 200; 0 = none)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument(
-        "--warm",
-        action="store_true",
-        help="warm starts in stage 1: 2-4x faster solves, but some land on another equilibrium than the spin-up; "
-        "the run then re-solves 100 draws per site cold and reports mismatches (README, 'The steady state')",
-    )
+    add_warm_argument(p)
     add_regression_arguments(
         p,
         covariates_default=None,

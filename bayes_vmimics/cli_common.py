@@ -54,6 +54,24 @@ def scheduler_option(text: str) -> str:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def hierarchical_stage2(quick: bool, draws: int | None, chains: int) -> dict:
+    """Stage-2 settings of ``hierarchical`` (``draws`` sweeps per chain, default 20 000 or 4 000 with
+    ``--quick``; a tenth of them tuning). ``crossvalidate`` samples its first pass with the same settings, so
+    that it fits the same second-pass prior and finds the hierarchical run's refined checkpoints (count)."""
+    n = draws or (4000 if quick else 20_000)
+    return {"draws": n, "tune": n // 10, "chains": chains}
+
+
+def add_warm_argument(p: argparse.ArgumentParser) -> None:
+    """``--warm``: warm starts in stage 1 (``hierarchical`` and ``crossvalidate``)."""
+    p.add_argument(
+        "--warm",
+        action="store_true",
+        help="warm starts in stage 1: 2-4x faster solves, but some land on another equilibrium than the spin-up; "
+        "the run then re-solves 100 draws per site cold and reports mismatches (README, 'The steady state')",
+    )
+
+
 def add_regression_arguments(
     p: argparse.ArgumentParser, *, covariates_default: str | None, covariates_help: str
 ) -> None:

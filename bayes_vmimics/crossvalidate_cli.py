@@ -8,6 +8,16 @@ covariates and of the regression population on the training sites, and each held
 new site of its forest type. Last, the regression population on all sites, for the coefficients B. Stage 1
 runs on the process pool (``--n-processes``) or on a Dask cluster (``--scheduler``).
 
+Second pass (``--refine``, as in ``hierarchical``): when the population of all sites is narrow, few of a
+site's stage-1 draws (taken under the box prior) fall inside it, the stage-2 weights rest on a handful of draws
+and stage 2 does not mix. Stage 1 is then run once more for every site under a normal prior fitted to the
+population of all sites (:func:`~bayes_vmimics.inference.two_stage.refined_stage1_prior`), and all folds use
+those draws. That prior is only a proposal: stage 2 divides it out of every weight, so fitting it on all sites
+(held-out ones included) changes the Monte Carlo error of a fold, not the posterior it estimates, and no
+held-out data enter a prediction. The first pass uses ``hierarchical``'s stage-2 settings and seed, so with
+``--stage1-dir`` at a ``hierarchical`` run's ``stage1`` folder (same sites, configuration, ``--warm``, ``--seed``,
+``--n-steps``, ``--n-walkers``) both passes come from its checkpoints.
+
 Writes to ``--out``: ``cv_scores.csv`` (per method, forest type and variable: scores of all held-out
 predictions together and the mean ± se over folds), ``cv_fold_scores.csv``, ``cv_folds.csv`` (site → fold),
 ``cv_stage2.csv`` (R-hat, ESS, stage-2 weight ESS per fold and method), ``cv_beta.csv`` (B per fold),
@@ -23,6 +33,7 @@ from pathlib import Path
 
 CROSSVALIDATE_FILES = (
     "stage1/*.npz",
+    "stage1/refined/*.npz",
     "cv_scores.csv",
     "cv_fold_scores.csv",
     "cv_folds.csv",
@@ -43,7 +54,14 @@ def add_crossvalidate_parser(subparsers) -> argparse.ArgumentParser:
     Returns:
         The ``crossvalidate`` parser.
     """
-    from .cli_common import COUNT, add_common_arguments, add_regression_arguments, add_scheduler_argument, int_at_least
+    from .cli_common import (
+        COUNT,
+        add_common_arguments,
+        add_regression_arguments,
+        add_scheduler_argument,
+        add_warm_argument,
+        int_at_least,
+    )
     from .constants import FOREST_TYPES
     from .covariates import COVARIATES, DEFAULT_COVARIATES
 
@@ -85,7 +103,18 @@ def add_crossvalidate_parser(subparsers) -> argparse.ArgumentParser:
         default=None,
         help="stage-1 checkpoint folder (default --out/stage1), e.g. a hierarchical run's stage1 folder",
     )
+    p.add_argument(
+        "--refine",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="second stage-1 pass under a prior fitted to the population of all sites, used by every fold "
+        "(auto: when a site's stage-2 weights rest on < 5 draws; see the module docstring)",
+    )
+    p.add_argument(
+        "--refine-steps", type=COUNT, default=None, help="stage-1 steps per site of the second pass (default n-steps/3)"
+    )
     p.add_argument("--draws", type=COUNT, default=None, help="stage-2 sweeps per chain and fold (default 4000)")
+    add_warm_argument(p)
     p.add_argument("--chains", type=int_at_least(2, " (R-hat)"), default=4, help="stage-2 chains (default 4)")
     p.add_argument(
         "--predictive-draws", type=COUNT, default=200, help="posterior draws per held-out site (default 200)"
@@ -114,12 +143,17 @@ def cmd_crossvalidate(args) -> int:
 def _crossvalidate(args, scheduler) -> int:
     import pandas as pd
 
-    from .cli_common import claim, config_from_args, finish, out_dir
+    from .cli_common import claim, config_from_args, finish, hierarchical_stage2, out_dir
     from .covariates import CovariateScaler, covariate_design, parse_covariates, site_covariate_table
     from .crossvalidation import crossvalidate_sites
     from .inference.pymc_models import posterior_convergence, save_results
     from .inference.regression import RegressionPrior, sample_regression_population
-    from .inference.two_stage import site_posterior_samples
+    from .inference.two_stage import (
+        needs_refinement,
+        refined_stage1_prior,
+        sample_population,
+        site_posterior_samples,
+    )
     from .interrupt import deferred_interrupt
     from .io.sites import build_site_tables
     from .rundir import check_out_path
@@ -127,6 +161,8 @@ def _crossvalidate(args, scheduler) -> int:
 
     t0 = time.perf_counter()
     cfg = config_from_args(args).replace(data={"split": args.split})
+    if args.warm:
+        cfg = cfg.replace(likelihood={"warm_start": True})
     if cfg.study.mode == "synthetic":
         raise ValueError("crossvalidate needs real sites with covariates (--data-dir), not --synthetic")
     names = parse_covariates(args.covariates)
@@ -141,6 +177,7 @@ def _crossvalidate(args, scheduler) -> int:
     CovariateScaler.fit(table, problem.site_ids, forest_types, names, clay_rule=args.clay_rule)
     n_steps = args.n_steps or (1000 if args.quick else 10_000)
     draws = args.draws or (1000 if args.quick else 4000)
+    steps2 = args.refine_steps or max(n_steps // 3, 100)
     out = out_dir(args, cfg, sorted(set(forest_types)))
     ckpt = Path(args.stage1_dir) if args.stage1_dir else out / "stage1"
     settings = {
@@ -151,12 +188,23 @@ def _crossvalidate(args, scheduler) -> int:
         "clay_rule": args.clay_rule,
         "shared_beta": bool(args.shared_beta),
         "beta_sd": args.beta_sd,
+        "refine": args.refine,
+        "warm": bool(args.warm),
+        "refine_steps": steps2,
         "draws": draws,
         "chains": args.chains,
         "predictive_draws": args.predictive_draws,
         "methods": list(args.methods),
     }
-    claim(args, out, cfg, study, products=CROSSVALIDATE_FILES, resumable=("stage1/*.npz",), settings=settings)
+    claim(
+        args,
+        out,
+        cfg,
+        study,
+        products=CROSSVALIDATE_FILES,
+        resumable=("stage1/*.npz", "stage1/refined/*.npz"),
+        settings=settings,
+    )
     args.resume_hint = f"finished sites are kept in {ckpt}: rerun the same command to resume from them"
     print(study.describe())
     counts = pd.Series(forest_types).value_counts().sort_index()
@@ -182,6 +230,32 @@ def _crossvalidate(args, scheduler) -> int:
     )
     args.resume_hint = f"stage 1 is finished and kept in {ckpt}: rerun the same command to redo only the folds"
     stage2 = dict(draws=draws, tune=max(draws // 4, 100), chains=args.chains)
+    if args.refine != "never":
+        # hierarchical's own first pass (same sweeps and seed): the same fitted prior finds its refined checkpoints
+        pass1 = sample_population(
+            s1, forest_types, problem.prior, seed=args.seed, **hierarchical_stage2(args.quick, None, args.chains)
+        )
+        q05 = float(pass1["stage2_diagnostics"]["weight_ess_q05"].min())
+        if args.refine == "always" or needs_refinement(pass1):
+            why = "asked for" if args.refine == "always" else f"smallest stage-2 weight ESS (5 % quantile) {q05:.1f}"
+            print(
+                f"second pass ({why}): stage 1 again, {steps2} steps per site under a normal prior fitted to the "
+                f"population of all sites (a proposal that stage 2 divides out); kept in {ckpt / 'refined'}"
+            )
+            s1 = site_posterior_samples(
+                problem,
+                seed=args.seed + 1,
+                n_walkers=args.n_walkers,
+                n_steps=steps2,
+                thin=max(1, steps2 // 400),
+                stage1_prior=refined_stage1_prior(pass1, forest_types),
+                n_processes=n_proc,
+                scheduler=scheduler,
+                checkpoint_dir=ckpt / "refined",
+                progress=not args.no_progress,
+            )
+        else:
+            print(f"no second pass needed (smallest stage-2 weight ESS, 5 % quantile, {q05:.1f} ≥ 5)")
     hyper = RegressionPrior(beta_sd=args.beta_sd)
     cv = crossvalidate_sites(
         problem,

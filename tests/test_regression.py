@@ -583,3 +583,26 @@ def test_hierarchical_command_rejects_covariates_without_real_sites(capsys, tmp_
     with pytest.raises(SystemExit):
         main(["crossvalidate", "--help"])
     assert "--folds" in capsys.readouterr().out
+
+
+def test_crossvalidate_command_second_pass_on_real_sites(tmp_path, data_dir, capsys):
+    """A tiny crossvalidate run on real BNF sites with --refine always: stage 1 runs a second time for every site
+    under the fitted prior (its own checkpoints), every fold uses those draws, and both methods are scored."""
+    import pandas as pd
+
+    from bayes_vmimics.cli import main
+
+    out = tmp_path / "cv"
+    argv = ["crossvalidate", "--quick", "--data-dir", str(data_dir), "--forest-type", "BNF", "--split", "calibration",
+            "--max-sites", "4", "--folds", "2", "--n-steps", "30", "--n-walkers", "16", "--draws", "100", "--chains",
+            "2", "--predictive-draws", "10", "--refine", "always", "--refine-steps", "20", "--n-processes", "1",
+            "--covariates", "mat", "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "second pass (asked for)" in text
+    assert len(list((out / "stage1" / "refined").glob("*.npz"))) == 4
+    scores = pd.read_csv(out / "cv_scores.csv")
+    assert set(scores["method"]) == {"population", "regression"}
+    assert np.isfinite(scores.loc[scores["variable"] == "soc", "lppd_all"]).all()
+    settings = __import__("json").loads((out / "run.json").read_text())["settings"]
+    assert settings["refine"] == "always" and settings["refine_steps"] == 20
