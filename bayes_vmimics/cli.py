@@ -163,7 +163,13 @@ HIERARCHICAL_FILES = (
     "profiles_*.png",
     "beta.png",
 )
-VALIDATE_FILES = ("held_out.nc", "held_out_scores.csv", "held_out_profiles.png", "held_out_profiles_*.png")
+VALIDATE_FILES = (
+    "held_out.nc",
+    "held_out_scores.csv",
+    "held_out_by_depth.csv",
+    "held_out_profiles.png",
+    "held_out_profiles_*.png",
+)
 
 
 def cmd_calibrate(args) -> int:
@@ -699,6 +705,7 @@ def _validate(args, scheduler) -> int:
         add_held_out_predictive,
         add_shared_held_out_predictive,
         fit_metrics_table,
+        held_out_by_depth,
         held_out_scores,
         save_datatree,
     )
@@ -785,6 +792,7 @@ def _validate(args, scheduler) -> int:
         what = f"all with the {kind}'s parameters" + (" (its draws)" if kind == RESULT_KINDS[1] else "")
     held.attrs |= {"configuration": json.dumps(cfg.to_dict()), "configuration_source": cfg_source, "result": kind}
     scores = held_out_scores(held, problem, seed=args.seed)
+    by_depth = held_out_by_depth(held, problem, seed=args.seed)
     scores.insert(0, "result", kind)
     scores["error_model"] = problem.error_model.name
     if kappa is not None:
@@ -794,11 +802,16 @@ def _validate(args, scheduler) -> int:
     with deferred_interrupt():
         save_datatree(held, out / "held_out.nc")
         scores.to_csv(out / "held_out_scores.csv")
+        by_depth.to_csv(out / "held_out_by_depth.csv", index=False)
         pages = plot_profile_pages(held, out / "held_out_profiles.png")
         finish(out)
     cols = ["n_sites", "n_obs", "rmse", "r2", "lppd", "coverage_50", "coverage_90"]
     print(f"held-out sites, {what}; observation error of the error model {problem.error_model.name!r}:")
     print(scores[cols].to_string(float_format=lambda v: f"{v:.3g}"))
+    print("by depth (median of predictive median / observed; share of observations inside, above and below the 50 %")
+    print("interval; calibrated: 50 % inside, 25 % on each side):")
+    depth_cols = ["variable", "top_cm", "bottom_cm", "n_obs", "median_ratio", "coverage_50", "above_50", "below_50"]
+    print(by_depth[depth_cols].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     if dt is not None and "posterior_predictive" in dt.children and "observed_data" in dt.children:
         fit = fit_metrics_table(dt)
         print("calibration sites (from the result):")
@@ -806,7 +819,7 @@ def _validate(args, scheduler) -> int:
     if held.attrs["n_failed_predictive"]:
         print(f"note: {held.attrs['n_failed_predictive']} draws with a failed steady state at some site were left out")
     print(
-        f"wrote {out / 'held_out.nc'}, held_out_scores.csv, {_pages_text(pages)}, run.json "
+        f"wrote {out / 'held_out.nc'}, held_out_scores.csv, held_out_by_depth.csv, {_pages_text(pages)}, run.json "
         f"(wall time {time.perf_counter() - t0:.0f} s)"
     )
     return 0
@@ -956,9 +969,9 @@ def make_parser() -> argparse.ArgumentParser:
         "population). Scores: RMSE, a, b, r² (SOC in mg C cm-3, as the likelihood compares), log pointwise "
         "predictive density and coverage of the 50 and 90 % predictive intervals, under the result's own error "
         "model (read from the configuration stored with the result; --config overrides it). "
-        "Writes held_out.nc, held_out_scores.csv and held_out_profiles.png (held_out_profiles_1.png, … for many "
-        "sites) to --out (default: a folder "
-        "'validation' beside the results file).",
+        "Writes held_out.nc, held_out_scores.csv, held_out_by_depth.csv (the same by depth band, with the side "
+        "of the misses) and held_out_profiles.png (held_out_profiles_1.png, … for many sites) to --out (default: "
+        "a folder 'validation' beside the results file).",
     )
     add_common_arguments(p, study=False, out="a folder 'validation' beside the results file")
     p.add_argument(

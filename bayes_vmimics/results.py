@@ -432,6 +432,16 @@ def held_out_scores(dt: xr.DataTree, problem, *, seed: int = 0, new_site: bool =
     """
     from .scoring import score_predictions
 
+    table = score_predictions(problem, _predictive_draws(dt, problem), seed=seed, new_site=new_site)
+    unit = dt.attrs.get("soc_unit", "mg C cm-3")
+    table["unit"] = [unit if v == "soc" else "1 (F14C)" for v in table.index]
+    table["note"] = [SOC_UNIT_NOTE if v == "soc" and unit == "mg C cm-3" else "" for v in table.index]
+    return table
+
+
+def _predictive_draws(dt: xr.DataTree, problem) -> dict[str, np.ndarray]:
+    """The posterior predictive of ``dt`` as ``{"soc": (n_draws, n_soc), "f14c": …}``, checked against the
+    problem's observations."""
     obs = problem.observations()
     preds = {}
     for var in ("soc", "f14c"):
@@ -445,11 +455,20 @@ def held_out_scores(dt: xr.DataTree, problem, *, seed: int = 0, new_site: bool =
         if pred.shape[-1] != n or not np.array_equal(dt["observed_data"][var].values, obs[var]):
             raise ValueError(f"the predictive's {var} observations are not the problem's: give the same sites")
         preds[var] = pred.reshape(-1, n)
-    table = score_predictions(problem, preds, seed=seed, new_site=new_site)
-    unit = dt.attrs.get("soc_unit", "mg C cm-3")
-    table["unit"] = [unit if v == "soc" else "1 (F14C)" for v in table.index]
-    table["note"] = [SOC_UNIT_NOTE if v == "soc" and unit == "mg C cm-3" else "" for v in table.index]
-    return table
+    return preds
+
+
+def held_out_by_depth(dt: xr.DataTree, problem, *, seed: int = 0, new_site: bool = True) -> pd.DataFrame:
+    """:func:`held_out_scores` broken down by depth band, with the side of the misses
+    (:func:`~bayes_vmimics.scoring.score_by_depth`: median ratio of predictive median to observed, 50/90 %
+    coverage and the shares of observations above and below each interval; depths in cm).
+
+    Args:
+        dt, problem, seed, new_site: as :func:`held_out_scores`.
+    """
+    from .scoring import score_by_depth
+
+    return score_by_depth(problem, _predictive_draws(dt, problem), seed=seed, new_site=new_site)
 
 
 def add_shared_held_out_predictive(

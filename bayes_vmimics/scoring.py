@@ -103,18 +103,7 @@ def score_predictions(
         o = obs[var]
         if o.size == 0:
             continue
-        pred = np.asarray(predictions[var], dtype=float)
-        ok = np.all(np.isfinite(pred), axis=1)
-        pred = pred[ok]
-        if pred.shape[0] == 0:
-            raise ValueError(f"{var}: every draw has a failed steady state at some site; nothing to score")
-        cycled = pred[np.resize(np.arange(pred.shape[0]), max(int(n_replicates), pred.shape[0]))]
-        if new_site:
-            rep = problem.sample_observation_noise(var, cycled, rng, new_site=True)
-            lpd = problem.pointwise_log_predictive_density(var, pred, new_site=True)
-        else:
-            rep = np.stack([problem.sample_observation_noise(var, p, rng, new_site=False) for p in cycled])
-            lpd = np.stack([problem.pointwise_log_predictive_density(var, p, new_site=False) for p in pred])
+        pred, rep, lpd, n_failed = _replicated(problem, var, predictions, rng, new_site, n_replicates)
         row = {}
         site = obs[f"{var}_site"]
         med = np.median(pred, axis=0)
@@ -125,9 +114,85 @@ def score_predictions(
         for level in (50, 90):
             lo, hi = np.quantile(rep, [0.5 - level / 200, 0.5 + level / 200], axis=0)
             row[f"coverage_{level}"] = float(np.mean((o >= lo) & (o <= hi)))
-        row.update(n_sites=len(ids), n_obs=int(o.size), n_draws=int(pred.shape[0]), n_failed_draws=int((~ok).sum()))
+        row.update(n_sites=len(ids), n_obs=int(o.size), n_draws=int(pred.shape[0]), n_failed_draws=n_failed)
         rows[var] = row
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _replicated(problem, var, predictions, rng, new_site, n_replicates):
+    """The draws without a failed site, replicated observations (observation error added; at least
+    ``n_replicates``) and the pointwise log predictive density of each draw, for one variable."""
+    pred = np.asarray(predictions[var], dtype=float)
+    ok = np.all(np.isfinite(pred), axis=1)
+    pred = pred[ok]
+    if pred.shape[0] == 0:
+        raise ValueError(f"{var}: every draw has a failed steady state at some site; nothing to score")
+    cycled = pred[np.resize(np.arange(pred.shape[0]), max(int(n_replicates), pred.shape[0]))]
+    if new_site:
+        rep = problem.sample_observation_noise(var, cycled, rng, new_site=True)
+        lpd = problem.pointwise_log_predictive_density(var, pred, new_site=True)
+    else:
+        rep = np.stack([problem.sample_observation_noise(var, p, rng, new_site=False) for p in cycled])
+        lpd = np.stack([problem.pointwise_log_predictive_density(var, p, new_site=False) for p in pred])
+    return pred, rep, lpd, int((~ok).sum())
+
+
+#: Depth bands of :func:`score_by_depth`, by the mid-depth of the observed layer (cm).
+DEPTH_BANDS_CM = (0.0, 10.0, 30.0, 60.0, 100.0, np.inf)
+
+
+def score_by_depth(
+    problem,
+    predictions: dict[str, np.ndarray],
+    *,
+    bands_cm=DEPTH_BANDS_CM,
+    seed: int = 0,
+    new_site: bool = True,
+    n_replicates: int = 1000,
+) -> pd.DataFrame:
+    """Where and in which direction the predictive misses: the scores of :func:`score_predictions` broken down by
+    depth band (mid-depth of the observed layer), with the side of the misses.
+
+    A prediction that is merely too narrow misses on both sides alike; one that is biased misses on one side.
+    ``above_50`` (``below_50``) is the share of a band's observations above (below) the central 50 % interval;
+    a calibrated prediction has 25 % on each side.
+
+    Args:
+        problem, predictions, seed, new_site, n_replicates: as :func:`score_predictions`.
+        bands_cm: increasing band edges (cm).
+
+    Returns:
+        DataFrame with one row per variable and band: ``variable``, ``top_cm``, ``bottom_cm`` (cm), ``n_obs``
+        (count), ``median_ratio`` (median over observations of predictive median / observed; –),
+        ``coverage_50``, ``coverage_90``, ``above_50``, ``below_50``, ``above_90``, ``below_90`` (fractions).
+    """
+    edges = np.asarray(bands_cm, dtype=float)
+    if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
+        raise ValueError(f"bands_cm must be increasing band edges (cm), got {bands_cm}")
+    rng = np.random.default_rng(seed)
+    obs = problem.observations()
+    rows = []
+    for var in _VARS:
+        o = obs[var]
+        if o.size == 0:
+            continue
+        pred, rep, _, _ = _replicated(problem, var, predictions, rng, new_site, n_replicates)
+        mid = 0.5 * (obs[f"{var}_top_cm"] + obs[f"{var}_bottom_cm"])
+        med = np.median(pred, axis=0)
+        q = {lv: np.quantile(rep, [0.5 - lv / 200, 0.5 + lv / 200], axis=0) for lv in (50, 90)}
+        for top, bottom in zip(edges[:-1], edges[1:], strict=True):
+            k = (mid >= top) & (mid < bottom)
+            if not k.any():
+                continue
+            row = {"variable": var, "top_cm": top, "bottom_cm": bottom, "n_obs": int(k.sum())}
+            with np.errstate(divide="ignore", invalid="ignore"):
+                row["median_ratio"] = float(np.median(med[k] / o[k]))
+            for lv, (lo, hi) in q.items():
+                row[f"coverage_{lv}"] = float(np.mean((o[k] >= lo[k]) & (o[k] <= hi[k])))
+                row[f"above_{lv}"] = float(np.mean(o[k] > hi[k]))
+                row[f"below_{lv}"] = float(np.mean(o[k] < lo[k]))
+            rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def score_draws(problem, thetas, *, seed: int = 0, new_site: bool = True) -> pd.DataFrame:
@@ -194,9 +259,11 @@ def discrepancy_prior_keys(fitted: dict[str, tuple[float, float]]) -> dict[str, 
 
 
 __all__ = [
+    "DEPTH_BANDS_CM",
     "discrepancy_prior_keys",
     "fit_discrepancy_prior_sites",
     "predict_draws",
+    "score_by_depth",
     "score_draws",
     "score_predictions",
     "site_shares",

@@ -118,3 +118,31 @@ def test_synthetic_twin_keeps_the_paper_error_model():
     assert any("error model 'paper' for the synthetic twin" in n for n in st.notes)
     st = build_study(cfg.replace(likelihood={"error_model": "paper"}))
     assert not any("synthetic twin" in n for n in st.notes)
+
+
+def test_scores_by_depth_add_up_and_show_the_side_of_a_bias(sites):
+    """The depth bands partition the observations (their coverage, weighted by n_obs, is the overall one), a
+    calibrated prediction misses on both sides, and a prediction biased low misses above the interval."""
+    from bayes_vmimics.results import held_out_by_depth
+    from bayes_vmimics.scoring import score_by_depth
+
+    problem = _problem(sites)
+    right = predict_draws(problem, TRUTH)
+    total = score_predictions(problem, right, seed=2)
+    bands = score_by_depth(problem, right, seed=2)
+    assert bands["n_obs"].sum() == total.loc["soc", "n_obs"]
+    for lv in (50, 90):
+        weighted = np.sum(bands["n_obs"] * bands[f"coverage_{lv}"]) / bands["n_obs"].sum()
+        assert weighted == pytest.approx(total.loc["soc", f"coverage_{lv}"], abs=1e-12)
+        sides = bands[f"coverage_{lv}"] + bands[f"above_{lv}"] + bands[f"below_{lv}"]
+        assert np.allclose(sides, 1.0)
+    assert np.all(np.diff(bands["top_cm"]) > 0)
+    low = {v: 0.5 * p for v, p in right.items()}  # every layer predicted at half its model value
+    biased = score_by_depth(problem, low, seed=2)
+    assert np.all(biased["above_90"] > 0.5) and np.all(biased["below_90"] == 0.0), biased
+    assert np.all(biased["median_ratio"] < 0.7)
+    # the result-level function reads a predictive DataTree the same way
+    held = add_shared_held_out_predictive(problem, TRUTH, ["ENF"] * 5, kind="point estimate", seed=2)
+    assert held_out_by_depth(held, problem, seed=2)["n_obs"].sum() == total.loc["soc", "n_obs"]
+    with pytest.raises(ValueError, match="increasing band edges"):
+        score_by_depth(problem, right, bands_cm=(0.0, 30.0, 10.0))

@@ -119,6 +119,9 @@ def test_validate_command_on_real_held_out_sites(tmp_path, capsys, data_dir):
     scores = pd.read_csv(path.parent / "validation" / "held_out_scores.csv", index_col=0)
     assert list(scores.index) == ["soc", "f14c"] and list(scores["n_sites"]) == [2, 2]
     assert scores[["coverage_50", "coverage_90"]].ge(0).all().all() and np.isfinite(scores["lppd"]).all()
+    depth = pd.read_csv(path.parent / "validation" / "held_out_by_depth.csv")
+    assert depth.groupby("variable")["n_obs"].sum().to_dict() == scores["n_obs"].to_dict()
+    assert "by depth" in out
     held = xr.open_datatree(path.parent / "validation" / "held_out.nc", engine="h5netcdf")
     assert held["posterior"]["theta_site"].sizes["site"] == 2
     assert (path.parent / "validation" / "held_out_profiles.png").stat().st_size > 0
