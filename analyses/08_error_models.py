@@ -12,7 +12,8 @@ error model's observation error) of
 on the calibration sites and on the held-out (validation) sites. With the ``discrepancy`` model the held-out
 sites' κ prior is fitted to the calibration sites at the posterior median (empirical Bayes; ``--no-eb``
 keeps the study's prior). Writes ``scores.csv`` (one row per forest type × error model × estimate × split ×
-variable), ``shares.csv`` and ``summary.txt`` to ``--out``.
+variable), ``by_depth.csv`` (the same by depth band, with the side of the misses:
+:func:`~bayes_vmimics.scoring.score_by_depth`), ``shares.csv`` and ``summary.txt`` to ``--out``.
 
 Usage::
 
@@ -36,7 +37,7 @@ from bayes_vmimics.constants import FOREST_TYPES
 from bayes_vmimics.inference.emcee_sampler import run_ensembles, select_draws
 from bayes_vmimics.inference.initial import laplace_draws, pooled_map_estimate, theta_from_logit
 from bayes_vmimics.io.parameters import table3_parameters
-from bayes_vmimics.scoring import predict_draws, score_predictions, site_shares
+from bayes_vmimics.scoring import predict_draws, score_by_depth, score_predictions, site_shares
 from bayes_vmimics.study import build_problem
 
 
@@ -76,7 +77,8 @@ def run_one(forest_type: str, error_model: str, args) -> tuple[list[dict], pd.Se
         _, _, pos = select_draws(runs, discard=args.n_steps // 2, thin=1, max_draws=max(1, args.draws // len(runs)))
         draws = pos.reshape(-1, pos.shape[-1])
     theta_med = np.median(draws, axis=0)
-    info = {"forest_type": forest_type, "error_model": error_model, "theta_map": theta_map, "theta_median": theta_med}
+    info = {"forest_type": forest_type, "error_model": error_model, "theta_map": theta_map, "theta_median": theta_med,
+            "by_depth": []}  # fmt: skip
     if cal.error_model.discrepancy == "site_scale" and args.eb:
         fit = cal.fit_discrepancy_prior(theta_med)
         if fit:
@@ -96,6 +98,10 @@ def run_one(forest_type: str, error_model: str, args) -> tuple[list[dict], pd.Se
             for var, r in sc.iterrows():
                 rows.append({"forest_type": forest_type, "error_model": error_model, "estimate": est, "split": split,
                              "variable": var, **r.to_dict()})  # fmt: skip
+            depth = score_by_depth(prob, pred, seed=args.seed, new_site=split == "held_out")
+            for _, r in depth.iterrows():
+                info["by_depth"].append({"forest_type": forest_type, "error_model": error_model, "estimate": est,
+                                         "split": split, **r.to_dict()})  # fmt: skip
     info["seconds"] = time.perf_counter() - t0
     info["max_share"] = float(shares.max())
     info["max_share_site"] = str(shares.idxmax())
@@ -139,6 +145,7 @@ def main(argv=None) -> int:
             print(f"{ft} {em}: {info['seconds']:.0f} s; largest site share of the deviance at the MAP "
                   f"{info['max_share']:.2f} ({info['max_share_site']})", flush=True)  # fmt: skip
             pd.DataFrame(rows).to_csv(args.out / "scores.csv", index=False)
+            pd.DataFrame([r for i in infos for r in i["by_depth"]]).to_csv(args.out / "by_depth.csv", index=False)
     table = pd.DataFrame(rows)
     pd.concat(shares, axis=1).to_csv(args.out / "shares.csv")
     cols = ["rmse", "r2", "lppd", "coverage_50", "coverage_90"]
