@@ -389,3 +389,27 @@ def test_pymc_regression_result_predicts_new_sites(problem):
     assert np.all((th > problem.prior.lower) & (th < problem.prior.upper))
     with pytest.raises(ValueError, match="2 columns"):
         predict_new_site_regression(dt, [0.0, 1.0, 2.0], np.random.default_rng(0), forest_type="A")
+    # predict_new_site draws from the regression at the site's covariates, and never silently at x = 0
+    site = SiteModel(problem.sites[0].obs.forcing)
+    top, bottom = [0.0, 10.0], [10.0, 30.0]
+    with pytest.raises(ValueError, match="give the new site's standardised covariates"):
+        predict_new_site(dt, "B", site, top, bottom, problem.prior, np.random.default_rng(5))
+    pred = predict_new_site(dt, "B", site, top, bottom, problem.prior, np.random.default_rng(5), covariates=x_new)
+    np.testing.assert_allclose(pred["theta"].values, theta_from_logit(problem.prior, z.values).reshape(-1, 7))
+    plain = _prior_draws(build_hierarchical_model(problem, TYPES), draws=5, seed=3)
+    with pytest.raises(ValueError, match="no regression coefficients"):
+        predict_new_site(plain, "B", site, top, bottom, problem.prior, np.random.default_rng(5), covariates=x_new)
+
+
+@pytest.mark.filterwarnings("ignore:The effect of Potentials:UserWarning")
+def test_pymc_regression_result_keeps_the_covariate_scaler(problem):
+    """A PyMC regression result carries the ``covariates`` group of the two-stage one (x_site and the design's
+    scaler), so that ``validate`` can standardise held-out sites with it."""
+    model = build_hierarchical_model(problem, TYPES, covariates=_design(problem))
+    dt = sample(model, sampler="demetropolisz", draws=4, tune=4, chains=1, random_seed=1)
+    cov = dt["covariates"]
+    np.testing.assert_array_equal(cov["x_site"].values, X_COV)
+    assert list(cov["covariate"].values) == ["mat", "clay"] and list(cov["site_forest_type"].values) == TYPES
+    assert CovariateScaler.from_json(cov.attrs["scaler"]).columns == ("mat", "clay")
+    assert "covariates" not in sample(build_hierarchical_model(problem, TYPES), sampler="demetropolisz", draws=4,
+                                      tune=4, chains=1, random_seed=1).children  # fmt: skip

@@ -47,7 +47,7 @@ from ..likelihood import CalibrationProblem
 from ..model import SiteModel
 from ..observation import ObservationOperator, required_grid
 from ..parameters import PARAMETER_NAMES
-from ..population import sample_new_site_parameters
+from ..population import sample_new_site_parameters, theta_from_logit
 from ..priors import BoxPrior
 from ..steady_state import solve_site
 
@@ -411,9 +411,13 @@ def build_hierarchical_model(
     idx = np.array([types.index(f) for f in ft])
     op = SiteLogLikelihoodOp(problem, None, gradient=gradient)
     coords = {**_coords(problem, op.site_indices), "forest_type": types}
-    X = None
+    X = cov_group = None
     if covariates is not None:
+        from .regression import covariate_group
+
         X, names = _covariate_matrix(covariates, covariate_names, [str(s) for s in coords["site"]])
+        design = covariates if hasattr(covariates, "scaler") and hasattr(covariates, "X") else None
+        cov_group = covariate_group(coords["site"], [ft[i] for i in op.site_indices], names, X, design)
         coords["covariate"] = names
         if shrinkage == "horseshoe":
             horseshoe.global_scale(len(names), 1)  # p0 < J, before anything is built
@@ -439,6 +443,7 @@ def build_hierarchical_model(
         pm.Potential("log_likelihood", site_log_likelihood_tensor(op, theta).sum())
     model.bayes_vmimics_op = op
     model.bayes_vmimics_parametrization = parametrization
+    model.bayes_vmimics_covariates = cov_group
     return model
 
 
@@ -508,8 +513,13 @@ def sample(
         if sampler == "nuts":
             if op is not None and not op.gradient:
                 raise ValueError("NUTS needs a model built with gradient=True; use sampler='demetropolisz'")
-            return pm.sample(init=init, nuts={"target_accept": target_accept, "max_treedepth": max_treedepth}, **common)
-        return pm.sample(step=pm.DEMetropolisZ(), **common)
+            dt = pm.sample(init=init, nuts={"target_accept": target_accept, "max_treedepth": max_treedepth}, **common)
+        else:
+            dt = pm.sample(step=pm.DEMetropolisZ(), **common)
+    cov = getattr(model, "bayes_vmimics_covariates", None)
+    if cov is not None:  # as the two-stage regression: validate standardises held-out sites with its scaler
+        dt["covariates"] = cov
+    return dt
 
 
 def map_initial_values(model: pm.Model, n_chains: int, *, seed: int = 0, jitter: float = 0.1) -> list[dict]:
@@ -597,13 +607,14 @@ def predict_new_site(
     *,
     soc_rel_error: float = 0.1,
     max_draws: int | None = None,
+    covariates=None,
 ) -> xr.Dataset:
     """Posterior predictive SOC profile of a new site of ``forest_type`` (site parameters drawn from the
     population, then the steady state solved at each draw).
 
-    On a result with covariates (``beta`` in the posterior) this is a site at its type's average covariates
-    (x = 0); for a site's own covariates draw z with
-    :func:`~bayes_vmimics.inference.regression.predict_new_site_regression`.
+    On a result with covariates (``beta`` in the posterior), the site's parameters are drawn from the regression
+    population at ``covariates`` (:func:`~bayes_vmimics.inference.regression.predict_new_site_regression`);
+    they must be given, so that a site is never silently predicted at its type's average covariates.
 
     Args:
         dt: result of sampling :func:`build_hierarchical_model` (–).
@@ -614,13 +625,29 @@ def predict_new_site(
         rng: random generator (–).
         soc_rel_error: relative observation error added to ``soc_observed`` (fraction).
         max_draws: use at most this many posterior draws (evenly thinned) (count).
+        covariates: for a result with covariates, the site's standardised covariates, shape (J,), in the
+            columns of ``dt.posterior.covariate`` (standardise with the result's scaler,
+            ``CovariateScaler.from_json(dt["covariates"].attrs["scaler"])``) (standardised units).
 
     Returns:
         Dataset over (sample, parameter / interval): ``theta`` (parameter units), ``soc`` (mg C cm⁻³, model),
         ``soc_observed`` (mg C cm⁻³, with noise); NaN where the steady state does not converge.
     """
-    th = sample_new_site_parameters(dt, forest_type, prior, rng).stack(sample=("chain", "draw"))
-    th = th.transpose("sample", "parameter").to_numpy()
+    if "beta" in dt["posterior"].data_vars:
+        if covariates is None:
+            raise ValueError(
+                "the result is a regression population (beta in its posterior): give the new site's standardised "
+                "covariates (covariates=...; x = 0 is its forest type's average site)"
+            )
+        from .regression import predict_new_site_regression
+
+        z = predict_new_site_regression(dt, np.asarray(covariates, dtype=float), rng, forest_type=forest_type)
+        th = theta_from_logit(prior, z.transpose("chain", "draw", "parameter").to_numpy()).reshape(-1, NPAR)
+    elif covariates is not None:
+        raise ValueError("covariates were given but the result has no regression coefficients (no beta)")
+    else:
+        th = sample_new_site_parameters(dt, forest_type, prior, rng).stack(sample=("chain", "draw"))
+        th = th.transpose("sample", "parameter").to_numpy()
     if max_draws is not None and th.shape[0] > max_draws:
         th = th[np.linspace(0, th.shape[0] - 1, max_draws).round().astype(int)]
     bottom = np.asarray(bottom_cm, dtype=float)

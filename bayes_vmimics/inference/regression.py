@@ -379,17 +379,26 @@ def sample_regression_population(
         coords={"chain": post["chain"].values, "site": list(stage1_samples.site_ids)},
         attrs={"stage1_draws_per_site": int(Z.shape[1])},
     )
+    cov = covariate_group(list(stage1_samples.site_ids), ft, names, X, design)
+    return xr.DataTree.from_dict(
+        {"posterior": post, "stage2_diagnostics": diag, "stage1": stage1_dataset(stage1_samples), "covariates": cov}
+    )
+
+
+def covariate_group(site_ids, forest_types, names, X, design=None) -> xr.Dataset:
+    """The ``covariates`` group of a regression result (two-stage or PyMC): ``x_site`` (site, covariate)
+    (standardised units), the sites' forest types and, for a :class:`~bayes_vmimics.covariates.CovariateDesign`,
+    its scaler's ``center`` and ``scale`` and JSON (``attrs["scaler"]``), with which ``validate`` standardises
+    held-out sites."""
     cov = xr.Dataset(
-        {"x_site": (("site", "covariate"), X)},
-        coords={"site": list(stage1_samples.site_ids), "covariate": names, "site_forest_type": ("site", ft)},
+        {"x_site": (("site", "covariate"), np.asarray(X, dtype=float))},
+        coords={"site": list(site_ids), "covariate": list(names), "site_forest_type": ("site", list(forest_types))},
     )
     if design is not None:
         scal = design.scaler.to_dataset()
         cov = cov.assign(center=scal["center"], scale=scal["scale"])
         cov.attrs["scaler"] = scal.attrs["scaler"]
-    return xr.DataTree.from_dict(
-        {"posterior": post, "stage2_diagnostics": diag, "stage1": stage1_dataset(stage1_samples), "covariates": cov}
-    )
+    return cov
 
 
 def predict_new_site_regression(
