@@ -494,11 +494,8 @@ def _hierarchical(args, scheduler) -> int:
             print("note: warm starts: the sites' predictive is solved here, not on the cluster")
         # each calibration site with its own θ_s: the fit of the hierarchical model to the data it was given
         dt = add_site_predictive(dt, problem, max_draws=args.predictive_draws, scheduler=scheduler)
-    rep = posterior_convergence(dt, ["theta_population", "mu", "sigma"])
+    rep = posterior_convergence(dt, ["theta_population", "mu", "sigma"] + (["beta"] if design is not None else []))
     if design is not None:
-        # beta on its own: arviz 1.3 mislabels rows when variables of different dims are summarised together
-        beta_rep = posterior_convergence(dt, ["beta"])
-        rep["summary"] = pd.concat([rep["summary"], beta_rep["summary"]])
         cols = ", ".join(design.columns)
         dropped = "; ".join(f"{c}: {why}" for c, why in design.scaler.dropped.items())
         print(f"regression population on {cols}" + (f" (left out: {dropped})" if dropped else ""))

@@ -287,8 +287,7 @@ def _crossvalidate(args, scheduler) -> int:
     )
     full["posterior"].attrs["data"] = study.data_version
     rep = posterior_convergence(full, ["mu", "sigma"])
-    # beta on its own: arviz 1.3 mislabels the rows when variables of different dims are summarised together
-    beta_rep = posterior_convergence(full, ["beta"])
+    beta_rep = posterior_convergence(full, ["beta"])  # B's own table, for beta_summary.csv
     beta_summary = beta_rep["summary"]
     with deferred_interrupt():
         cv.scores.to_csv(out / "cv_scores.csv", index=False)

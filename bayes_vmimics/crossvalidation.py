@@ -236,10 +236,7 @@ def crossvalidate_sites(
                 ci, di = _draw_index(post.sizes["chain"], post.sizes["draw"], predictive_draws)
                 z = predict_new_site_regression(dt, X_test, rng, forest_type=ft_test)
                 th = theta_from_logit(prior, z.transpose("chain", "draw", "site", "parameter").values[ci, di])
-                rep = posterior_convergence(dt, ["mu", "sigma"])
-                # beta alone: arviz 1.3 mislabels rows of variables with different dims summarised together
-                rep_b = posterior_convergence(dt, ["beta"])
-                rep = {k: (max if k == "max_r_hat" else min)(rep[k], rep_b[k]) for k in ("max_r_hat", "min_ess_bulk")}
+                rep = posterior_convergence(dt, ["mu", "sigma", "beta"])
                 b = post["beta"]
                 q = b.quantile([0.05, 0.95], dim=("chain", "draw"))
                 m = b.mean(("chain", "draw"))

@@ -154,11 +154,12 @@ def test_regression_stage2_matches_exact_gaussian_posterior(gaussian_regression_
         seed=3,
     )
     post = dt["posterior"]
-    rep = posterior_convergence(dt, ["mu", "sigma"])
-    # beta summarised on its own: arviz 1.3 mislabels the rows of variables with different dims summarised together
-    rep_b = posterior_convergence(dt, ["beta"])
-    assert max(rep["max_r_hat"], rep_b["max_r_hat"]) < 1.02
-    summ = pd.concat([rep["summary"], rep_b["summary"]])
+    # one call: posterior_convergence summarises each set of dimensions on its own (arviz 1.3 mislabels the rows
+    # of variables with different dims summarised together), so the labels below find the right rows
+    rep = posterior_convergence(dt)
+    assert rep["max_r_hat"] < 1.02
+    summ = rep["summary"]
+    assert any(i.startswith("beta[") for i in summ.index)
     for p, name in enumerate(PARAMETER_NAMES):
         c_exact, s_exact = _exact_gaussian_regression(z_hat[:, p], X, tau)
         checks = [("mu", f"mu[A, {name}]", c_exact[0], 0.02), ("sigma", f"sigma[A, {name}]", s_exact, 0.03)]

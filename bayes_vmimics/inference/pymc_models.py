@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
@@ -562,7 +563,8 @@ def posterior_convergence(dt: xr.DataTree, var_names: Sequence[str] | None = Non
 
     Args:
         dt: sampling result (–).
-        var_names: variables to summarise; default ``theta``-like deterministics present in the posterior (–).
+        var_names: variables to summarise; default the ``theta``-like deterministics, ``mu``, ``sigma`` and, for a
+            regression population, ``beta`` present in the posterior (–).
 
     Returns:
         dict with ``summary`` (a pandas DataFrame with r_hat, ess_bulk, ess_tail, …), ``max_r_hat``,
@@ -572,8 +574,13 @@ def posterior_convergence(dt: xr.DataTree, var_names: Sequence[str] | None = Non
 
     post = dt["posterior"]
     if var_names is None:
-        var_names = [v for v in ("theta", "theta_population", "theta_site", "mu", "sigma") if v in post]
-    summ = az.summary(dt, var_names=list(var_names), round_to="none")
+        var_names = [v for v in ("theta", "theta_population", "theta_site", "mu", "sigma", "beta") if v in post]
+    # one az.summary per set of dimensions: arviz 1.3 mislabels the rows of variables with different dimensions
+    # summarised together
+    groups: dict[tuple, list[str]] = {}
+    for v in var_names:
+        groups.setdefault(tuple(post[v].dims), []).append(v)
+    summ = pd.concat([az.summary(dt, var_names=names, round_to="none") for names in groups.values()])
     div = 0
     if "sample_stats" in dt.children and "diverging" in dt["sample_stats"]:
         div = int(dt["sample_stats"]["diverging"].sum())
