@@ -122,9 +122,10 @@ def add_crossvalidate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--methods",
         nargs="+",
-        choices=["population", "regression"],
-        default=["population", "regression"],
-        help="populations to cross-validate (default both)",
+        choices=["population", "regression", "table3"],
+        default=["population", "regression", "table3"],
+        help="what predicts the held-out sites: the population without covariates, the regression population, and "
+        "as a reference the paper's Table 3 parameters of the forest type (default all three)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_crossvalidate)
@@ -230,6 +231,11 @@ def _crossvalidate(args, scheduler) -> int:
     )
     args.resume_hint = f"stage 1 is finished and kept in {ckpt}: rerun the same command to redo only the folds"
     stage2 = dict(draws=draws, tune=max(draws // 4, 100), chains=args.chains)
+    reference = None
+    if "table3" in args.methods:
+        from .io.parameters import table3_parameters
+
+        reference = {t: table3_parameters(t, study.folder) for t in sorted(set(forest_types))}
     if args.refine != "never":
         # hierarchical's own first pass (same sweeps and seed): the same fitted prior finds its refined checkpoints
         pass1 = sample_population(
@@ -271,6 +277,7 @@ def _crossvalidate(args, scheduler) -> int:
         stage2=stage2,
         predictive_draws=args.predictive_draws,
         methods=args.methods,
+        reference_parameters=reference,
         log=print,
     )
     print("regression population on all sites (for the coefficients B)")

@@ -8,7 +8,9 @@ predicted as a new site of its forest type:
 - ``population``: θ drawn from the forest type's population N(μ_t, σ_t²) (:mod:`.inference.two_stage`);
 - ``regression``: θ drawn from the regression population N(μ_t + B_t x_s, σ_t²) at the site's covariates,
   standardised with the training sites' statistics of that fold (:mod:`.inference.regression`,
-  :mod:`.covariates`).
+  :mod:`.covariates`);
+- ``table3``: a reference without fitting, every held-out site at its forest type's parameters from the paper's
+  Table 3 (``reference_parameters``), scored on the same sites under the same error model.
 
 The predictions are scored under the problem's error model (:mod:`.scoring`: RMSE, r², lppd, 50/90 %
 coverage) per fold, and once over all held-out predictions together ("all folds": every site predicted by the
@@ -26,7 +28,7 @@ import pandas as pd
 
 __all__ = ["CrossValidation", "crossvalidate_sites", "problem_subset", "site_folds"]
 
-METHODS = ("population", "regression")
+METHODS = ("population", "regression", "table3")
 _SCORE_COLUMNS = ["rmse", "r2", "lppd", "coverage_50", "coverage_90", "n_sites", "n_obs"]
 
 
@@ -138,7 +140,8 @@ def crossvalidate_sites(
     hyperprior=None,
     stage2: dict | None = None,
     predictive_draws: int = 200,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] = ("population", "regression"),
+    reference_parameters: dict[str, np.ndarray] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> CrossValidation:
     """K-fold cross-validation by site of the population without covariates and of the regression population.
@@ -157,7 +160,9 @@ def crossvalidate_sites(
         hyperprior: :class:`~bayes_vmimics.inference.regression.RegressionPrior`; default its defaults (–).
         stage2: keyword arguments of both stage-2 samplers (``draws``, ``tune``, ``chains``, ``thin``) (–).
         predictive_draws: posterior draws per held-out site (count).
-        methods: any of "population", "regression" (–).
+        methods: any of "population", "regression", "table3" (–).
+        reference_parameters: for ``table3``: θ per forest type, shape (7,) each (parameter units), e.g.
+            :func:`bayes_vmimics.io.parameters.table3_parameters` (–).
         log: called with a line of text per fold (callable).
 
     Returns:
@@ -191,6 +196,10 @@ def crossvalidate_sites(
         names = parse_covariates(covariates)
         # every site's covariates are checked before any stage 2 runs (a missing value names the site)
         CovariateScaler.fit(covariate_table, ids, ft, names, clay_rule=clay_rule)
+    if "table3" in methods:
+        missing = sorted(set(ft) - set(reference_parameters or {}))
+        if missing:
+            raise ValueError(f"the table3 method needs reference_parameters for forest type(s) {missing}")
     hyperprior = hyperprior or RegressionPrior()
     stage2 = {"draws": 4000, "tune": 1000, "chains": 4, "thin": 5, **(stage2 or {})}
     fold = site_folds(ft, n_folds, seed)
@@ -211,6 +220,16 @@ def crossvalidate_sites(
         test_ids = set(test_problem.site_ids)
         say(f"fold {k + 1}/{n_folds}: {len(train)} training and {len(test)} held-out site(s)")
         for method in methods:
+            if method == "table3":
+                th = np.stack([np.asarray(reference_parameters[t], dtype=float) for t in ft_test])[None]
+                pred = predict_draws(test_problem, th)
+                pred = {v: np.repeat(p, predictive_draws, axis=0) for v, p in pred.items()}
+                for var in ("soc", "f14c"):
+                    keep = np.array([s in test_ids for s in obs[f"{var}_site"]], dtype=bool)
+                    assembled[method][var][:, keep] = pred[var]
+                for row in _scores_by_type(test_problem, pred, ft_test, seed):
+                    fold_rows.append({"fold": k, "method": method, **row})
+                continue
             if method == "population":
                 dt = sample_population(s1, ft_train, prior, seed=seed + k, **stage2)
                 post = dt["posterior"]

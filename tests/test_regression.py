@@ -468,6 +468,7 @@ def test_crossvalidation_reuses_stage1_and_scores_every_site_once():
     from bayes_vmimics.crossvalidation import crossvalidate_sites
     from bayes_vmimics.inference.initial import logit_from_theta
     from bayes_vmimics.likelihood import CalibrationProblem
+    from bayes_vmimics.scoring import predict_draws, score_predictions
     from bayes_vmimics.synthetic import make_synthetic_sites, true_parameters
 
     rng = np.random.default_rng(2)
@@ -496,9 +497,11 @@ def test_crossvalidation_reuses_stage1_and_scores_every_site_once():
         covariate_table=table,
         stage2=dict(draws=100, tune=50, chains=2, thin=1),
         predictive_draws=8,
+        methods=("population", "regression", "table3"),
+        reference_parameters={"ENF": true_parameters()},
     )
     assert sorted(cv.folds["fold"].value_counts().to_list()) == [2, 2, 2]
-    assert set(cv.fold_scores["method"]) == {"population", "regression"}
+    assert set(cv.fold_scores["method"]) == {"population", "regression", "table3"}
     soc = cv.fold_scores[cv.fold_scores["variable"] == "soc"]
     # each site is held out exactly once: the folds' held-out sites and observations add up to all of them
     for _, g in soc.groupby("method"):
@@ -508,7 +511,12 @@ def test_crossvalidation_reuses_stage1_and_scores_every_site_once():
     assert np.all((all_soc["coverage_90_all"] >= 0) & (all_soc["coverage_90_all"] <= 1))
     assert np.all(np.isfinite(all_soc[["lppd_all", "rmse_all", "lppd_fold_mean", "lppd_fold_se"]].to_numpy(float)))
     assert set(cv.beta["covariate"]) == {"mat", "map"} and len(cv.beta) == 3 * 2 * NPAR
-    assert set(cv.stage2["method"]) == {"population", "regression"}
+    assert set(cv.stage2["method"]) == {"population", "regression"}  # table3 has no stage 2
+    # the reference at the generating parameters: the 10 % noise of the twin, scored as one point estimate
+    ref = score_predictions(problem, predict_draws(problem, true_parameters()), seed=1)
+    assert all_soc.loc["table3", "rmse_all"] == pytest.approx(ref.loc["soc", "rmse"], rel=1e-12)
+    with pytest.raises(ValueError, match="reference_parameters for forest type"):
+        crossvalidate_sites(problem, stage1, ["ENF"] * n, n_folds=3, methods=("table3",))
     table.loc[problem.site_ids[4], "map_mm"] = np.nan
     with pytest.raises(MissingCovariateError, match=problem.site_ids[4]):
         crossvalidate_sites(problem, stage1, ["ENF"] * n, n_folds=3, covariates="mat,map", covariate_table=table)
@@ -603,7 +611,7 @@ def test_crossvalidate_command_second_pass_on_real_sites(tmp_path, data_dir, cap
     assert "second pass (asked for)" in text
     assert len(list((out / "stage1" / "refined").glob("*.npz"))) == 4
     scores = pd.read_csv(out / "cv_scores.csv")
-    assert set(scores["method"]) == {"population", "regression"}
+    assert set(scores["method"]) == {"population", "regression", "table3"}
     assert np.isfinite(scores.loc[scores["variable"] == "soc", "lppd_all"]).all()
     settings = __import__("json").loads((out / "run.json").read_text())["settings"]
     assert settings["refine"] == "always" and settings["refine_steps"] == 20
