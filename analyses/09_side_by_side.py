@@ -13,7 +13,9 @@ each under the error model it was fitted with (``paper``, ``discrepancy``, …).
 SOC, F14C units) of the predictive median; for held-out sites also lppd (nats per observation) and the coverage of
 the central 50 % / 90 % predictive intervals (observation error included). A missing run is shown as "–".
 
-Writes ``side_by_side.csv`` (long form) and ``side_by_side.md`` (one markdown table per variable) to ``--out``.
+Writes ``side_by_side.csv`` (long form), ``side_by_side.md`` (one markdown table per variable) and
+``side_by_side.png`` (held-out coverage of the 50 % and 90 % intervals against their nominal levels, per forest
+type, estimate and error model) to ``--out``.
 
 Usage::
 
@@ -134,6 +136,53 @@ def markdown(table: pd.DataFrame, variable: str, error_models: list[str]) -> str
     return "\n".join(lines)
 
 
+def plot_coverage(table: pd.DataFrame, path: Path, error_models: list[str]) -> Path:
+    """Held-out coverage of the 50 % and 90 % intervals per forest type (columns), variable (rows), estimate and
+    error model, with the nominal levels and the issue's target bands (40–60 %, 85–95 %) shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    held = table[(table["split"] == "held_out") & table["coverage_90"].notna()]
+    estimates = [e for e in ESTIMATES if e in set(held["estimate"])]
+    fig, axes = plt.subplots(2, len(FOREST_TYPES), figsize=(3.2 * len(FOREST_TYPES), 6.4), sharey=True, squeeze=False)
+    markers = {50: "o", 90: "s"}
+    colours = dict(zip(error_models, ["tab:grey", "tab:blue", "tab:orange", "tab:green"], strict=False))
+    width = 0.8 / max(len(error_models), 1)
+    for r, var in enumerate(("soc", "f14c")):
+        for c, ft in enumerate(FOREST_TYPES):
+            ax = axes[r, c]
+            ax.axhspan(0.40, 0.60, color="0.92", zorder=0)
+            ax.axhspan(0.85, 0.95, color="0.92", zorder=0)
+            for level in (0.5, 0.9):
+                ax.axhline(level, color="0.5", lw=0.8, ls="--", zorder=1)
+            for k, em in enumerate(error_models):
+                for i, est in enumerate(estimates):
+                    row = held[(held["forest_type"] == ft) & (held["variable"] == var) & (held["estimate"] == est)
+                               & (held["error_model"] == em)]  # fmt: skip
+                    if row.empty:
+                        continue
+                    x = i + (k - (len(error_models) - 1) / 2) * width
+                    for lv in (50, 90):
+                        ax.plot(x, row[f"coverage_{lv}"].iloc[0], markers[lv], color=colours.get(em, "k"), ms=6,
+                                label=f"{em}, {lv} % interval" if (r, c, i) == (0, 0, 0) else None)  # fmt: skip
+            ax.set_xticks(range(len(estimates)))
+            ax.set_xticklabels([ESTIMATES[e].replace(" ", "\n", 1) for e in estimates], fontsize=7)
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_title(f"{ft}, {'SOC' if var == 'soc' else 'F14C'}", fontsize=10)
+            if c == 0:
+                ax.set_ylabel("held-out coverage (–)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=4, fontsize=8, frameon=False)
+    fig.suptitle("Held-out coverage of the central 50 % (circles) and 90 % (squares) predictive intervals; "
+                 "dashed: nominal, shaded: target bands", y=0.93, fontsize=9)  # fmt: skip
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scores", type=Path, nargs="*", default=[], help="scores.csv of analyses/08_error_models.py")
@@ -155,6 +204,7 @@ def main(argv=None) -> int:
         text += [f"### {units[var]}", "", "Cells: r² / RMSE; held-out also lppd (nats/obs) · 50 / 90 % coverage.", ""]
         text += [markdown(table, var, args.error_models), ""]
     (args.out / "side_by_side.md").write_text("\n".join(text))
+    plot_coverage(table, args.out / "side_by_side.png", args.error_models)
     print("\n".join(text))
     return 0
 
