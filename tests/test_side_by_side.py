@@ -51,6 +51,7 @@ def test_side_by_side_table_from_scores_and_hierarchical_folders(sbs, tmp_path):
     # the paper's Table 4, transcribed in data/wang2021_table4.csv: DBF calibration r² 0.45, validation 0.63
     t4 = table[(table["estimate"] == "table4") & (table["forest_type"] == "DBF")].set_index("split")
     assert t4.loc["calibration", "r2"] == 0.45 and t4.loc["held_out", "r2"] == 0.63
+    assert (out / "side_by_side.png").stat().st_size > 0
     md = (out / "side_by_side.md").read_text()
     dbf = [line for line in md.splitlines() if line.startswith("| DBF | hierarchical population")]
     assert dbf[0].rstrip(" |").split(" | ")[4:6] == ["0.77 / 10", "0.44 / 10 · -3.50 · 52 / 88 %"]
