@@ -406,8 +406,10 @@ def _hierarchical(args, scheduler) -> int:
     draws = stage2["draws"]
     steps2 = args.refine_steps or max(n_steps // 3, 100)
     out = out_dir(args, cfg, sorted(set(forest_types)))
-    ckpt = out / "stage1"
+    ckpt = Path(args.stage1_dir) if args.stage1_dir else out / "stage1"
     settings = {"stage1_walkers": args.n_walkers, "stage1_steps": n_steps, "refine_steps": steps2}
+    if args.stage1_dir:
+        settings["stage1_dir"] = str(ckpt)
     design = regression = None
     if args.covariates:
         # the regression population (issue 20): every site's covariates are checked before stage 1
@@ -950,6 +952,13 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_warm_argument(p)
+    p.add_argument(
+        "--stage1-dir",
+        default=None,
+        help="stage-1 checkpoint folder (default --out/stage1), e.g. another hierarchical run's, to fit another "
+        "population (--covariates) to the same stage-1 draws; a checkpoint is used only where the site, "
+        "configuration, --seed, --n-steps and --n-walkers match (its key)",
+    )
     add_regression_arguments(
         p,
         covariates_default=None,

@@ -141,6 +141,13 @@ def test_hierarchical_two_stage_run_and_resume(tmp_path, capsys, monkeypatch):
     assert main(args) == 0
     with xr.open_datatree(out / "results.nc") as again:
         xr.testing.assert_allclose(again["posterior"].to_dataset().load(), post)
+    # another run (its own --out) on the same stage-1 draws: --stage1-dir reuses the checkpoints, writes none
+    stamps = {p.name: p.stat().st_mtime_ns for p in (out / "stage1").rglob("*.npz")}
+    other = [a if a != str(out) else str(tmp_path / "h2") for a in args]
+    other = [*other[: other.index("--refine")], *other[other.index("--refine") + 2 :], "--refine", "never"]
+    assert main([*other, "--stage1-dir", str(out / "stage1")]) == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (out / "stage1").rglob("*.npz")} == stamps
+    assert not (tmp_path / "h2" / "stage1").exists() and (tmp_path / "h2" / "results.nc").is_file()
 
 
 def test_hierarchical_replicates_reuse_the_plain_run_and_stack_their_chains(tmp_path, capsys, monkeypatch):
