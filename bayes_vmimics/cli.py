@@ -464,7 +464,7 @@ def _hierarchical(args, scheduler) -> int:
             problem,
             forest_types,
             stage1=dict(n_steps=n_steps, thin=max(1, n_steps // 400), checkpoint_dir=where_k, **common),
-            stage2=stage2,
+            stage2={**stage2, "n_processes": n_proc if scheduler is None else 1},  # no fork beside a Dask client
             refine=args.refine,
             refine_stage1=dict(n_steps=steps2, thin=max(1, steps2 // 400), checkpoint_dir=where_k / "refined"),
             pass1_draws=args.pass1_draws,

@@ -230,7 +230,9 @@ def _crossvalidate(args, scheduler) -> int:
         progress=not args.no_progress,
     )
     args.resume_hint = f"stage 1 is finished and kept in {ckpt}: rerun the same command to redo only the folds"
-    stage2 = dict(draws=draws, tune=max(draws // 4, 100), chains=args.chains)
+    # stage-2 chains on a fork pool, not beside a Dask client (its threads)
+    n_chain_proc = n_proc if scheduler is None else 1
+    stage2 = dict(draws=draws, tune=max(draws // 4, 100), chains=args.chains, n_processes=n_chain_proc)
     reference = None
     if "table3" in args.methods:
         from .io.parameters import table3_parameters
@@ -239,7 +241,12 @@ def _crossvalidate(args, scheduler) -> int:
     if args.refine != "never":
         # hierarchical's own first pass (same sweeps and seed): the same fitted prior finds its refined checkpoints
         pass1 = sample_population(
-            s1, forest_types, problem.prior, seed=args.seed, **hierarchical_stage2(args.quick, None, args.chains)
+            s1,
+            forest_types,
+            problem.prior,
+            seed=args.seed,
+            n_processes=n_chain_proc,
+            **hierarchical_stage2(args.quick, None, args.chains),
         )
         q05 = float(pass1["stage2_diagnostics"]["weight_ess_q05"].min())
         if args.refine == "always" or needs_refinement(pass1):

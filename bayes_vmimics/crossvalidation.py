@@ -158,7 +158,8 @@ def crossvalidate_sites(
         clay_rule: see :func:`~bayes_vmimics.covariates.raw_covariate_columns` (–).
         shared_beta: one B for all forest types (bool).
         hyperprior: :class:`~bayes_vmimics.inference.regression.RegressionPrior`; default its defaults (–).
-        stage2: keyword arguments of both stage-2 samplers (``draws``, ``tune``, ``chains``, ``thin``) (–).
+        stage2: keyword arguments of both stage-2 samplers (``draws``, ``tune``, ``chains``, ``thin``,
+            ``n_processes``) (–).
         predictive_draws: posterior draws per held-out site (count).
         methods: any of "population", "regression", "table3" (–).
         reference_parameters: for ``table3``: θ per forest type, shape (7,) each (parameter units), e.g.

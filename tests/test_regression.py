@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from gaussian_hierarchy import MU_SD, SIGMA_SD, gaussian_stage1
 
 from bayes_vmimics.covariates import (
@@ -320,6 +321,15 @@ def test_shared_beta_is_one_coefficient_set_for_all_types(gaussian_regression_ca
     np.testing.assert_array_equal(b.sel(forest_type="A").values, b.sel(forest_type="B").values)
     assert dt["posterior"].attrs["beta_shared"] == 1
     assert list(dt["covariates"]["site_forest_type"].values) == ft
+
+
+
+def test_regression_stage2_chains_in_parallel_give_the_same_draws(gaussian_regression_case):
+    samples, X, _, _ = gaussian_regression_case
+    kw = dict(draws=60, tune=20, chains=3, thin=1, seed=2)
+    a = sample_regression_population(samples, X, ["A"] * 12, BoxPrior(), **kw)
+    b = sample_regression_population(samples, X, ["A"] * 12, BoxPrior(), **kw, n_processes=2)
+    xr.testing.assert_equal(a["posterior"].to_dataset(), b["posterior"].to_dataset())
 
 
 # ------------------------------------------------------------------------------------------------------------

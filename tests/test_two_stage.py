@@ -51,8 +51,9 @@ def test_stage2_is_reproducible_and_follows_pymc_conventions(gaussian_case):
     samples, _, _ = gaussian_case
     kw = dict(draws=200, tune=100, chains=2, thin=1, seed=5)
     a = sample_population(samples, ["A"] * 4 + ["B"] * 4, BoxPrior(), **kw)
-    b = sample_population(samples, ["A"] * 4 + ["B"] * 4, BoxPrior(), **kw)
+    b = sample_population(samples, ["A"] * 4 + ["B"] * 4, BoxPrior(), **kw, n_processes=2)  # chains in parallel
     xr.testing.assert_equal(a["posterior"].to_dataset(), b["posterior"].to_dataset())
+    xr.testing.assert_equal(a["stage2_diagnostics"].to_dataset(), b["stage2_diagnostics"].to_dataset())
     post = a["posterior"]
     assert post["mu"].dims == ("chain", "draw", "forest_type", "parameter")
     assert list(post["forest_type"].values) == ["A", "B"]

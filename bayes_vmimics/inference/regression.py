@@ -287,6 +287,7 @@ def sample_regression_population(
     thin: int = 5,
     seed: int = 0,
     progress: bool = False,
+    n_processes: int = 1,
 ) -> xr.DataTree:
     """Stage 2 with covariates: the regression population's posterior from stage-1 draws (Gibbs sampling; no
     model solves).
@@ -307,6 +308,7 @@ def sample_regression_population(
         thin: keep every ``thin``-th sweep (count).
         seed: seed (integer).
         progress: progress bar over chains (bool).
+        n_processes: chains run at once on a process pool; the result does not depend on it (count).
 
     Returns:
         ``xarray.DataTree`` as :func:`.two_stage.sample_population` (``posterior``: ``mu``, ``sigma``,
@@ -318,7 +320,6 @@ def sample_regression_population(
     Raises:
         ValueError: shapes that do not match, non-finite covariates (naming the site and column), bad settings.
     """
-    from ..progress import progress_bar
 
     design = None
     if hasattr(X, "scaler") and hasattr(X, "X"):
@@ -348,10 +349,14 @@ def sample_regression_population(
     Z = np.asarray(stage1_samples.z, dtype=float)
     lp1 = stage1_samples.log_stage1_prior()
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(chains)]
-    res = [
-        _regression_chain(Z, lp1, X, idx, len(types), tune + draws, tune, thin, hyperprior, shared_beta, rngs[c])
-        for c in progress_bar(range(chains), desc="stage 2 with covariates (chains)", disable=not progress)
+    from .two_stage import run_chains
+
+    args = [
+        (Z, lp1, X, idx, len(types), tune + draws, tune, thin, hyperprior, shared_beta, rngs[c]) for c in range(chains)
     ]
+    res = run_chains(
+        _regression_chain, args, n_processes=n_processes, desc="stage 2 with covariates (chains)", progress=progress
+    )
     mu, sd, beta, zs = (np.stack([r[i] for r in res]) for i in range(4))
     post = posterior_dataset(
         mu,

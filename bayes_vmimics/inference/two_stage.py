@@ -478,6 +478,39 @@ def _centred_population_step(z, idx, counts, sd, step, mu_sd, sigma_sd, rng):
     return mu, sd, accepted
 
 
+def _call(task):
+    fn, args = task
+    return fn(*args)
+
+
+def run_chains(fn: Callable, chain_args: list[tuple], *, n_processes: int = 1, desc: str, progress: bool = False):
+    """``fn(*args)`` for each chain's ``args``, in order: on a fork pool of ``n_processes`` workers (Ctrl-C
+    ignored in the workers, as in stage 1) or one after the other. Each chain carries its own random generator,
+    so the results do not depend on ``n_processes``."""
+    from ..progress import progress_bar
+
+    bar = progress_bar(total=len(chain_args), desc=desc, disable=not progress)
+    if n_processes > 1 and len(chain_args) > 1:
+        import multiprocessing
+
+        from ..interrupt import ignore_sigint
+
+        out = []
+        with multiprocessing.get_context("fork").Pool(
+            min(n_processes, len(chain_args)), initializer=ignore_sigint
+        ) as pool:
+            for res in pool.imap(_call, [(fn, a) for a in chain_args]):
+                out.append(res)
+                bar.update()
+    else:
+        out = []
+        for a in chain_args:
+            out.append(fn(*a))
+            bar.update()
+    bar.close()
+    return out
+
+
 def _stage2_chain(Z, lp1, idx, n_types, n_iter, n_tune, thin, mu_sd, sigma_sd, rng):
     S, K, P = Z.shape
     sites = np.arange(S)
@@ -529,6 +562,7 @@ def sample_population(
     sigma_sd: float = 1.0,
     seed: int = 0,
     progress: bool = False,
+    n_processes: int = 1,
 ) -> xr.DataTree:
     """Stage 2: the hierarchical posterior from stage-1 draws (Gibbs sampling; no model solves).
 
@@ -544,6 +578,7 @@ def sample_population(
         sigma_sd: scale of the half-normal prior of σ_t (logit units); as there.
         seed: seed (integer).
         progress: progress bar over chains (bool).
+        n_processes: chains run at once on a process pool; the result does not depend on it (count).
 
     Returns:
         ``xarray.DataTree``: ``posterior`` with ``mu``, ``sigma`` (chain, draw, forest_type, parameter) (logit
@@ -553,18 +588,14 @@ def sample_population(
         ``distinct_stage1_draws`` (count); ``stage1`` with ``tau`` (steps), ``n_effective`` (count) and
         ``acceptance``.
     """
-    from ..progress import progress_bar
-
     types, idx = _type_index(forest_types, samples.z.shape[0], mu_sd, sigma_sd)
     if draws < thin or tune < 0 or chains < 1:
         raise ValueError(f"need draws ≥ thin, tune ≥ 0, chains ≥ 1; got draws={draws}, thin={thin}, tune={tune}")
     Z = np.asarray(samples.z, dtype=float)
     lp1 = samples.log_stage1_prior()
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(chains)]
-    res = [
-        _stage2_chain(Z, lp1, idx, len(types), tune + draws, tune, thin, mu_sd, sigma_sd, rngs[c])
-        for c in progress_bar(range(chains), desc="stage 2 (chains)", disable=not progress)
-    ]
+    args = [(Z, lp1, idx, len(types), tune + draws, tune, thin, mu_sd, sigma_sd, rngs[c]) for c in range(chains)]
+    res = run_chains(_stage2_chain, args, n_processes=n_processes, desc="stage 2 (chains)", progress=progress)
     mu = np.stack([r[0] for r in res])
     sd = np.stack([r[1] for r in res])
     zs = np.stack([r[2] for r in res])
