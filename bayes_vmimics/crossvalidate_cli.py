@@ -113,7 +113,12 @@ def add_crossvalidate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--refine-steps", type=COUNT, default=None, help="stage-1 steps per site of the second pass (default n-steps/3)"
     )
-    p.add_argument("--draws", type=COUNT, default=None, help="stage-2 sweeps per chain and fold (default 12000; 4000 left R-hat up to 1.4 on real sites)")
+    p.add_argument(
+        "--draws",
+        type=COUNT,
+        default=None,
+        help="stage-2 sweeps per chain and fold (default 12000; 4000 left R-hat up to 1.4 on real sites)",
+    )
     add_warm_argument(p)
     p.add_argument("--chains", type=int_at_least(2, " (R-hat)"), default=4, help="stage-2 chains (default 4)")
     p.add_argument(
