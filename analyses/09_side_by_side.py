@@ -5,9 +5,10 @@ Rows, per forest type:
 - the paper's Table 4 (its own sites; RMSE in g C kg⁻¹, so only its r² compares; ``data/wang2021_table4.csv``),
 - the paper's Table 3 parameters on our sites, the pooled MAP (the point estimate) and the pooled posterior, from
   the ``scores.csv`` of ``analyses/08_error_models.py``,
-- the hierarchical population (a held-out site's θ drawn from its forest type's population), from
-  ``bayes-vmimics hierarchical`` + ``bayes-vmimics validate`` result folders (``fit_metrics.csv`` for the
-  calibration sites, each at its own θ; ``validation/held_out_scores.csv`` for the held-out sites),
+- the hierarchical population (a held-out site's θ drawn from its forest type's population) and the regression
+  population (``hierarchical --covariates``: drawn at the site's covariates), from ``bayes-vmimics
+  hierarchical`` + ``bayes-vmimics validate`` result folders (``fit_metrics.csv`` for the calibration sites,
+  each at its own θ; ``validation/held_out_scores.csv`` for the held-out sites),
 
 each under the error model it was fitted with (``paper``, ``discrepancy``, …). Cells: r² and RMSE (mg C cm⁻³ for
 SOC, F14C units) of the predictive median; for held-out sites also lppd (nats per observation) and the coverage of
@@ -46,6 +47,7 @@ ESTIMATES = {
     "map": "pooled MAP",
     "posterior": "pooled posterior",
     "population": "hierarchical population",
+    "regression": "regression population",
 }
 SPLITS = ("calibration", "held_out")
 COLUMNS = ["forest_type", "estimate", "error_model", "split", "variable", "r2", "rmse", "lppd", "coverage_50",
@@ -79,14 +81,15 @@ def score_rows(paths: list[Path]) -> pd.DataFrame:
     return rows.drop_duplicates(subset=key, keep="last")
 
 
-def _result_config(folder: Path) -> dict:
+def _result_config(folder: Path) -> tuple[dict, bool]:
+    """The run's configuration, and whether its population is a regression on covariates."""
     run = json.loads((folder / "run.json").read_text())
     cfg = run.get("configuration")
     if isinstance(cfg, str):  # stored as JSON text by older versions
         cfg = json.loads(cfg)
     if run.get("command") != "hierarchical":
         raise ValueError(f"{folder}: not a hierarchical result (command {run.get('command')!r})")
-    return cfg
+    return cfg, bool((run.get("settings") or {}).get("covariates"))
 
 
 def population_rows(folders: list[Path]) -> pd.DataFrame:
@@ -94,15 +97,16 @@ def population_rows(folders: list[Path]) -> pd.DataFrame:
     (``validation/held_out_scores.csv``); the error model and forest type come from the run's configuration."""
     rows = []
     for folder in folders:
-        cfg = _result_config(folder)
+        cfg, regression = _result_config(folder)
         ft, em = cfg["data"]["forest_type"], cfg["likelihood"]["error_model"]
+        estimate = "regression" if regression else "population"
         for split, name in (("calibration", "fit_metrics.csv"), ("held_out", "validation/held_out_scores.csv")):
             path = folder / name
             if not path.is_file():
                 print(f"note: {path} missing (run validate on {folder}); left out", file=sys.stderr)
                 continue
             for var, r in pd.read_csv(path, index_col=0).iterrows():
-                rows.append({"forest_type": ft, "estimate": "population", "error_model": em, "split": split,
+                rows.append({"forest_type": ft, "estimate": estimate, "error_model": em, "split": split,
                              "variable": var, **{c: r.get(c) for c in COLUMNS[5:]}})  # fmt: skip
     return pd.DataFrame(rows, columns=COLUMNS)
 

@@ -41,13 +41,21 @@ def test_side_by_side_table_from_scores_and_hierarchical_folders(sbs, tmp_path):
     (hier / "run.json").write_text(json.dumps({"command": "hierarchical", "configuration": json.dumps(cfg)}))
     pd.DataFrame([_score(r2=0.77)], index=["soc"]).to_csv(hier / "fit_metrics.csv")
     pd.DataFrame([_score(r2=0.44, coverage_50=0.52)], index=["soc"]).to_csv(hier / "validation/held_out_scores.csv")
+    reg = tmp_path / "reg"
+    (reg / "validation").mkdir(parents=True)
+    (reg / "run.json").write_text(json.dumps({"command": "hierarchical", "configuration": json.dumps(cfg),
+                                              "settings": {"covariates": ["mat"]}}))  # fmt: skip
+    pd.DataFrame([_score(r2=0.7)], index=["soc"]).to_csv(reg / "fit_metrics.csv")
+    pd.DataFrame([_score(r2=0.5)], index=["soc"]).to_csv(reg / "validation/held_out_scores.csv")
     out = tmp_path / "out"
-    assert sbs.main(["--scores", str(scores), "--hierarchical", str(hier), "--out", str(out)]) == 0
+    assert sbs.main(["--scores", str(scores), "--hierarchical", str(hier), str(reg), "--out", str(out)]) == 0
     table = pd.read_csv(out / "side_by_side.csv")
     pop = table[(table["estimate"] == "population") & (table["split"] == "held_out")]
     assert pop[["forest_type", "error_model", "r2", "coverage_50"]].values.tolist() == [
         ["DBF", "discrepancy", 0.44, 0.52]
     ]
+    regression = table[(table["estimate"] == "regression") & (table["split"] == "held_out")]
+    assert regression["r2"].tolist() == [0.5]  # a regression population is its own row, not the population's
     # the paper's Table 4, transcribed in data/wang2021_table4.csv: DBF calibration r² 0.45, validation 0.63
     t4 = table[(table["estimate"] == "table4") & (table["forest_type"] == "DBF")].set_index("split")
     assert t4.loc["calibration", "r2"] == 0.45 and t4.loc["held_out", "r2"] == 0.63
