@@ -37,6 +37,7 @@ import numpy as np
 import xarray as xr
 
 from ..parameters import PARAMETER_NAMES
+from .parallel import run_chains
 from .site_draws import SitePosteriorSamples, gibbs_site_draws, posterior_dataset, stage1_dataset
 
 NPAR = len(PARAMETER_NAMES)
@@ -349,8 +350,6 @@ def sample_regression_population(
     Z = np.asarray(stage1_samples.z, dtype=float)
     lp1 = stage1_samples.log_stage1_prior()
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(chains)]
-    from .two_stage import run_chains
-
     args = [
         (Z, lp1, X, idx, len(types), tune + draws, tune, thin, hyperprior, shared_beta, rngs[c]) for c in range(chains)
     ]

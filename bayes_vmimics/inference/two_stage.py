@@ -59,6 +59,7 @@ from ..likelihood import CalibrationProblem
 from ..parameters import PARAMETER_NAMES
 from .emcee_sampler import integrated_time, run_ensemble
 from .initial import logit_from_theta, site_map_estimates, theta_from_logit
+from .parallel import run_chains
 from .site_draws import (
     SitePosteriorSamples,
     gibbs_site_draws,
@@ -476,39 +477,6 @@ def _centred_population_step(z, idx, counts, sd, step, mu_sd, sigma_sd, rng):
         sd = np.where(a, sp, sd)
         accepted += a
     return mu, sd, accepted
-
-
-def _call(task):
-    fn, args = task
-    return fn(*args)
-
-
-def run_chains(fn: Callable, chain_args: list[tuple], *, n_processes: int = 1, desc: str, progress: bool = False):
-    """``fn(*args)`` for each chain's ``args``, in order: on a fork pool of ``n_processes`` workers (Ctrl-C
-    ignored in the workers, as in stage 1) or one after the other. Each chain carries its own random generator,
-    so the results do not depend on ``n_processes``."""
-    from ..progress import progress_bar
-
-    bar = progress_bar(total=len(chain_args), desc=desc, disable=not progress)
-    if n_processes > 1 and len(chain_args) > 1:
-        import multiprocessing
-
-        from ..interrupt import ignore_sigint
-
-        out = []
-        with multiprocessing.get_context("fork").Pool(
-            min(n_processes, len(chain_args)), initializer=ignore_sigint
-        ) as pool:
-            for res in pool.imap(_call, [(fn, a) for a in chain_args]):
-                out.append(res)
-                bar.update()
-    else:
-        out = []
-        for a in chain_args:
-            out.append(fn(*a))
-            bar.update()
-    bar.close()
-    return out
 
 
 def _stage2_chain(Z, lp1, idx, n_types, n_iter, n_tune, thin, mu_sd, sigma_sd, rng):
