@@ -62,14 +62,15 @@ def hierarchical_stage2(quick: bool, draws: int | None, chains: int) -> dict:
     return {"draws": n, "tune": n // 10, "chains": chains}
 
 
-def add_warm_argument(p: argparse.ArgumentParser) -> None:
-    """``--warm``: warm starts in stage 1 (``hierarchical`` and ``crossvalidate``)."""
-    p.add_argument(
-        "--warm",
-        action="store_true",
-        help="warm starts in stage 1: 2-4x faster solves, but some land on another equilibrium than the spin-up; "
-        "the run then re-solves 100 draws per site cold and reports mismatches (README, 'The steady state')",
-    )
+def add_warm_argument(p: argparse.ArgumentParser, *, checks_branches: bool = True) -> None:
+    """``--warm``: warm starts in stage 1 (``hierarchical``, which then checks them against cold spin-ups, and
+    ``crossvalidate``, which reuses such a run's checkpoints)."""
+    text = "warm starts in stage 1: 2-4x faster solves, but some land on another equilibrium than the spin-up"
+    if checks_branches:
+        text += "; the run then re-solves 100 draws per site cold and reports mismatches (README, 'The steady state')"
+    else:
+        text += " (hierarchical --warm checks that; give --warm here to reuse such a run's stage-1 checkpoints)"
+    p.add_argument("--warm", action="store_true", help=text)
 
 
 def add_regression_arguments(

@@ -119,7 +119,7 @@ def add_crossvalidate_parser(subparsers) -> argparse.ArgumentParser:
         default=None,
         help="stage-2 sweeps per chain and fold (default 12000; 4000 left R-hat up to 1.4 on real sites)",
     )
-    add_warm_argument(p)
+    add_warm_argument(p, checks_branches=False)
     p.add_argument("--chains", type=int_at_least(2, " (R-hat)"), default=4, help="stage-2 chains (default 4)")
     p.add_argument(
         "--predictive-draws", type=COUNT, default=200, help="posterior draws per held-out site (default 200)"
