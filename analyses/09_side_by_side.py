@@ -49,6 +49,9 @@ ESTIMATES = {
     "population": "hierarchical population",
     "regression": "regression population",
 }
+#: Tick labels of the coverage figure.
+SHORT = {"table4": "Table 4", "table3": "Table 3\nparameters", "map": "pooled\nMAP", "posterior": "pooled\nposterior",
+         "population": "population", "regression": "regression"}  # fmt: skip
 SPLITS = ("calibration", "held_out")
 COLUMNS = ["forest_type", "estimate", "error_model", "split", "variable", "r2", "rmse", "lppd", "coverage_50",
            "coverage_90", "n_sites", "n_obs"]  # fmt: skip
@@ -172,7 +175,7 @@ def plot_coverage(table: pd.DataFrame, path: Path, error_models: list[str]) -> P
                         ax.plot(x, row[f"coverage_{lv}"].iloc[0], markers[lv], color=colours.get(em, "k"), ms=6,
                                 label=f"{em}, {lv} % interval" if (r, c, i) == (0, 0, 0) else None)  # fmt: skip
             ax.set_xticks(range(len(estimates)))
-            ax.set_xticklabels([ESTIMATES[e].replace(" ", "\n", 1) for e in estimates], fontsize=7)
+            ax.set_xticklabels([SHORT[e] for e in estimates], fontsize=7)
             ax.set_ylim(-0.02, 1.02)
             ax.set_title(f"{ft}, {'SOC' if var == 'soc' else 'F14C'}", fontsize=10)
             if c == 0:
