@@ -28,6 +28,7 @@ from .cli_common import (
     COUNT,
     COUNT0,
     add_common_arguments,
+    add_refine_arguments,
     add_regression_arguments,
     add_scheduler_argument,
     add_warm_argument,
@@ -921,14 +922,7 @@ def make_parser() -> argparse.ArgumentParser:
         default=4,
         help="stage-2 chains, ≥ 2 (default 4)",
     )
-    p.add_argument(
-        "--refine",
-        choices=["auto", "always", "never"],
-        default="auto",
-        help="second pass with a stage-1 prior fitted to the first pass's population, needed when the "
-        "population is narrow (auto: when a site's stage-2 weights rest on < 5 draws)",
-    )
-    p.add_argument("--refine-steps", type=COUNT, default=None, help="stage-1 steps per site of the second pass")
+    add_refine_arguments(p)
     p.add_argument(
         "--replicates",
         type=COUNT,

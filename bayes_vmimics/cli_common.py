@@ -62,6 +62,20 @@ def hierarchical_stage2(quick: bool, draws: int | None, chains: int) -> dict:
     return {"draws": n, "tune": n // 10, "chains": chains}
 
 
+def add_refine_arguments(p: argparse.ArgumentParser, *, what: str = "") -> None:
+    """``--refine`` and ``--refine-steps``: the second stage-1 pass (``hierarchical`` and ``crossvalidate``)."""
+    p.add_argument(
+        "--refine",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="second stage-1 pass under a normal prior fitted to the first pass's population, needed when the "
+        f"population is narrow{what} (auto: when a site's stage-2 weights rest on < 5 draws)",
+    )
+    p.add_argument(
+        "--refine-steps", type=COUNT, default=None, help="stage-1 steps per site of the second pass (default n-steps/3)"
+    )
+
+
 def add_warm_argument(p: argparse.ArgumentParser, *, checks_branches: bool = True) -> None:
     """``--warm``: warm starts in stage 1 (``hierarchical``, which then checks them against cold spin-ups, and
     ``crossvalidate``, which reuses such a run's checkpoints)."""

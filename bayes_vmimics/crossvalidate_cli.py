@@ -57,6 +57,7 @@ def add_crossvalidate_parser(subparsers) -> argparse.ArgumentParser:
     from .cli_common import (
         COUNT,
         add_common_arguments,
+        add_refine_arguments,
         add_regression_arguments,
         add_scheduler_argument,
         add_warm_argument,
@@ -103,16 +104,7 @@ def add_crossvalidate_parser(subparsers) -> argparse.ArgumentParser:
         default=None,
         help="stage-1 checkpoint folder (default --out/stage1), e.g. a hierarchical run's stage1 folder",
     )
-    p.add_argument(
-        "--refine",
-        choices=["auto", "always", "never"],
-        default="auto",
-        help="second stage-1 pass under a prior fitted to the population of all sites, used by every fold "
-        "(auto: when a site's stage-2 weights rest on < 5 draws; see the module docstring)",
-    )
-    p.add_argument(
-        "--refine-steps", type=COUNT, default=None, help="stage-1 steps per site of the second pass (default n-steps/3)"
-    )
+    add_refine_arguments(p, what="; one pass for all sites, used by every fold")
     p.add_argument(
         "--draws",
         type=COUNT,
