@@ -915,7 +915,7 @@ def make_parser() -> argparse.ArgumentParser:
         help="worker processes for the sites (with --scheduler dask: workers)",
     )
     add_scheduler_argument(p, what="the stage-1 sites and the sites' predictive")
-    p.add_argument("--draws", type=COUNT, default=None, help="stage-2 sweeps per chain (default 20000)")
+    p.add_argument("--draws", type=COUNT, default=None, help="stage-2 sweeps per chain (default 6000)")
     p.add_argument(
         "--chains",
         type=int_at_least(2, " (R-hat compares chains)"),

@@ -55,10 +55,10 @@ def scheduler_option(text: str) -> str:
 
 
 def hierarchical_stage2(quick: bool, draws: int | None, chains: int) -> dict:
-    """Stage-2 settings of ``hierarchical`` (``draws`` sweeps per chain, default 20 000 or 4 000 with
+    """Stage-2 settings of ``hierarchical`` (``draws`` sweeps per chain, default 6 000 or 1 000 with
     ``--quick``; a tenth of them tuning). ``crossvalidate`` samples its first pass with the same settings, so
     that it fits the same second-pass prior and finds the hierarchical run's refined checkpoints (count)."""
-    n = draws or (4000 if quick else 20_000)
+    n = draws or (1000 if quick else 6000)
     return {"draws": n, "tune": n // 10, "chains": chains}
 
 

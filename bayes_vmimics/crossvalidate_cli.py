@@ -109,7 +109,7 @@ def add_crossvalidate_parser(subparsers) -> argparse.ArgumentParser:
         "--draws",
         type=COUNT,
         default=None,
-        help="stage-2 sweeps per chain and fold (default 12000; 4000 left R-hat up to 1.4 on real sites)",
+        help="stage-2 sweeps per chain and fold (default 4000)",
     )
     add_warm_argument(p, checks_branches=False)
     p.add_argument("--chains", type=int_at_least(2, " (R-hat)"), default=4, help="stage-2 chains (default 4)")
@@ -174,7 +174,7 @@ def _crossvalidate(args, scheduler) -> int:
     table = site_covariate_table(study.folder, tables=build_site_tables(study.folder))
     CovariateScaler.fit(table, problem.site_ids, forest_types, names, clay_rule=args.clay_rule)
     n_steps = args.n_steps or (1000 if args.quick else 10_000)
-    draws = args.draws or (1000 if args.quick else 12_000)
+    draws = args.draws or (500 if args.quick else 4000)
     steps2 = args.refine_steps or max(n_steps // 3, 100)
     out = out_dir(args, cfg, sorted(set(forest_types)))
     ckpt = Path(args.stage1_dir) if args.stage1_dir else out / "stage1"

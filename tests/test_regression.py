@@ -148,7 +148,7 @@ def test_regression_stage2_matches_exact_gaussian_posterior(gaussian_regression_
         ["A"] * X.shape[0],
         BoxPrior(),
         hyperprior=RegressionPrior(MU_SD, BETA_SD, SIGMA_SD),
-        draws=1500,
+        draws=800,
         tune=300,
         chains=4,
         thin=2,
@@ -195,7 +195,7 @@ def synthetic_effects():
     X, X_new = X_all[:S], X_all[S:]
     z_hat = z_all[:S] + tau * rng.standard_normal((S, NPAR))
     samples = _samples(rng, z_hat, tau, 1000)
-    kw = dict(draws=1200, tune=300, chains=2, thin=2, seed=9)
+    kw = dict(draws=700, tune=300, chains=2, thin=2, seed=9)
     reg = sample_regression_population(samples, X, ["A"] * S, BoxPrior(), covariate_names=["c0", "c1", "c2"], **kw)
     plain = sample_population(samples, ["A"] * S, BoxPrior(), **kw)
     return dict(B=B, X=X, z_hat=z_hat, X_new=X_new, z_new=z_all[S:], reg=reg, plain=plain)
@@ -321,7 +321,6 @@ def test_shared_beta_is_one_coefficient_set_for_all_types(gaussian_regression_ca
     np.testing.assert_array_equal(b.sel(forest_type="A").values, b.sel(forest_type="B").values)
     assert dt["posterior"].attrs["beta_shared"] == 1
     assert list(dt["covariates"]["site_forest_type"].values) == ft
-
 
 
 def test_regression_stage2_chains_in_parallel_give_the_same_draws(gaussian_regression_case):

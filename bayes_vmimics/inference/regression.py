@@ -38,7 +38,7 @@ import xarray as xr
 
 from ..parameters import PARAMETER_NAMES
 from .parallel import run_chains
-from .site_draws import SitePosteriorSamples, gibbs_site_draws, posterior_dataset, stage1_dataset
+from .site_draws import CollapsedMoves, SitePosteriorSamples, gibbs_site_draws, posterior_dataset, stage1_dataset
 
 NPAR = len(PARAMETER_NAMES)
 
@@ -233,7 +233,7 @@ def _regression_mean(X, idx, mu, beta) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _regression_chain(Z, lp1, X, idx, n_types, n_iter, n_tune, thin, prior, shared, rng):
+def _regression_chain(Z, lp1, X, idx, n_types, n_iter, n_tune, thin, prior, shared, rng, collapse_every=1):
     S, K, P = Z.shape
     J = X.shape[1]
     sites = np.arange(S)
@@ -252,9 +252,24 @@ def _regression_chain(Z, lp1, X, idx, n_types, n_iter, n_tune, thin, prior, shar
     ess_kept = np.empty((max(n_iter - n_tune, 1), S))
     used = np.zeros((S, K), dtype=bool)
     window_acc, window_n = np.zeros((n_types, P)), 0
+    moves = CollapsedMoves(Z, lp1, idx, n_types, prior.mu_sd, prior.sigma_sd) if collapse_every else None
     for it in range(n_iter):
-        # z_s | μ, B, σ: exact draw from the stage-1 draws weighted by N(z | μ_t + B_t x_s, σ_t²) / p₁(z)
-        gibbs_site_draws(Z, lp1, _regression_mean(X, idx, mu, beta), sd[idx], rng.random(S), k, ess)
+        if moves is not None and it % collapse_every == 0:
+            # μ, σ and B moved with the z_s integrated out, then z_s drawn exactly (partially collapsed Gibbs)
+            mu, sd, beta, _, k, ess = moves.sweep(
+                _regression_mean(X, idx, mu, beta),
+                mu,
+                sd,
+                rng,
+                adapt=it < n_tune,
+                X=X,
+                beta=beta,
+                shared=shared,
+                beta_sd=prior.beta_sd,
+            )
+        else:
+            # z_s | μ, B, σ: exact draw from the stage-1 draws weighted by N(z | μ_t + B_t x_s, σ_t²) / p₁(z)
+            gibbs_site_draws(Z, lp1, _regression_mean(X, idx, mu, beta), sd[idx], rng.random(S), k, ess)
         z = Z[sites, k]
         mu, beta = draw_mu_beta(z, X, idx, n_types, sd, rng, prior, shared=shared)
         sd, acc = draw_sigma(z - _regression_mean(X, idx, mu, beta), idx, sd, step, rng, prior.sigma_sd)
@@ -282,13 +297,14 @@ def sample_regression_population(
     covariate_names: Sequence[str] | None = None,
     shared_beta: bool = False,
     hyperprior: RegressionPrior = RegressionPrior(),
-    draws: int = 10_000,
-    tune: int = 2_000,
+    draws: int = 4000,
+    tune: int = 1000,
     chains: int = 4,
     thin: int = 5,
     seed: int = 0,
     progress: bool = False,
     n_processes: int = 1,
+    collapse_every: int = 1,
 ) -> xr.DataTree:
     """Stage 2 with covariates: the regression population's posterior from stage-1 draws (Gibbs sampling; no
     model solves).
@@ -310,6 +326,8 @@ def sample_regression_population(
         seed: seed (integer).
         progress: progress bar over chains (bool).
         n_processes: chains run at once on a process pool; the result does not depend on it (count).
+        collapse_every: every this many sweeps, start with Metropolis moves of μ, σ and each B_tjp that integrate
+            the site parameters out (:class:`~.site_draws.CollapsedMoves`); 0: centred Gibbs sweeps only (count).
 
     Returns:
         ``xarray.DataTree`` as :func:`.two_stage.sample_population` (``posterior``: ``mu``, ``sigma``,
@@ -343,15 +361,19 @@ def sample_regression_population(
     ft = [str(f) for f in forest_types]
     if len(ft) != S:
         raise ValueError(f"forest_types must give one type per site ({S}), got {len(ft)}")
-    if draws < thin or tune < 0 or chains < 1 or thin < 1:
-        raise ValueError(f"need draws ≥ thin ≥ 1, tune ≥ 0, chains ≥ 1; got {draws=}, {thin=}, {tune=}, {chains=}")
+    if draws < thin or tune < 0 or chains < 1 or thin < 1 or collapse_every < 0:
+        raise ValueError(
+            f"need draws ≥ thin ≥ 1, tune ≥ 0, chains ≥ 1, collapse_every ≥ 0; got {draws=}, {thin=}, {tune=}, "
+            f"{chains=}, {collapse_every=}"
+        )
     types = sorted(set(ft))
     idx = np.array([types.index(f) for f in ft])
     Z = np.asarray(stage1_samples.z, dtype=float)
     lp1 = stage1_samples.log_stage1_prior()
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(chains)]
     args = [
-        (Z, lp1, X, idx, len(types), tune + draws, tune, thin, hyperprior, shared_beta, rngs[c]) for c in range(chains)
+        (Z, lp1, X, idx, len(types), tune + draws, tune, thin, hyperprior, shared_beta, rngs[c], collapse_every)
+        for c in range(chains)
     ]
     res = run_chains(
         _regression_chain, args, n_processes=n_processes, desc="stage 2 with covariates (chains)", progress=progress
