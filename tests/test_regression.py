@@ -140,13 +140,17 @@ def gaussian_regression_case():
     return _samples(rng, z_hat, tau, 2000), X, z_hat, tau
 
 
-def test_regression_stage2_matches_exact_gaussian_posterior(gaussian_regression_case):
+@pytest.mark.parametrize("shared", [False, True])
+def test_regression_stage2_matches_exact_gaussian_posterior(gaussian_regression_case, shared):
+    """With one forest type, shared and per-type B are the same model: both code paths of the collapsed
+    coefficient moves must reach the exact posterior."""
     samples, X, z_hat, tau = gaussian_regression_case
     dt = sample_regression_population(
         samples,
         X,
         ["A"] * X.shape[0],
         BoxPrior(),
+        shared_beta=shared,
         hyperprior=RegressionPrior(MU_SD, BETA_SD, SIGMA_SD),
         draws=800,
         tune=300,

@@ -239,7 +239,23 @@ class CollapsedMoves:
         self.step_ls = np.full((n_types, P), 0.3)
         self._acc = np.zeros((2, n_types, P))
         self._n = 0
-        self.step_b, self._acc_b = None, None
+        self._chol = None
+
+    def _coefficient_proposal(self, X, shared: bool, beta_sd: float) -> np.ndarray:
+        """Cholesky factors of the joint proposal of the regression coefficients: the covariance
+        (DᵀD + prior precision)⁻¹, the conditional posterior's shape at σ = 1, with D = [1, x_s] over the sites
+        of each type, (T, 1 + J, 1 + J); shared B: D = [e_t(s), x_s] over all sites, (T + J, T + J)."""
+        J = X.shape[1]
+        if shared:
+            D = np.concatenate([np.eye(self.n_types)[self.idx], X], axis=1)
+            prec = D.T @ D + np.diag(np.concatenate([np.full(self.n_types, self.mu_sd**-2), np.full(J, beta_sd**-2)]))
+            return np.linalg.cholesky(np.linalg.inv(prec))
+        out = np.empty((self.n_types, 1 + J, 1 + J))
+        for t in range(self.n_types):
+            D = np.concatenate([np.ones((int(np.sum(self.idx == t)), 1)), X[self.idx == t]], axis=1)
+            prec = D.T @ D + np.diag(np.concatenate([[self.mu_sd**-2], np.full(J, beta_sd**-2)]))
+            out[t] = np.linalg.cholesky(np.linalg.inv(prec))
+        return out
 
     def _try(self, p, mean, sd_site, mean_new, sd_new, log_prior_ratio, rng, groups=None, n_groups=None):
         """MH on the marginal: accept per population (or per ``groups`` of sites) and keep the accepted sites'
@@ -257,8 +273,8 @@ class CollapsedMoves:
     def sweep(
         self, mean, mu, sd, rng, *, adapt: bool = False, X=None, beta=None, shared: bool = False, beta_sd: float = 1.0
     ):
-        """One μ move, one log σ move and (with covariates) one move of each coefficient B_tjp per population
-        and parameter, then the draw of each z_s.
+        """Per population and parameter: one move of μ_tp (with covariates, of μ_tp and B_t·p jointly, shaped by
+        the design), one move of log σ_tp; then the draw of each z_s.
 
         Args:
             mean: each site's population mean μ_t(s)p (+ x_s B_t(s) with covariates), (S, 7) (logit units).
@@ -267,7 +283,8 @@ class CollapsedMoves:
             adapt: tune the step sizes towards 35 % acceptance (tuning sweeps only) (bool).
             X: standardised covariates (S, J), or None (standardised units).
             beta: B (T, J, 7), identical over types when ``shared`` (logit units per standardised unit).
-            shared: one B for all populations: its moves are accepted on all sites together (bool).
+            shared: one B for all populations: the coefficients of a parameter move together, accepted on all
+                sites at once (bool).
             beta_sd: prior sd of each coefficient, N(0, beta_sd²) (logit units per standardised unit).
 
         Returns:
@@ -276,22 +293,42 @@ class CollapsedMoves:
         """
         idx = self.idx
         mu, sd, mean = mu.copy(), sd.copy(), mean.copy()
+        T, P = mu.shape
         if X is not None:
             beta = np.array(beta, dtype=float)
+            if self._chol is None:
+                self._chol = self._coefficient_proposal(np.asarray(X, dtype=float), shared, beta_sd)
             J = X.shape[1]
-            if self._acc_b is None:
-                self.step_b = np.full((self.n_types, J, mu.shape[1]), 0.2)
-                self._acc_b = np.zeros_like(self.step_b)
+            design = np.concatenate([np.ones((X.shape[0], 1)), X], axis=1)  # [1, x_s]
+            prior_sd = np.concatenate([[self.mu_sd], np.full(J, beta_sd)])
             single = np.zeros(X.shape[0], dtype=np.int64)
         site_log_weights(self.ZT, self.lp1, mean, sd[idx], self.logw, self.lse)
-        T, P = mu.shape
         for p in range(P):
-            d = self.step_mu[:, p] * rng.standard_normal(T)
-            mu_new = mu[:, p] + d
-            lpr = -0.5 * (mu_new**2 - mu[:, p] ** 2) / self.mu_sd**2
-            col = mean[:, p] + d[idx]
-            ok = self._try(p, mean[:, p], sd[idx, p], col, sd[idx, p], lpr, rng)
-            mu[ok, p] = mu_new[ok]
+            if X is None:  # μ_tp, one population at a time
+                d = self.step_mu[:, p] * rng.standard_normal(T)
+                mu_new = mu[:, p] + d
+                lpr = -0.5 * (mu_new**2 - mu[:, p] ** 2) / self.mu_sd**2
+                col = mean[:, p] + d[idx]
+                ok = self._try(p, mean[:, p], sd[idx, p], col, sd[idx, p], lpr, rng)
+                mu[ok, p] = mu_new[ok]
+            elif not shared:  # (μ_tp, B_t1p … B_tJp) jointly, shaped by the design of type t
+                c = np.concatenate([mu[:, p, None], beta[:, :, p]], axis=1)  # (T, 1 + J)
+                d = self.step_mu[:, p, None] * np.einsum("tkl,tl->tk", self._chol, rng.standard_normal(c.shape))
+                lpr = -0.5 * np.sum(((c + d) ** 2 - c**2) / prior_sd**2, axis=1)
+                col = mean[:, p] + np.sum(design * d[idx], axis=1)
+                ok = self._try(p, mean[:, p], sd[idx, p], col, sd[idx, p], lpr, rng)
+                mu[ok, p] += d[ok, 0]
+                beta[ok, :, p] += d[ok, 1:]
+            else:  # (μ_1p … μ_Tp, B_1p … B_Jp) jointly, accepted on all sites together
+                d = self.step_mu[0, p] * (self._chol @ rng.standard_normal(T + J))
+                c = np.concatenate([mu[:, p], beta[0, :, p]])
+                psd = np.concatenate([np.full(T, self.mu_sd), np.full(J, beta_sd)])
+                lpr = np.array([-0.5 * np.sum(((c + d) ** 2 - c**2) / psd**2)])
+                col = mean[:, p] + d[:T][idx] + X @ d[T:]
+                ok = np.repeat(self._try(p, mean[:, p], sd[idx, p], col, sd[idx, p], lpr, rng, single, 1), T)
+                if ok[0]:
+                    mu[:, p] += d[:T]
+                    beta[:, :, p] += d[T:]
             mean[ok[idx], p] = col[ok[idx]]
             self._acc[0, :, p] += ok
             ls = np.log(sd[:, p])
@@ -301,31 +338,12 @@ class CollapsedMoves:
             ok = self._try(p, mean[:, p], sd[idx, p], mean[:, p], sd_new[idx], lpr, rng)
             sd[ok, p] = sd_new[ok]
             self._acc[1, :, p] += ok
-            for j in range(0 if X is None else X.shape[1]):
-                if shared:  # one coefficient for all types: prior counted once, accepted on all sites
-                    d = np.full(T, self.step_b[0, j, p] * rng.standard_normal())
-                    b0 = beta[0, j, p]
-                    lpr = np.array([-0.5 * ((b0 + d[0]) ** 2 - b0**2) / beta_sd**2])
-                    col = mean[:, p] + d[0] * X[:, j]
-                    ok1 = self._try(p, mean[:, p], sd[idx, p], col, sd[idx, p], lpr, rng, single, 1)
-                    ok = np.repeat(ok1, T)
-                else:
-                    d = self.step_b[:, j, p] * rng.standard_normal(T)
-                    lpr = -0.5 * ((beta[:, j, p] + d) ** 2 - beta[:, j, p] ** 2) / beta_sd**2
-                    col = mean[:, p] + d[idx] * X[:, j]
-                    ok = self._try(p, mean[:, p], sd[idx, p], col, sd[idx, p], lpr, rng)
-                beta[ok, j, p] += d[ok]
-                mean[ok[idx], p] = col[ok[idx]]
-                self._acc_b[:, j, p] += ok
         self._n += 1
         if adapt and self._n >= 50:
             rate = self._acc / self._n
-            self.step_mu = np.clip(self.step_mu * np.exp(rate[0] - 0.35), 0.01, 3.0)
+            self.step_mu = np.clip(self.step_mu * np.exp(rate[0] - 0.35), 0.01, 10.0)
             self.step_ls = np.clip(self.step_ls * np.exp(rate[1] - 0.35), 0.01, 3.0)
             self._acc[:] = 0.0
-            if self._acc_b is not None:
-                self.step_b = np.clip(self.step_b * np.exp(self._acc_b / self._n - 0.35), 0.01, 3.0)
-                self._acc_b[:] = 0.0
             self._n = 0
         S = mean.shape[0]
         k, ess = np.empty(S, dtype=np.int64), np.empty(S)
