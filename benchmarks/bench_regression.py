@@ -46,6 +46,9 @@ def main() -> None:
     kw = dict(draws=args.sweeps, tune=args.sweeps // 10, chains=args.chains, seed=args.seed)
     prior = BoxPrior()
     runs = {
+        "without covariates, centred sweeps only (collapse_every=0)": lambda: sample_population(
+            samples, types, prior, collapse_every=0, **kw
+        ),
         "without covariates": lambda: sample_population(samples, types, prior, **kw),
         f"regression, B per type ({J} covariates)": lambda: sample_regression_population(
             samples, X, types, prior, **kw

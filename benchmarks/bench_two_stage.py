@@ -52,7 +52,7 @@ def main() -> None:
     ap.add_argument("--n-steps", type=int, default=10000)
     ap.add_argument("--thin", type=int, default=25)
     ap.add_argument("--processes", type=int, default=2)
-    ap.add_argument("--draws", type=int, default=20000, help="stage-2 sweeps (default 20000)")
+    ap.add_argument("--draws", type=int, default=6000, help="stage-2 sweeps (default 6000, as hierarchical)")
     ap.add_argument("--tune", type=int, default=2000, help="stage-2 tuning sweeps (default 2000)")
     ap.add_argument("--stage2-thin", type=int, default=5, help="stage-2 thinning (default 5)")
     ap.add_argument("--chains", type=int, default=4)

@@ -23,7 +23,10 @@ per parameter, μ_t ~ N(0, mu_sd²), σ_t ~ HalfNormal(sigma_sd).
    al. propose one stage-1 draw at a time with a Metropolis step; drawing from all of them at once is
    the Gibbs step of the same target and does not get stuck when σ is small). μ | σ, z is conjugate
    normal (drawn exactly); log σ takes random-walk Metropolis steps whose scale is adapted during the
-   tuning sweeps only.
+   tuning sweeps only. Each sweep starts with Metropolis moves of every μ_tp and log σ_tp on the marginal
+   in which the z_s are integrated out over their stage-1 draws (:class:`~.site_draws.CollapsedMoves`; a
+   partially collapsed Gibbs sampler, van Dyk & Park 2008): the centred steps alone move μ by ~σ/√n per
+   sweep and stall where a site's weights rest on a few draws.
 
 Exactness. With exact, independent stage-1 draws the stage-2 chain targets the full hierarchical
 posterior. With a finite stage-1 sample it targets the posterior in which each site's likelihood is
