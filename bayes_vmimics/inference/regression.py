@@ -256,7 +256,7 @@ def _regression_chain(Z, lp1, X, idx, n_types, n_iter, n_tune, thin, prior, shar
     for it in range(n_iter):
         if moves is not None and it % collapse_every == 0:
             # μ, σ and B moved with the z_s integrated out, then z_s drawn exactly (partially collapsed Gibbs)
-            mu, sd, beta, _, k, ess = moves.sweep(
+            mu, sd, beta, k, ess = moves.sweep(
                 _regression_mean(X, idx, mu, beta),
                 mu,
                 sd,
@@ -326,8 +326,9 @@ def sample_regression_population(
         seed: seed (integer).
         progress: progress bar over chains (bool).
         n_processes: chains run at once on a process pool; the result does not depend on it (count).
-        collapse_every: every this many sweeps, start with Metropolis moves of μ, σ and each B_tjp that integrate
-            the site parameters out (:class:`~.site_draws.CollapsedMoves`); 0: centred Gibbs sweeps only (count).
+        collapse_every: every this many sweeps, start with Metropolis moves of (μ_tp, B_t·p) jointly and of σ_tp
+            that integrate the site parameters out (:class:`~.site_draws.CollapsedMoves`); 0: centred Gibbs
+            sweeps only (count).
 
     Returns:
         ``xarray.DataTree`` as :func:`.two_stage.sample_population` (``posterior``: ``mu``, ``sigma``,

@@ -101,6 +101,29 @@ class SitePosteriorSamples:
 
 
 @numba.njit(cache=True)
+def _draw_row(logw, shift, u, w):  # pragma: no cover - compiled
+    """Inverse-CDF draw of k with P(k) ∝ exp(logw[k] − shift) for the uniform u, and the Kish effective size
+    (Σw)²/Σw² of those weights; ``w`` is scratch of logw's size (may be logw itself)."""
+    K = logw.size
+    total = 0.0
+    total2 = 0.0
+    for k in range(K):
+        x = np.exp(logw[k] - shift)
+        w[k] = x
+        total += x
+        total2 += x * x
+    target = u * total
+    run = 0.0
+    pick = K - 1
+    for k in range(K):
+        run += w[k]
+        if run >= target:
+            pick = k
+            break
+    return pick, total * total / total2
+
+
+@numba.njit(cache=True)
 def gibbs_site_draws(Z, lp1, mu_s, sd_s, u, k_out, ess_out):  # pragma: no cover - compiled
     """For each site s, draw k from P(k) ∝ N(Z[s, k] | μ_s, σ_s²) / p₁(Z[s, k]) (inverse CDF with the uniform
     u[s]); also the Kish effective size (Σw)²/Σw² of those weights."""
@@ -116,23 +139,7 @@ def gibbs_site_draws(Z, lp1, mu_s, sd_s, u, k_out, ess_out):  # pragma: no cover
             logw[k] = acc
             if acc > best:
                 best = acc
-        total = 0.0
-        total2 = 0.0
-        for k in range(K):
-            w = np.exp(logw[k] - best)
-            logw[k] = w
-            total += w
-            total2 += w * w
-        ess_out[s] = total * total / total2
-        target = u[s] * total
-        run = 0.0
-        pick = K - 1
-        for k in range(K):
-            run += logw[k]
-            if run >= target:
-                pick = k
-                break
-        k_out[s] = pick
+        k_out[s], ess_out[s] = _draw_row(logw, best, u[s], logw)
 
 
 _NEGLIGIBLE = -40.0  # log-weights this far below a site's largest add < K·e⁻⁴⁰ (relative) to its sum: skipped
@@ -193,19 +200,9 @@ def draw_from_log_weights(logw, lse, u, k_out, ess_out):  # pragma: no cover - c
     """For each site s, draw k with P(k) = exp(logw[s, k] − lse[s]) (inverse CDF with the uniform u[s]); also the
     Kish effective size (Σw)²/Σw² of those weights."""
     S, K = logw.shape
+    w = np.empty(K)
     for s in range(S):
-        target = u[s]
-        run = 0.0
-        total2 = 0.0
-        pick = -1
-        for k in range(K):
-            w = np.exp(logw[s, k] - lse[s])
-            run += w
-            total2 += w * w
-            if pick < 0 and run >= target:
-                pick = k
-        k_out[s] = K - 1 if pick < 0 else pick
-        ess_out[s] = run * run / total2
+        k_out[s], ess_out[s] = _draw_row(logw[s], lse[s], u[s], w)
 
 
 class CollapsedMoves:
@@ -288,8 +285,8 @@ class CollapsedMoves:
             beta_sd: prior sd of each coefficient, N(0, beta_sd²) (logit units per standardised unit).
 
         Returns:
-            ``(mu, sd, mean, k, ess)``, or ``(mu, sd, beta, mean, k, ess)`` with covariates: the new μ, σ (and
-            B), site means, each site's drawn stage-1 draw index and the Kish effective size of its weights.
+            ``(mu, sd, k, ess)``, or ``(mu, sd, beta, k, ess)`` with covariates: the new μ, σ (and B), each
+            site's drawn stage-1 draw index and the Kish effective size of its weights.
         """
         idx = self.idx
         mu, sd, mean = mu.copy(), sd.copy(), mean.copy()
@@ -349,8 +346,8 @@ class CollapsedMoves:
         k, ess = np.empty(S, dtype=np.int64), np.empty(S)
         draw_from_log_weights(self.logw, self.lse, rng.random(S), k, ess)
         if X is not None:
-            return mu, sd, beta, mean, k, ess
-        return mu, sd, mean, k, ess
+            return mu, sd, beta, k, ess
+        return mu, sd, k, ess
 
 
 def posterior_dataset(mu, sd, zs, types, site_ids, prior, *, site_types=None, **attrs) -> xr.Dataset:

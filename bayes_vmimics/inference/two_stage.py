@@ -504,7 +504,7 @@ def _stage2_chain(Z, lp1, idx, n_types, n_iter, n_tune, thin, mu_sd, sigma_sd, r
     for it in range(n_iter):
         if moves is not None and it % collapse_every == 0:
             # μ_t, σ_t moved with the z_s integrated out, then z_s | μ, σ drawn exactly (partially collapsed)
-            mu, sd, _, k, ess = moves.sweep(mu[idx], mu, sd, rng, adapt=it < n_tune)
+            mu, sd, k, ess = moves.sweep(mu[idx], mu, sd, rng, adapt=it < n_tune)
         else:
             # z_s | μ, σ: exact draw from the stage-1 draws weighted by N(z | μ, σ²) / p₁(z)
             gibbs_site_draws(Z, lp1, mu[idx], sd[idx], rng.random(S), k, ess)
