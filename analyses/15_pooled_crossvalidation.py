@@ -1,0 +1,177 @@
+"""Cross-validation by site of all forest types together, with one covariate effect B shared by the types.
+
+``bayes-vmimics crossvalidate --forest-type ENF EBF DBF BNF --shared-beta`` does the same from scratch. This script
+instead re-uses the stage-1 draws of one ``bayes-vmimics hierarchical`` run per forest type (a stage-1
+checkpoint's key holds the site's index in its problem, so the command would run stage 1 again for a problem
+of all types). Stage 1 depends on nothing but the site's own data, so the draws are the same whichever problem
+the site belongs to.
+
+Each run folder must hold ``run.json`` and its first-pass checkpoints ``stage1/<site>_<key>.npz`` (box prior),
+exactly one per site; the runs must share their model, likelihood and stage-1 settings and select the same half
+of ``data/site_split.csv``. The sites of every type are split at random (``--seed``) into ``--folds`` folds, and
+per fold stage 2 runs on the training sites of all types for the population without covariates and for the
+regression population with B shared across types (``--per-type-beta``: one B per type, as ``crossvalidate``
+per type); every held-out site is predicted at its covariates and scored (RMSE in mg C cm⁻³, r², lppd in nats
+per observation, 50/90 % coverage) under the runs' error model.
+
+Writes ``cv_scores.csv``, ``cv_fold_scores.csv``, ``cv_folds.csv``, ``cv_stage2.csv`` (R-hat, ESS and stage-2
+weight ESS per fold and method) and ``cv_beta.csv`` to ``--out``.
+
+Usage::
+
+    for FT in ENF EBF DBF BNF; do
+      bayes-vmimics hierarchical --data-dir DATA --forest-type $FT --warm --n-steps 6000 --seed 1 --out results/hier_$FT
+    done
+    python analyses/15_pooled_crossvalidation.py --data-dir DATA --runs results/hier_ENF results/hier_EBF \
+        results/hier_DBF results/hier_BNF --covariates mat,map,clay --draws 1500 --seed 1 --out results/cv_pooled
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bayes_vmimics.config import config_from_dict
+from bayes_vmimics.covariates import parse_covariates, site_covariate_table
+from bayes_vmimics.crossvalidation import crossvalidate_sites
+from bayes_vmimics.inference.regression import RegressionPrior
+from bayes_vmimics.inference.site_draws import SitePosteriorSamples
+from bayes_vmimics.io.sites import build_site_tables
+from bayes_vmimics.study import build_hierarchical_study
+
+#: Sections that must agree between the runs (the data section may differ only in its forest type).
+SHARED_SECTIONS = ("model", "likelihood", "priors")
+
+
+def read_runs(runs: list[Path]) -> tuple[dict, dict[str, list[str]], dict]:
+    """The shared configuration, the sites of each forest type and the stage-1 settings of hierarchical runs.
+
+    Raises:
+        ValueError: a folder that is not a hierarchical run, two runs of one forest type, or runs that differ in
+            model, likelihood, priors, data split or stage-1 settings (the message names the runs and the section).
+    """
+    config, sites, settings, first = None, {}, None, None
+    for run in runs:
+        path = run / "run.json"
+        if not path.is_file():
+            raise ValueError(f"{run}: no run.json (give the folders of bayes-vmimics hierarchical runs)")
+        info = json.loads(path.read_text())
+        if info.get("command") != "hierarchical":
+            raise ValueError(f"{run}: a {info.get('command')!r} run, not a hierarchical one")
+        cfg = info["configuration"]
+        ft = cfg["data"]["forest_type"]
+        if ft in sites:
+            raise ValueError(f"{run}: a second run of forest type {ft}")
+        s1 = {k: info["settings"][k] for k in ("stage1_walkers", "stage1_steps")}
+        if config is None:
+            config, settings, first = cfg, s1, run
+        else:
+            for sec in SHARED_SECTIONS:
+                if cfg[sec] != config[sec]:
+                    raise ValueError(f"{run} and {first} differ in their [{sec}] configuration")
+            if cfg["data"]["split"] != config["data"]["split"]:
+                raise ValueError(f"{run} and {first} fit different halves of data/site_split.csv")
+            if s1 != settings:
+                raise ValueError(f"{run} and {first} differ in their stage-1 settings: {s1} against {settings}")
+        sites[ft] = list(info["sites"])
+    return config, sites, settings
+
+
+def load_stage1(runs: list[Path], site_ids: list[str], forest_types: list[str], settings: dict):
+    """The first-pass stage-1 draws of ``site_ids`` from their runs' checkpoints (:class:`SitePosteriorSamples`).
+
+    Raises:
+        FileNotFoundError: a site without exactly one checkpoint in its run's ``stage1`` folder.
+    """
+    by_type = {json.loads((r / "run.json").read_text())["configuration"]["data"]["forest_type"]: r for r in runs}
+    z, tau, acc, lp = [], [], [], []
+    for site, ft in zip(site_ids, forest_types, strict=True):
+        files = sorted((by_type[ft] / "stage1").glob(f"{site}_*.npz"))
+        if len(files) != 1:
+            raise FileNotFoundError(f"{by_type[ft] / 'stage1'}: {len(files)} checkpoints for site {site} (need one)")
+        with np.load(files[0]) as f:
+            z.append(f["z"])
+            tau.append(f["tau"])
+            acc.append(float(f["acceptance"]))
+            lp.append(f["log_prob"] if "log_prob" in f.files else np.full(f["z"].shape[0], np.nan))
+    n_steps = int(settings["stage1_steps"])
+    # hierarchical's stage-1 settings: half discarded, thinned to 400 kept steps per walker
+    return SitePosteriorSamples(
+        list(site_ids),
+        np.stack(z),
+        np.stack(tau),
+        np.array(acc),
+        int(settings["stage1_walkers"]),
+        n_steps,
+        n_steps // 2,
+        max(1, n_steps // 400),
+        log_prob=np.stack(lp),
+    )
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data-dir", default=None, help="raw-data folder (default $BAYES_VMIMICS_DATA)")
+    ap.add_argument("--runs", nargs="+", type=Path, required=True, help="one hierarchical run folder per type")
+    ap.add_argument("--covariates", default="mat,map,clay", help="covariates (docs/covariates.md)")
+    ap.add_argument("--per-type-beta", action="store_true", help="one B per forest type (default: shared)")
+    ap.add_argument("--beta-sd", type=float, default=0.5, help="prior sd of B (logit units per covariate sd)")
+    ap.add_argument("--folds", type=int, default=5, help="number of folds per forest type")
+    ap.add_argument("--draws", type=int, default=1500, help="stage-2 sweeps per chain (tune: a quarter)")
+    ap.add_argument("--chains", type=int, default=4, help="stage-2 chains")
+    ap.add_argument("--predictive-draws", type=int, default=200, help="posterior draws per held-out site")
+    ap.add_argument("--n-processes", type=int, default=1, help="processes for the stage-2 chains")
+    ap.add_argument("--seed", type=int, default=1, help="seed of the split, stage 2 and the predictive draws")
+    ap.add_argument("--out", type=Path, required=True, help="output folder")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    config, sites, settings = read_runs(args.runs)
+    cfg = config_from_dict(config)
+    study = build_hierarchical_study(cfg, sorted(sites), args.data_dir)
+    problem, forest_types = study.problem, study.forest_types
+    for ft, ids in sites.items():
+        now = [s for s, t in zip(problem.site_ids, forest_types, strict=True) if t == ft]
+        if now != ids:
+            raise ValueError(f"the {ft} sites of the data folder differ from its run's ({len(now)} against {len(ids)})")
+    s1 = load_stage1(args.runs, list(problem.site_ids), list(forest_types), settings)
+    names = parse_covariates(args.covariates)
+    print(study.describe())
+    print(
+        f"{args.folds}-fold cross-validation by site of {', '.join(f'{t} {len(v)}' for t, v in sorted(sites.items()))}"
+        f" sites; B {'per type' if args.per_type_beta else 'shared by the types'}; stage 2 {args.chains} chains × "
+        f"{args.draws} sweeps per fold"
+    )
+    cv = crossvalidate_sites(
+        problem,
+        s1,
+        forest_types,
+        n_folds=args.folds,
+        seed=args.seed,
+        covariates=names,
+        covariate_table=site_covariate_table(study.folder, tables=build_site_tables(study.folder)),
+        shared_beta=not args.per_type_beta,
+        hyperprior=RegressionPrior(beta_sd=args.beta_sd),
+        stage2=dict(draws=args.draws, tune=max(args.draws // 4, 100), chains=args.chains, n_processes=args.n_processes),
+        predictive_draws=args.predictive_draws,
+        methods=("population", "regression"),
+        log=print,
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in ("scores", "fold_scores", "folds", "stage2", "beta"):
+        getattr(cv, name).to_csv(args.out / f"cv_{name}.csv", index=False)
+    cols = ["method", "forest_type", "variable", "r2_all", "rmse_all", "lppd_all", "coverage_50_all", "coverage_90_all"]
+    cols += ["r2_fold_mean", "r2_fold_se"]
+    with np.printoptions(precision=3):
+        print(cv.scores[cols].round(3).to_string(index=False))
+        print(cv.stage2.round(3).to_string(index=False))
+    print(f"wrote {args.out / 'cv_scores.csv'} and the other files (total {time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

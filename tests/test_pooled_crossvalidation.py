@@ -1,0 +1,105 @@
+"""analyses/15_pooled_crossvalidation.py: cross-validation of all types together from per-type hierarchical runs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_vmimics.config import load_config
+from bayes_vmimics.study import build_hierarchical_study
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+needs_data = pytest.mark.skipif(not (DATA / "PROVENANCE.md").exists(), reason="needs ../shared/data")
+
+
+@pytest.fixture(scope="module")
+def pooled():
+    spec = importlib.util.spec_from_file_location("pooled_cv", ROOT / "analyses" / "15_pooled_crossvalidation.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _config(ft: str, max_sites: int = 4) -> dict:
+    cfg = load_config(ROOT / "model" / "study_default.toml")
+    return cfg.replace(data={"forest_type": ft, "split": "calibration", "max_sites": max_sites}).to_dict()
+
+
+def _fake_run(folder: Path, ft: str, sites: list[str], *, config=None, seed=0, steps=6000) -> Path:
+    """A hierarchical run folder with run.json and one stage-1 checkpoint per site (draws around a site offset)."""
+    rng = np.random.default_rng(seed)
+    (folder / "stage1").mkdir(parents=True)
+    info = {
+        "command": "hierarchical",
+        "configuration": config or _config(ft),
+        "settings": {"stage1_walkers": 32, "stage1_steps": steps, "refine_steps": steps // 3},
+        "sites": sites,
+    }
+    (folder / "run.json").write_text(json.dumps(info))
+    for s in sites:
+        z = rng.normal(rng.normal(0, 1, 7), 0.5, (300, 7))
+        np.savez(folder / "stage1" / f"{s}_abc.npz", z=z, tau=np.full(7, 50.0), acceptance=0.3)
+    return folder
+
+
+def test_runs_that_disagree_are_refused_by_name(pooled, tmp_path):
+    a = _fake_run(tmp_path / "a", "ENF", ["s1", "s2"])
+    b = _fake_run(tmp_path / "b", "DBF", ["s3"], steps=2000)
+    with pytest.raises(ValueError, match="stage-1 settings"):
+        pooled.read_runs([a, b])
+    other = _config("DBF")
+    other["likelihood"]["c14_weight"] = 1.0
+    c = _fake_run(tmp_path / "c", "DBF", ["s3"], config=other)
+    with pytest.raises(ValueError, match=r"differ in their \[likelihood\]"):
+        pooled.read_runs([a, c])
+    d = _fake_run(tmp_path / "d", "ENF", ["s4"])
+    with pytest.raises(ValueError, match="a second run of forest type ENF"):
+        pooled.read_runs([a, d])
+    with pytest.raises(ValueError, match="no run.json"):
+        pooled.read_runs([a, tmp_path])
+    e = _fake_run(tmp_path / "e", "DBF", ["s3"])
+    config, sites, settings = pooled.read_runs([a, e])
+    assert sites == {"ENF": ["s1", "s2"], "DBF": ["s3"]}
+    assert settings == {"stage1_walkers": 32, "stage1_steps": 6000}
+
+
+def test_stage1_draws_are_read_per_site_and_a_missing_one_is_named(pooled, tmp_path):
+    a = _fake_run(tmp_path / "a", "ENF", ["s1", "s2"], seed=3)
+    s1 = pooled.load_stage1([a], ["s2", "s1"], ["ENF", "ENF"], {"stage1_walkers": 32, "stage1_steps": 6000})
+    assert s1.site_ids == ["s2", "s1"]
+    assert np.array_equal(s1.z[0], np.load(a / "stage1" / "s2_abc.npz")["z"])
+    assert (s1.n_steps, s1.discard, s1.thin) == (6000, 3000, 15)
+    assert np.isnan(s1.log_prob).all()  # not in these checkpoints
+    (a / "stage1" / "s1_abc.npz").unlink()
+    with pytest.raises(FileNotFoundError, match="0 checkpoints for site s1"):
+        pooled.load_stage1([a], ["s1"], ["ENF"], {"stage1_walkers": 32, "stage1_steps": 6000})
+
+
+@needs_data
+def test_pooled_crossvalidation_end_to_end_on_real_sites(pooled, tmp_path):
+    runs = []
+    for ft in ("ENF", "DBF"):
+        cfg = load_config(ROOT / "model" / "study_default.toml").replace(
+            data={"forest_type": ft, "split": "calibration", "max_sites": 4}
+        )
+        sites = build_hierarchical_study(cfg, [ft], DATA).problem.site_ids
+        runs.append(_fake_run(tmp_path / f"hier_{ft}", ft, list(sites), config=_config(ft)))
+    out = tmp_path / "cv"
+    argv = ["--data-dir", str(DATA), "--runs", *map(str, runs), "--folds", "2", "--draws", "40"]
+    argv += ["--predictive-draws", "4", "--chains", "2", "--out", str(out)]
+    assert pooled.main(argv) == 0
+    scores = pd.read_csv(out / "cv_scores.csv")
+    assert set(scores["method"]) == {"population", "regression"}
+    assert {"ENF", "DBF"} <= set(scores["forest_type"])
+    folds = pd.read_csv(out / "cv_folds.csv")
+    assert len(folds) == 8 and folds.groupby("forest_type")["fold"].nunique().tolist() == [2, 2]
+    beta = pd.read_csv(out / "cv_beta.csv")
+    # shared B: the same coefficients for both types in every fold
+    per_type = beta.pivot_table(index=["fold", "covariate", "parameter"], columns="forest_type", values="mean")
+    assert np.allclose(per_type["ENF"], per_type["DBF"])
