@@ -132,7 +132,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     config, sites, settings = read_runs(args.runs)
     cfg = config_from_dict(config)
-    study = build_hierarchical_study(cfg, sorted(sites), args.data_dir)
+    study = build_hierarchical_study(cfg, list(sites), args.data_dir)  # the order of --runs
     problem, forest_types = study.problem, study.forest_types
     for ft, ids in sites.items():
         now = [s for s, t in zip(problem.site_ids, forest_types, strict=True) if t == ft]
