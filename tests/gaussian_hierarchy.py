@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-MU_SD, SIGMA_SD = 1.5, 1.0
+MU_SD, SIGMA_SD, BETA_SD = 1.5, 1.0, 0.5
 
 
 def gaussian_stage1(rng, z_hat, tau, n):
@@ -48,3 +48,22 @@ def gaussian_case(n_draws: int, *, n_sites: int = 8, tau: float = 0.6, seed: int
         [f"s{i}" for i in range(n_sites)], draws, np.ones((n_sites, npar)), np.full(n_sites, 0.3), 32, 2000, 1000, 1
     )
     return samples, z_hat, tau
+
+
+def exact_gaussian_regression(z_hat, X, tau):
+    """Posterior means of μ, B and σ for one parameter of ẑ_s ~ N(μ + x_s B, σ² + τ²), (μ, B) ~ N(0, diag(
+    MU_SD², BETA_SD²…)), σ ~ HalfNormal(SIGMA_SD): (μ, B) integrated out in closed form, σ on a grid."""
+    S, J = X.shape
+    D = np.concatenate([np.ones((S, 1)), X], axis=1)
+    P0 = np.diag(np.r_[MU_SD**2, np.full(J, BETA_SD**2)])
+    grid = np.linspace(1e-3, 5.0, 2000)
+    logw, means = [], []
+    for s in grid:
+        v = s**2 + tau**2
+        C = D @ P0 @ D.T + v * np.eye(S)
+        _, logdet = np.linalg.slogdet(C)
+        logw.append(-0.5 * (s / SIGMA_SD) ** 2 - 0.5 * logdet - 0.5 * z_hat @ np.linalg.solve(C, z_hat))
+        means.append(np.linalg.solve(D.T @ D / v + np.linalg.inv(P0), D.T @ z_hat / v))
+    w = np.exp(np.array(logw) - max(logw))
+    w /= w.sum()
+    return w @ np.array(means), float(w @ grid)
