@@ -124,6 +124,14 @@ def main(argv=None) -> int:
     ap.add_argument("--folds", type=int, default=5, help="number of folds per forest type")
     ap.add_argument("--draws", type=int, default=1500, help="stage-2 sweeps per chain (tune: a quarter)")
     ap.add_argument("--chains", type=int, default=4, help="stage-2 chains")
+    ap.add_argument(
+        "--stage2",
+        choices=("draws", "mixture"),
+        default="draws",
+        help="stage 2 on the stage-1 draws (Gibbs) or on a Gaussian-mixture likelihood per site (NUTS; "
+        "--draws and --tune are then NUTS draws per chain)",
+    )
+    ap.add_argument("--mixture-components", type=int, default=3, help="components per site of --stage2 mixture")
     ap.add_argument("--predictive-draws", type=int, default=200, help="posterior draws per held-out site")
     ap.add_argument("--n-processes", type=int, default=1, help="processes for the stage-2 chains")
     ap.add_argument("--seed", type=int, default=1, help="seed of the split, stage 2 and the predictive draws")
@@ -139,12 +147,13 @@ def main(argv=None) -> int:
         if now != ids:
             raise ValueError(f"the {ft} sites of the data folder differ from its run's ({len(now)} against {len(ids)})")
     s1 = load_stage1(args.runs, list(problem.site_ids), list(forest_types), settings)
+    tune = args.draws if args.stage2 == "mixture" else max(args.draws // 4, 100)  # NUTS tunes as long as it samples
     names = parse_covariates(args.covariates)
     print(study.describe())
     print(
         f"{args.folds}-fold cross-validation by site of {', '.join(f'{t} {len(v)}' for t, v in sorted(sites.items()))}"
-        f" sites; B {'per type' if args.per_type_beta else 'shared by the types'}; stage 2 {args.chains} chains × "
-        f"{args.draws} sweeps per fold"
+        f" sites; B {'per type' if args.per_type_beta else 'shared by the types'}; stage 2 ({args.stage2}) "
+        f"{args.chains} chains × {args.draws} {'sweeps' if args.stage2 == 'draws' else 'NUTS draws'} per fold"
     )
     cv = crossvalidate_sites(
         problem,
@@ -156,9 +165,11 @@ def main(argv=None) -> int:
         covariate_table=site_covariate_table(study.folder, tables=build_site_tables(study.folder)),
         shared_beta=not args.per_type_beta,
         hyperprior=RegressionPrior(beta_sd=args.beta_sd),
-        stage2=dict(draws=args.draws, tune=max(args.draws // 4, 100), chains=args.chains, n_processes=args.n_processes),
+        stage2=dict(draws=args.draws, tune=tune, chains=args.chains, n_processes=args.n_processes),
         predictive_draws=args.predictive_draws,
         methods=("population", "regression"),
+        stage2_engine=args.stage2,
+        mixture_components=args.mixture_components,
         log=print,
     )
     args.out.mkdir(parents=True, exist_ok=True)

@@ -106,6 +106,21 @@ def add_regression_arguments(
     )
 
 
+def add_stage2_engine_arguments(p: argparse.ArgumentParser) -> None:
+    """``--stage2 draws|mixture`` and ``--mixture-components``: what stage 2 samples (``crossvalidate``)."""
+    p.add_argument(
+        "--stage2",
+        choices=["draws", "mixture"],
+        default="draws",
+        help="stage 2 on the stage-1 draws themselves (Gibbs; default) or on a Gaussian-mixture likelihood fitted "
+        "to each site's draws (NUTS; converges with covariates, docs/covariates.md); with mixture, --draws are NUTS "
+        "draws per chain (default 1000, as many tuning steps) and there is no second pass",
+    )
+    p.add_argument(
+        "--mixture-components", type=COUNT, default=3, help="components per site with --stage2 mixture (default 3)"
+    )
+
+
 def add_scheduler_argument(p: argparse.ArgumentParser, *, what: str = "the tasks") -> None:
     """``--scheduler processes|dask|tcp://HOST:PORT`` (default processes). Not part of the run's fingerprint
     (:mod:`.rundir` compares the configuration and settings only), so a run started on the process pool resumes on

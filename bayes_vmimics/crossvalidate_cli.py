@@ -60,6 +60,7 @@ def add_crossvalidate_parser(subparsers) -> argparse.ArgumentParser:
         add_refine_arguments,
         add_regression_arguments,
         add_scheduler_argument,
+        add_stage2_engine_arguments,
         add_warm_argument,
         int_at_least,
     )
@@ -109,8 +110,9 @@ def add_crossvalidate_parser(subparsers) -> argparse.ArgumentParser:
         "--draws",
         type=COUNT,
         default=None,
-        help="stage-2 sweeps per chain and fold (default 4000)",
+        help="stage-2 sweeps per chain and fold (default 4000; with --stage2 mixture NUTS draws, default 1000)",
     )
+    add_stage2_engine_arguments(p)
     add_warm_argument(p, checks_branches=False)
     p.add_argument("--chains", type=int_at_least(2, " (R-hat)"), default=4, help="stage-2 chains (default 4)")
     p.add_argument(
@@ -174,7 +176,11 @@ def _crossvalidate(args, scheduler) -> int:
     table = site_covariate_table(study.folder, tables=build_site_tables(study.folder))
     CovariateScaler.fit(table, problem.site_ids, forest_types, names, clay_rule=args.clay_rule)
     n_steps = args.n_steps or (1000 if args.quick else 10_000)
-    draws = args.draws or (500 if args.quick else 4000)
+    mixture = args.stage2 == "mixture"
+    if mixture:
+        draws = args.draws or (300 if args.quick else 1000)
+    else:
+        draws = args.draws or (500 if args.quick else 4000)
     steps2 = args.refine_steps or max(n_steps // 3, 100)
     out = out_dir(args, cfg, sorted(set(forest_types)))
     ckpt = Path(args.stage1_dir) if args.stage1_dir else out / "stage1"
@@ -186,7 +192,9 @@ def _crossvalidate(args, scheduler) -> int:
         "clay_rule": args.clay_rule,
         "shared_beta": bool(args.shared_beta),
         "beta_sd": args.beta_sd,
-        "refine": args.refine,
+        "refine": "never" if mixture else args.refine,
+        "stage2": args.stage2,
+        "mixture_components": args.mixture_components if mixture else None,
         "warm": bool(args.warm),
         "refine_steps": steps2,
         "draws": draws,
@@ -212,7 +220,9 @@ def _crossvalidate(args, scheduler) -> int:
     print(
         f"stage 1: emcee {args.n_walkers} walkers × {n_steps} steps per site, {where}, checkpoints in "
         f"{ckpt}; then {args.folds}-fold cross-validation by site ({', '.join(args.methods)}; covariates "
-        f"{', '.join(names)}), stage 2 {args.chains} chains × {draws} sweeps per fold"
+        f"{', '.join(names)}), stage 2 {args.chains} chains × {draws} "
+        + ("NUTS draws on mixture likelihoods" if mixture else "sweeps")
+        + " per fold"
     )
     # the settings of `hierarchical` (thin, discard, seed), so that its checkpoints are found again
     s1 = site_posterior_samples(
@@ -229,13 +239,16 @@ def _crossvalidate(args, scheduler) -> int:
     args.resume_hint = f"stage 1 is finished and kept in {ckpt}: rerun the same command to redo only the folds"
     # stage-2 chains on a fork pool, not beside a Dask client (its threads)
     n_chain_proc = n_proc if scheduler is None else 1
-    stage2 = dict(draws=draws, tune=max(draws // 4, 100), chains=args.chains, n_processes=n_chain_proc)
+    tune = draws if mixture else max(draws // 4, 100)
+    stage2 = dict(draws=draws, tune=tune, chains=args.chains, n_processes=n_chain_proc)
     reference = None
     if "table3" in args.methods:
         from .io.parameters import table3_parameters
 
         reference = {t: table3_parameters(t, study.folder) for t in sorted(set(forest_types))}
-    if args.refine != "never":
+    if mixture and args.refine == "always":
+        print("no second pass with --stage2 mixture: the mixtures smooth over the stage-1 draws")
+    if args.refine != "never" and not mixture:
         # hierarchical's own first pass (same sweeps and seed): the same fitted prior finds its refined checkpoints
         pass1 = sample_population(
             s1,
@@ -282,20 +295,37 @@ def _crossvalidate(args, scheduler) -> int:
         predictive_draws=args.predictive_draws,
         methods=args.methods,
         reference_parameters=reference,
+        stage2_engine=args.stage2,
+        mixture_components=args.mixture_components,
         log=print,
     )
     print("regression population on all sites (for the coefficients B)")
     design = covariate_design(problem.site_ids, forest_types, names, table=table, clay_rule=args.clay_rule)
-    full = sample_regression_population(
-        s1,
-        design,
-        forest_types,
-        problem.prior,
-        shared_beta=args.shared_beta,
-        hyperprior=hyper,
-        seed=args.seed,
-        **stage2,
-    )
+    if mixture:
+        from .inference.mixture_stage2 import fit_site_mixtures, sample_mixture_population
+
+        full = sample_mixture_population(
+            fit_site_mixtures(s1, args.mixture_components, seed=args.seed),
+            forest_types,
+            problem.prior,
+            X=design,
+            shared_beta=args.shared_beta,
+            hyperprior=hyper,
+            seed=args.seed,
+            stage1=s1,
+            **stage2,
+        )
+    else:
+        full = sample_regression_population(
+            s1,
+            design,
+            forest_types,
+            problem.prior,
+            shared_beta=args.shared_beta,
+            hyperprior=hyper,
+            seed=args.seed,
+            **stage2,
+        )
     full["posterior"].attrs["data"] = study.data_version
     rep = posterior_convergence(full, ["mu", "sigma"])
     beta_rep = posterior_convergence(full, ["beta"])  # B's own table, for beta_summary.csv
@@ -316,10 +346,13 @@ def _crossvalidate(args, scheduler) -> int:
     cols += ["coverage_90_all", "r2_fold_mean", "r2_fold_se", "lppd_fold_mean", "lppd_fold_se"]
     print(f"{args.folds}-fold cross-validation by site (every site held out once; *_all: all held-out predictions):")
     print(cv.scores[[c for c in cols if c in cv.scores]].to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+    if mixture:
+        why = f"NUTS divergences {int(cv.stage2['divergences'].sum())}"
+    else:
+        why = f"smallest stage-2 weight ESS (5 % quantile) {cv.stage2['min_weight_ess_q05'].min():.1f}"
     print(
-        f"stage 2 over folds: max R-hat {cv.stage2['max_r_hat'].max():.3f}, smallest stage-2 weight ESS (5 % "
-        f"quantile) {cv.stage2['min_weight_ess_q05'].min():.1f}; regression on all sites: max R-hat "
-        f"{max(rep['max_r_hat'], beta_rep['max_r_hat']):.3f}"
+        f"stage 2 over folds: max R-hat {cv.stage2['max_r_hat'].max():.3f}, {why}; regression on all sites: max "
+        f"R-hat {max(rep['max_r_hat'], beta_rep['max_r_hat']):.3f}"
     )
     away = beta_summary[(beta_summary["eti89_lb"] > 0) | (beta_summary["eti89_ub"] < 0)]
     print(f"coefficients whose 89 % interval excludes 0: {len(away)} of {len(beta_summary)}")

@@ -142,6 +142,8 @@ def crossvalidate_sites(
     predictive_draws: int = 200,
     methods: Sequence[str] = ("population", "regression"),
     reference_parameters: dict[str, np.ndarray] | None = None,
+    stage2_engine: str = "draws",
+    mixture_components: int = 3,
     log: Callable[[str], None] | None = None,
 ) -> CrossValidation:
     """K-fold cross-validation by site of the population without covariates and of the regression population.
@@ -159,11 +161,16 @@ def crossvalidate_sites(
         shared_beta: one B for all forest types (bool).
         hyperprior: :class:`~bayes_vmimics.inference.regression.RegressionPrior`; default its defaults (–).
         stage2: keyword arguments of both stage-2 samplers (``draws``, ``tune``, ``chains``, ``thin``,
-            ``n_processes``) (–).
+            ``n_processes``; ``thin`` is ignored by the ``mixture`` engine) (–).
         predictive_draws: posterior draws per held-out site (count).
         methods: any of "population", "regression", "table3" (–).
         reference_parameters: for ``table3``: θ per forest type, shape (7,) each (parameter units), e.g.
             :func:`bayes_vmimics.io.parameters.table3_parameters` (–).
+        stage2_engine: ``"draws"``: stage 2 on the stage-1 draws themselves (Gibbs;
+            :mod:`~bayes_vmimics.inference.two_stage`); ``"mixture"``: on a Gaussian-mixture likelihood per site,
+            fitted once to its stage-1 draws and shared by the folds, sampled by NUTS
+            (:mod:`~bayes_vmimics.inference.mixture_stage2`) (–).
+        mixture_components: components per site of the ``mixture`` engine (count).
         log: called with a line of text per fold (callable).
 
     Returns:
@@ -197,6 +204,8 @@ def crossvalidate_sites(
         names = parse_covariates(covariates)
         # every site's covariates are checked before any stage 2 runs (a missing value names the site)
         CovariateScaler.fit(covariate_table, ids, ft, names, clay_rule=clay_rule)
+    if stage2_engine not in ("draws", "mixture"):
+        raise ValueError(f"stage2_engine must be 'draws' or 'mixture', got {stage2_engine!r}")
     if "table3" in methods:
         missing = sorted(set(ft) - set(reference_parameters or {}))
         if missing:
@@ -205,6 +214,13 @@ def crossvalidate_sites(
     stage2 = {"draws": 4000, "tune": 1000, "chains": 4, "thin": 5, **(stage2 or {})}
     fold = site_folds(ft, n_folds, seed)
     prior = problem.prior
+    mixtures = None
+    if stage2_engine == "mixture":
+        from .inference.mixture_stage2 import fit_site_mixtures, sample_mixture_population
+
+        # a site's mixture depends on its stage-1 draws only: fitted once, shared by every fold
+        mixtures = fit_site_mixtures(stage1, mixture_components, seed=seed)
+        nuts = {k: v for k, v in stage2.items() if k in ("draws", "tune", "chains", "n_processes")}
     rng = np.random.default_rng(np.random.SeedSequence([seed, 20]))
     n_soc, n_c14 = problem.n_soc, problem.n_c14
     obs = problem.observations()
@@ -232,7 +248,10 @@ def crossvalidate_sites(
                     fold_rows.append({"fold": k, "method": method, **row})
                 continue
             if method == "population":
-                dt = sample_population(s1, ft_train, prior, seed=seed + k, **stage2)
+                if mixtures is None:
+                    dt = sample_population(s1, ft_train, prior, seed=seed + k, **stage2)
+                else:
+                    dt = sample_mixture_population(mixtures.subset(train), ft_train, prior, seed=seed + k, **nuts)
                 post = dt["posterior"]
                 ci, di = _draw_index(post.sizes["chain"], post.sizes["draw"], predictive_draws)
                 th = np.stack([sample_new_site_parameters(dt, t, prior, rng).values[ci, di] for t in ft_test], axis=1)
@@ -241,17 +260,30 @@ def crossvalidate_sites(
                 scaler = CovariateScaler.fit(covariate_table, s1.site_ids, ft_train, names, clay_rule=clay_rule)
                 X_train = scaler.transform(covariate_table, s1.site_ids, ft_train)
                 X_test = scaler.transform(covariate_table, test_problem.site_ids, ft_test)
-                dt = sample_regression_population(
-                    s1,
-                    X_train,
-                    ft_train,
-                    prior,
-                    covariate_names=list(scaler.columns),
-                    shared_beta=shared_beta,
-                    hyperprior=hyperprior,
-                    seed=seed + k,
-                    **stage2,
-                )
+                if mixtures is None:
+                    dt = sample_regression_population(
+                        s1,
+                        X_train,
+                        ft_train,
+                        prior,
+                        covariate_names=list(scaler.columns),
+                        shared_beta=shared_beta,
+                        hyperprior=hyperprior,
+                        seed=seed + k,
+                        **stage2,
+                    )
+                else:
+                    dt = sample_mixture_population(
+                        mixtures.subset(train),
+                        ft_train,
+                        prior,
+                        X=X_train,
+                        covariate_names=list(scaler.columns),
+                        shared_beta=shared_beta,
+                        hyperprior=hyperprior,
+                        seed=seed + k,
+                        **nuts,
+                    )
                 post = dt["posterior"]
                 ci, di = _draw_index(post.sizes["chain"], post.sizes["draw"], predictive_draws)
                 z = predict_new_site_regression(dt, X_test, rng, forest_type=ft_test)
@@ -281,7 +313,8 @@ def crossvalidate_sites(
                     "method": method,
                     "max_r_hat": rep["max_r_hat"],
                     "min_ess_bulk": rep["min_ess_bulk"],
-                    "min_weight_ess_q05": float(diag["weight_ess_q05"].min()),
+                    "min_weight_ess_q05": float(diag["weight_ess_q05"].min()) if "weight_ess_q05" in diag else np.nan,
+                    "divergences": int(diag["divergences"].sum()) if "divergences" in diag else 0,
                 }
             )
             pred = predict_draws(test_problem, th)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from gaussian_hierarchy import MU_SD, SIGMA_SD, gaussian_stage1
+from gaussian_hierarchy import BETA_SD, MU_SD, SIGMA_SD, exact_gaussian_regression, gaussian_stage1
 
 from bayes_vmimics.covariates import (
     CovariateScaler,
@@ -30,7 +30,6 @@ from bayes_vmimics.parameters import PARAMETER_NAMES
 from bayes_vmimics.priors import BoxPrior
 
 NPAR = len(PARAMETER_NAMES)
-BETA_SD = 0.5
 
 
 def _samples(rng, z_hat, tau, n_draws):
@@ -107,25 +106,6 @@ def test_mu_beta_step_draws_the_exact_conjugate_posterior(shared):
 # ------------------------------------------------------------------------------------------------------------
 
 
-def _exact_gaussian_regression(z_hat, X, tau):
-    """Posterior means of μ, B and σ for one parameter of ẑ_s ~ N(μ + x_s B, σ² + τ²), (μ, B) ~ N(0, diag(
-    MU_SD², BETA_SD²…)), σ ~ HalfNormal(SIGMA_SD): (μ, B) integrated out in closed form, σ on a grid."""
-    S, J = X.shape
-    D = np.concatenate([np.ones((S, 1)), X], axis=1)
-    P0 = np.diag(np.r_[MU_SD**2, np.full(J, BETA_SD**2)])
-    grid = np.linspace(1e-3, 5.0, 2000)
-    logw, means = [], []
-    for s in grid:
-        v = s**2 + tau**2
-        C = D @ P0 @ D.T + v * np.eye(S)
-        _, logdet = np.linalg.slogdet(C)
-        logw.append(-0.5 * (s / SIGMA_SD) ** 2 - 0.5 * logdet - 0.5 * z_hat @ np.linalg.solve(C, z_hat))
-        means.append(np.linalg.solve(D.T @ D / v + np.linalg.inv(P0), D.T @ z_hat / v))
-    w = np.exp(np.array(logw) - max(logw))
-    w /= w.sum()
-    return w @ np.array(means), float(w @ grid)
-
-
 @pytest.fixture(scope="module")
 def gaussian_regression_case():
     rng = np.random.default_rng(21)
@@ -166,7 +146,7 @@ def test_regression_stage2_matches_exact_gaussian_posterior(gaussian_regression_
     summ = rep["summary"]
     assert any(i.startswith("beta[") for i in summ.index)
     for p, name in enumerate(PARAMETER_NAMES):
-        c_exact, s_exact = _exact_gaussian_regression(z_hat[:, p], X, tau)
+        c_exact, s_exact = exact_gaussian_regression(z_hat[:, p], X, tau)
         checks = [("mu", f"mu[A, {name}]", c_exact[0], 0.02), ("sigma", f"sigma[A, {name}]", s_exact, 0.03)]
         checks += [("beta", f"beta[A, x{j}, {name}]", c_exact[1 + j], 0.02) for j in range(X.shape[1])]
         for var, label, exact, slack in checks:
@@ -628,3 +608,31 @@ def test_crossvalidate_command_second_pass_on_real_sites(tmp_path, data_dir, cap
     assert np.isfinite(scores.loc[scores["variable"] == "soc", "lppd_all"]).all()
     settings = __import__("json").loads((out / "run.json").read_text())["settings"]
     assert settings["refine"] == "always" and settings["refine_steps"] == 20
+
+
+def test_crossvalidate_command_with_mixture_stage2_on_real_sites(tmp_path, data_dir, capsys):
+    """crossvalidate --stage2 mixture on real BNF sites: no second pass, NUTS stage 2 on the mixtures in every fold
+    and for the regression on all sites (whose result file is a mixture stage 2 with B)."""
+    import pandas as pd
+
+    from bayes_vmimics.cli import main
+    from bayes_vmimics.results import load_datatree
+
+    out = tmp_path / "cv"
+    argv = ["crossvalidate", "--quick", "--data-dir", str(data_dir), "--forest-type", "BNF", "--split", "calibration",
+            "--max-sites", "4", "--folds", "2", "--n-steps", "30", "--n-walkers", "16", "--draws", "60", "--chains",
+            "2", "--predictive-draws", "10", "--stage2", "mixture", "--mixture-components", "2", "--refine", "always",
+            "--n-processes", "1", "--covariates", "mat", "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "no second pass with --stage2 mixture" in text and "NUTS divergences" in text
+    assert not (out / "stage1" / "refined").exists()
+    scores = pd.read_csv(out / "cv_scores.csv")
+    assert set(scores["method"]) == {"population", "regression", "table3"}
+    assert np.isfinite(scores.loc[scores["variable"] == "soc", "lppd_all"]).all()
+    stage2 = pd.read_csv(out / "cv_stage2.csv")
+    assert len(stage2) == 4 and stage2["min_weight_ess_q05"].isna().all()
+    full = load_datatree(out / "regression.nc")
+    assert full["posterior"].attrs["method"] == "mixture_stage2" and "beta" in full["posterior"]
+    settings = __import__("json").loads((out / "run.json").read_text())["settings"]
+    assert settings["stage2"] == "mixture" and settings["refine"] == "never" and settings["mixture_components"] == 2
