@@ -31,6 +31,7 @@ from .cli_common import (
     add_refine_arguments,
     add_regression_arguments,
     add_scheduler_argument,
+    add_stage2_engine_arguments,
     add_warm_argument,
     claim,
     config_from_args,
@@ -403,12 +404,23 @@ def _hierarchical(args, scheduler) -> int:
     study = build_hierarchical_study(cfg, args.forest_types, args.data_dir)
     problem, forest_types = study.problem, study.forest_types
     n_steps = args.n_steps or (1000 if args.quick else 10_000)
-    stage2 = hierarchical_stage2(args.quick, args.draws, args.chains)
+    mixture = args.stage2 == "mixture"
+    if mixture:
+        if args.refine == "always":
+            raise ValueError("--stage2 mixture has no second pass: leave --refine at auto or give never")
+        if args.pass1_draws:
+            raise ValueError("--pass1-draws belongs to the second pass, which --stage2 mixture does not run")
+        n_nuts = args.draws or (300 if args.quick else 1000)
+        stage2 = {"draws": n_nuts, "tune": n_nuts, "chains": args.chains}
+    else:
+        stage2 = hierarchical_stage2(args.quick, args.draws, args.chains)
     draws = stage2["draws"]
     steps2 = args.refine_steps or max(n_steps // 3, 100)
     out = out_dir(args, cfg, sorted(set(forest_types)))
     ckpt = Path(args.stage1_dir) if args.stage1_dir else out / "stage1"
     settings = {"stage1_walkers": args.n_walkers, "stage1_steps": n_steps, "refine_steps": steps2}
+    if mixture:
+        settings |= {"stage2": "mixture", "mixture_components": args.mixture_components}
     if args.stage1_dir:
         settings["stage1_dir"] = str(ckpt)
     design = regression = None
@@ -451,8 +463,14 @@ def _hierarchical(args, scheduler) -> int:
     print(
         f"stage 1: emcee {args.n_walkers} walkers × {n_steps} steps per site from its MAP, {where}, "
         f"warm starts {'on' if problem.warm_start else 'off'}; finished sites are kept in {ckpt} (rerun to "
-        f"resume); stage 2: reweighted stage-1 draws, {args.chains} chains × {draws} sweeps"
-        + ("" if args.refine == "never" else f" ({steps2} stage-1 steps in a second pass, if needed)")
+        f"resume); stage 2: "
+        + (
+            f"NUTS on a {args.mixture_components}-component mixture likelihood per site, {args.chains} chains × "
+            f"{draws} draws"
+            if mixture
+            else f"reweighted stage-1 draws, {args.chains} chains × {draws} sweeps"
+            + ("" if args.refine == "never" else f" ({steps2} stage-1 steps in a second pass, if needed)")
+        )
     )
     common = dict(n_walkers=args.n_walkers, n_processes=n_proc, progress=progress, scheduler=scheduler)
     replicates = []
@@ -473,6 +491,8 @@ def _hierarchical(args, scheduler) -> int:
             log=print,
             covariates=design,
             regression=regression,
+            stage2_engine=args.stage2,
+            mixture_components=args.mixture_components,
         )
         replicates.append(dt_k)
         if k == 0:
@@ -510,9 +530,13 @@ def _hierarchical(args, scheduler) -> int:
         "stage1_tau_reliable": s1.tau_reliable,
         "stage1_independent_draws": s1.n_effective,
         "stage1_acceptance": s1.acceptance,
-        "stage2_mean_weight_ess": d["mean_weight_ess"].mean("chain").to_numpy(),
-        "stage2_weight_ess_q05": d["weight_ess_q05"].min("chain").to_numpy(),
     }
+    if mixture:  # the mixtures' resampling ESS and the directions in which a site's likelihood is taken as flat
+        per_site["mixture_resample_ess"] = d["resample_ess"].to_numpy()
+        per_site["mixture_flat_directions"] = d["flat_directions"].to_numpy()
+    else:
+        per_site["stage2_mean_weight_ess"] = d["mean_weight_ess"].mean("chain").to_numpy()
+        per_site["stage2_weight_ess_q05"] = d["weight_ess_q05"].min("chain").to_numpy()
     if "branch_mismatch_fraction" in dt["stage1"]:
         # warm starts: share of re-solved stage-1 draws whose cold spin-up gives another log-probability
         per_site["stage1_branch_mismatch_fraction"] = dt["stage1"]["branch_mismatch_fraction"].to_numpy()
@@ -546,7 +570,8 @@ def _hierarchical(args, scheduler) -> int:
         f"population parameters: max R-hat {rep['max_r_hat']:.3f}, min bulk ESS {rep['min_ess_bulk']:.0f}, "
         f"min tail ESS {rep['min_ess_tail']:.0f}; total {time.perf_counter() - t0:.0f} s"
     )
-    bad = sites[~sites["stage1_tau_reliable"] | (sites["stage2_weight_ess_q05"] < 5)]
+    few = sites["stage2_weight_ess_q05"] < 5 if not mixture else False
+    bad = sites[~sites["stage1_tau_reliable"] | few]
     if len(bad):
         print(
             f"note: {len(bad)} site(s) with a short stage 1 (N < 50 τ) or few effective stage-1 draws under "
@@ -915,7 +940,13 @@ def make_parser() -> argparse.ArgumentParser:
         help="worker processes for the sites (with --scheduler dask: workers)",
     )
     add_scheduler_argument(p, what="the stage-1 sites and the sites' predictive")
-    p.add_argument("--draws", type=COUNT, default=None, help="stage-2 sweeps per chain (default 6000)")
+    p.add_argument(
+        "--draws",
+        type=COUNT,
+        default=None,
+        help="stage-2 sweeps per chain (default 6000; with --stage2 mixture NUTS draws, default 1000)",
+    )
+    add_stage2_engine_arguments(p)
     p.add_argument(
         "--chains",
         type=int_at_least(2, " (R-hat compares chains)"),

@@ -117,7 +117,7 @@ def add_stage2_engine_arguments(p: argparse.ArgumentParser) -> None:
         "draws per chain (default 1000, as many tuning steps) and there is no second pass",
     )
     p.add_argument(
-        "--mixture-components", type=COUNT, default=3, help="components per site with --stage2 mixture (default 3)"
+        "--mixture-components", type=COUNT, default=2, help="components per site with --stage2 mixture (default 2)"
     )
 
 

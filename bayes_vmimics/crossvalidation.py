@@ -143,7 +143,7 @@ def crossvalidate_sites(
     methods: Sequence[str] = ("population", "regression"),
     reference_parameters: dict[str, np.ndarray] | None = None,
     stage2_engine: str = "draws",
-    mixture_components: int = 3,
+    mixture_components: int = 2,
     log: Callable[[str], None] | None = None,
 ) -> CrossValidation:
     """K-fold cross-validation by site of the population without covariates and of the regression population.

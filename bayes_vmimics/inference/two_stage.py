@@ -629,6 +629,8 @@ def two_stage_hierarchical(
     log: Callable[[str], None] | None = None,
     covariates=None,
     regression: dict | None = None,
+    stage2_engine: str = "draws",
+    mixture_components: int = 2,
 ) -> tuple[xr.DataTree, SitePosteriorSamples]:
     """Both stages: :func:`site_posterior_samples`, then stage 2 by :func:`sample_population` (reweighted
     stage-1 draws, no solves), with an optional second, refined pass (:func:`refined_stage1_prior`).
@@ -656,6 +658,11 @@ def two_stage_hierarchical(
             site's covariates (:func:`~.regression.refined_stage1_prior_regression`) (standardised units).
         regression: keyword arguments of :func:`~.regression.sample_regression_population` other than the
             stage-2 settings (``shared_beta``, ``hyperprior``, ``covariate_names``) (–).
+        stage2_engine: ``"draws"`` (stage 2 on the stage-1 draws, above) or ``"mixture"``: on a Gaussian-mixture
+            likelihood per site fitted to its stage-1 draws, by NUTS
+            (:func:`~.mixture_stage2.sample_mixture_population`; ``stage2`` then gives NUTS ``draws``, ``tune``,
+            ``chains``, ``n_processes``; no second pass: ``refine`` "auto" means "never") (–).
+        mixture_components: components per site of the ``mixture`` engine (count).
 
     Returns:
         (the DataTree of :func:`sample_population`, the stage-1 samples), of the last pass. With a
@@ -664,7 +671,31 @@ def two_stage_hierarchical(
     """
     if refine not in ("auto", "always", "never"):
         raise ValueError(f"refine must be 'auto', 'always' or 'never', got {refine!r}")
+    if stage2_engine not in ("draws", "mixture"):
+        raise ValueError(f"stage2_engine must be 'draws' or 'mixture', got {stage2_engine!r}")
     say = log or (lambda _: None)
+    if stage2_engine == "mixture":
+        from .mixture_stage2 import fit_site_mixtures, sample_mixture_population
+
+        if covariates is None and regression:
+            raise ValueError("regression settings need covariates")
+        if refine == "always":
+            raise ValueError("the mixture stage 2 has no second pass: use refine='never' (or 'auto')")
+        say("stage 1: each site alone under the box prior")
+        s1 = site_posterior_samples(problem, seed=seed, **(stage1 or {}))
+        nuts = {k: v for k, v in (stage2 or {}).items() if k in ("draws", "tune", "chains", "n_processes", "progress")}
+        say(f"stage 2: NUTS on a {mixture_components}-component Gaussian-mixture likelihood per site")
+        dt = sample_mixture_population(
+            fit_site_mixtures(s1, mixture_components, seed=seed),
+            forest_types,
+            problem.prior,
+            X=covariates,
+            seed=seed,
+            stage1=s1,
+            **(regression or {}),
+            **nuts,
+        )
+        return dt, s1
     if covariates is None:
         if regression:
             raise ValueError("regression settings need covariates")
