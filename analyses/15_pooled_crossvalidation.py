@@ -129,9 +129,9 @@ def main(argv=None) -> int:
         choices=("draws", "mixture"),
         default="draws",
         help="stage 2 on the stage-1 draws (Gibbs) or on a Gaussian-mixture likelihood per site (NUTS; "
-        "--draws and --tune are then NUTS draws per chain)",
+        "--draws are then NUTS draws per chain, after as many tuning steps)",
     )
-    ap.add_argument("--mixture-components", type=int, default=3, help="components per site of --stage2 mixture")
+    ap.add_argument("--mixture-components", type=int, default=2, help="components per site of --stage2 mixture")
     ap.add_argument("--predictive-draws", type=int, default=200, help="posterior draws per held-out site")
     ap.add_argument("--n-processes", type=int, default=1, help="processes for the stage-2 chains")
     ap.add_argument("--seed", type=int, default=1, help="seed of the split, stage 2 and the predictive draws")

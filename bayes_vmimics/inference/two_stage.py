@@ -695,7 +695,7 @@ def two_stage_hierarchical(
             **(regression or {}),
             **nuts,
         )
-        return dt, s1
+        return _with_branch_check(problem, dt, s1, stage1, seed, say), s1
     if covariates is None:
         if regression:
             raise ValueError("regression settings need covariates")
@@ -733,21 +733,28 @@ def two_stage_hierarchical(
     elif short:
         say("no second pass needed: stage 2 again, with all its sweeps")
         dt = run_stage2(s1, stage2)
-    if problem.warm_start:
-        say("warm starts: re-solving 100 stage-1 draws per site from cold spin-ups (check_stage1_branches)")
-        kw = {k: v for k, v in (stage1 or {}).items() if k in ("n_processes", "map_fn", "scheduler")}
-        check = check_stage1_branches(problem, s1, seed=seed, **kw)
-        stage1_group = dt["stage1"].to_dataset()
-        for name in ("mismatch_fraction", "max_abs_difference"):
-            stage1_group[f"branch_{name}"] = check[name]
-        dt["stage1"] = stage1_group
-        bad = int(np.sum(check["n_mismatched"].values > 0))
-        if bad:
-            frac = float(check["n_mismatched"].sum() / check["n_checked"].sum())
-            say(
-                f"warning: at {bad} of {len(s1.site_ids)} sites, warm-started stage-1 log-probabilities differ from "
-                f"cold spin-ups ({100 * frac:.1f} % of the checked draws, by up to "
-                f"{float(check['max_abs_difference'].max()):.3g}): the model has several equilibria there, so this "
-                "stage 2 targets another posterior than the spin-up model's. Rerun stage 1 without warm starts."
-            )
-    return dt, s1
+    return _with_branch_check(problem, dt, s1, stage1, seed, say), s1
+
+
+def _with_branch_check(problem, dt, s1, stage1, seed, say):
+    """With warm starts: re-solve 100 stage-1 draws per site from cold spin-ups (:func:`check_stage1_branches`),
+    store the mismatch per site in the ``stage1`` group and warn where they differ."""
+    if not problem.warm_start:
+        return dt
+    say("warm starts: re-solving 100 stage-1 draws per site from cold spin-ups (check_stage1_branches)")
+    kw = {k: v for k, v in (stage1 or {}).items() if k in ("n_processes", "map_fn", "scheduler")}
+    check = check_stage1_branches(problem, s1, seed=seed, **kw)
+    stage1_group = dt["stage1"].to_dataset()
+    for name in ("mismatch_fraction", "max_abs_difference"):
+        stage1_group[f"branch_{name}"] = check[name]
+    dt["stage1"] = stage1_group
+    bad = int(np.sum(check["n_mismatched"].values > 0))
+    if bad:
+        frac = float(check["n_mismatched"].sum() / check["n_checked"].sum())
+        say(
+            f"warning: at {bad} of {len(s1.site_ids)} sites, warm-started stage-1 log-probabilities differ from "
+            f"cold spin-ups ({100 * frac:.1f} % of the checked draws, by up to "
+            f"{float(check['max_abs_difference'].max()):.3g}): the model has several equilibria there, so this "
+            "stage 2 targets another posterior than the spin-up model's. Rerun stage 1 without warm starts."
+        )
+    return dt
