@@ -71,7 +71,9 @@ def test_a_site_that_constrains_nothing_gets_a_nearly_flat_likelihood():
 def test_mixture_stage2_matches_the_exact_gaussian_population():
     samples, z_hat, tau = gaussian_case(2000)
     mix = fit_site_mixtures(samples, 1, seed=0)
-    dt = sample_mixture_population(mix, ["A"] * z_hat.shape[0], BoxPrior(), draws=500, tune=500, chains=2, seed=3)
+    dt = sample_mixture_population(
+        mix, ["A"] * z_hat.shape[0], BoxPrior(), draws=500, tune=500, chains=2, seed=3, stage1=samples
+    )
     rep = posterior_convergence(dt, ["mu", "sigma"])
     assert rep["max_r_hat"] < 1.02 and rep["divergences"] == 0
     post = dt["posterior"]
@@ -83,7 +85,16 @@ def test_mixture_stage2_matches_the_exact_gaussian_population():
         assert abs(mu.mean() - mu_exact) < 4 * mu.std() / np.sqrt(300) + 0.05, (p, mu.mean(), mu_exact)
         assert abs(sd.mean() - sd_exact) < 4 * sd.std() / np.sqrt(300) + 0.05, (p, sd.mean(), sd_exact)
     assert dt["posterior"].attrs["method"] == "mixture_stage2"
-    assert set(dt.children) >= {"posterior", "stage2_diagnostics", "sample_stats"}
+    assert set(dt.children) >= {"posterior", "stage2_diagnostics", "sample_stats", "stage1"}
+    # with stage1, each site's θ is one of its own stage-1 draws (the Gibbs site step), with the weights' ESS
+    from bayes_vmimics.inference.initial import logit_from_theta
+
+    z_site = logit_from_theta(BoxPrior(), post["theta_site"].values)
+    for s in (0, 3):
+        got = z_site[:, :, s].reshape(-1, NPAR)[:50]
+        dist = np.abs(got[:, None, :] - samples.z[s][None]).max(axis=-1).min(axis=1)
+        assert np.all(dist < 1e-8)
+    assert np.all(dt["stage2_diagnostics"]["site_weight_ess_q05"].values >= 1.0)
 
 
 @pytest.mark.parametrize("shared", [False, True])
@@ -158,7 +169,8 @@ def test_hierarchical_command_with_mixture_stage2_and_validate(tmp_path, capsys,
     assert dt["posterior"].attrs["method"] == "mixture_stage2" and "beta" in dt["posterior"]
     sites = pd.read_csv(out / "sites.csv")
     assert {"mixture_resample_ess", "mixture_flat_directions"} <= set(sites.columns)
-    assert main(["validate", str(out), "--data-dir", str(data_dir), "--max-sites", "2", "--predictive-draws", "10"]) == 0
+    validate = ["validate", str(out), "--data-dir", str(data_dir), "--max-sites", "2", "--predictive-draws", "10"]
+    assert main(validate) == 0
     scores = pd.read_csv(out / "validation" / "held_out_scores.csv")
     assert np.isfinite(scores["lppd"]).all()
     assert main([*args, "--refine", "always", "--out", str(tmp_path / "bad")]) == 2

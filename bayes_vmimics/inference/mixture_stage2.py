@@ -157,6 +157,29 @@ def fit_site_mixtures(stage1: SitePosteriorSamples, n_components: int = 2, *, se
     return SiteLikelihoodMixture(list(stage1.site_ids), c_all, b_all, a_all, ess, flat)
 
 
+def _stage1_site_draws(stage1: SitePosteriorSamples, mean, sd, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """z_s per posterior draw, drawn from site s's stage-1 draws with weights N(z | mean, sd²) / p₁(z); also the
+    Kish effective number of those weights per draw and site. mean, sd: (chain, draw, site, 7) (logit units)."""
+    from .site_draws import gibbs_site_draws
+
+    Z = np.ascontiguousarray(stage1.z, dtype=float)
+    lp1 = np.ascontiguousarray(stage1.log_stage1_prior())
+    S = Z.shape[0]
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
+    n_chain, n_draw = mean.shape[:2]
+    out = np.empty_like(mean)
+    ess = np.empty((n_chain * n_draw, S))
+    k, e = np.empty(S, dtype=np.int64), np.empty(S)
+    for c in range(n_chain):
+        for d in range(n_draw):
+            gibbs_site_draws(
+                Z, lp1, np.ascontiguousarray(mean[c, d]), np.ascontiguousarray(sd[c, d]), rng.random(S), k, e
+            )
+            out[c, d] = Z[np.arange(S), k]
+            ess[c * n_draw + d] = e
+    return out, ess
+
+
 def sample_mixture_population(
     mixtures: SiteLikelihoodMixture,
     forest_types: Sequence[str],
@@ -198,12 +221,15 @@ def sample_mixture_population(
         n_processes: chains run at once (count).
         target_accept: NUTS target acceptance (–).
         progress: progress bar (bool).
-        stage1: the stage-1 draws the mixtures came from, stored as the ``stage1`` group (–).
+        stage1: the stage-1 draws the mixtures came from: stored as the ``stage1`` group, and each site's
+            ``theta_site`` is then drawn from them given each posterior draw's population (the site step of the
+            Gibbs stage 2), not from the mixture; without it, from the mixture (–).
 
     Returns:
         DataTree with ``posterior`` (``mu``, ``sigma``, ``theta_population``, ``theta_site`` and, with
         covariates, ``beta``), ``stage2_diagnostics`` (divergences per chain, the mixtures' resampling ESS and
-        flat directions), ``sample_stats`` of NUTS and, with covariates, ``covariates``.
+        flat directions, and with ``stage1`` the 5 % quantile over draws of the Kish effective number of each site's
+        stage-1 weights, ``site_weight_ess_q05``), ``sample_stats`` of NUTS and, with covariates, ``covariates``.
 
     Raises:
         ValueError: inconsistent shapes, a non-finite covariate (naming the site).
@@ -268,6 +294,12 @@ def sample_mixture_population(
     mu_v = p["mu"].transpose("chain", "draw", "forest_type", "parameter").values
     sd_v = p["sigma"].transpose("chain", "draw", "forest_type", "parameter").values
     z_v = p["z"].transpose("chain", "draw", "site", "parameter").values
+    site_ess = None
+    if stage1 is not None:
+        # the sites' own parameters from their stage-1 draws (the Gibbs site step of .two_stage, given each
+        # posterior draw's population), not from the mixtures: θ_site then fits the site's data as stage 1 does
+        eta = p["eta"].transpose("chain", "draw", "site", "parameter").values
+        z_v, site_ess = _stage1_site_draws(stage1, z_v - sd_v[:, :, idx] * eta, sd_v[:, :, idx], seed)
     attrs = dict(
         method="mixture_stage2",
         reference="two-stage (Lunn et al. 2013) with a Gaussian-mixture likelihood per site; NUTS",
@@ -294,6 +326,7 @@ def sample_mixture_population(
             "divergences": (("chain",), div.sum("draw").values.astype(int)),
             "resample_ess": (("site",), mixtures.resample_ess),
             "flat_directions": (("site",), mixtures.flat_directions),
+            **({} if site_ess is None else {"site_weight_ess_q05": (("site",), np.quantile(site_ess, 0.05, axis=0))}),
         },
         coords={"chain": post["chain"].values, "site": ids},
     )
