@@ -610,6 +610,7 @@ def test_crossvalidate_command_second_pass_on_real_sites(tmp_path, data_dir, cap
     assert settings["refine"] == "always" and settings["refine_steps"] == 20
 
 
+@pytest.mark.slow  # about a minute: three NUTS fits and the predictions on real sites
 def test_crossvalidate_command_with_mixture_stage2_on_real_sites(tmp_path, data_dir, capsys):
     """crossvalidate --stage2 mixture on real BNF sites: no second pass, NUTS stage 2 on the mixtures in every fold
     and for the regression on all sites (whose result file is a mixture stage 2 with B)."""
