@@ -176,3 +176,15 @@ def test_hierarchical_command_with_mixture_stage2_and_validate(tmp_path, capsys,
     assert main([*args, "--refine", "always", "--out", str(tmp_path / "bad")]) == 2
     assert "no second pass" in capsys.readouterr().err
     assert not (tmp_path / "bad" / "run.json").exists()
+
+
+def test_same_seed_gives_the_same_draws_with_one_or_two_processes():
+    samples, _, _ = gaussian_case(300, n_sites=4)
+    mix = fit_site_mixtures(samples, 2, seed=0)
+    assert np.array_equal(fit_site_mixtures(samples, 2, seed=0).quadratic, mix.quadratic)
+    kw = dict(draws=60, tune=60, chains=2, seed=4)
+    runs = [sample_mixture_population(mix, ["A"] * 4, BoxPrior(), n_processes=n, **kw) for n in (1, 1, 2)]
+    mus = [r["posterior"]["mu"].values for r in runs]
+    assert np.array_equal(mus[0], mus[1]) and np.array_equal(mus[0], mus[2])
+    other = sample_mixture_population(mix, ["A"] * 4, BoxPrior(), **{**kw, "seed": 5})
+    assert not np.array_equal(other["posterior"]["mu"].values, mus[0])
