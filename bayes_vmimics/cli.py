@@ -38,6 +38,7 @@ from .cli_common import (
     finish,
     hierarchical_stage2,
     int_at_least,
+    mixture_stage2,
     out_dir,
     scheduler_from_args,
 )
@@ -410,8 +411,7 @@ def _hierarchical(args, scheduler) -> int:
             raise ValueError("--stage2 mixture has no second pass: leave --refine at auto or give never")
         if args.pass1_draws:
             raise ValueError("--pass1-draws belongs to the second pass, which --stage2 mixture does not run")
-        n_nuts = args.draws or (300 if args.quick else 1000)
-        stage2 = {"draws": n_nuts, "tune": n_nuts, "chains": args.chains}
+        stage2 = mixture_stage2(args.quick, args.draws, args.chains)
     else:
         stage2 = hierarchical_stage2(args.quick, args.draws, args.chains)
     draws = stage2["draws"]

@@ -62,6 +62,13 @@ def hierarchical_stage2(quick: bool, draws: int | None, chains: int) -> dict:
     return {"draws": n, "tune": n // 10, "chains": chains}
 
 
+def mixture_stage2(quick: bool, draws: int | None, chains: int) -> dict:
+    """NUTS settings of ``--stage2 mixture`` (``hierarchical`` and ``crossvalidate``): ``draws`` per chain, default
+    1000 or 300 with ``--quick``, after as many tuning steps (count)."""
+    n = draws or (300 if quick else 1000)
+    return {"draws": n, "tune": n, "chains": chains}
+
+
 def add_refine_arguments(p: argparse.ArgumentParser, *, what: str = "") -> None:
     """``--refine`` and ``--refine-steps``: the second stage-1 pass (``hierarchical`` and ``crossvalidate``)."""
     p.add_argument(

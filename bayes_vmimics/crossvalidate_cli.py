@@ -143,7 +143,7 @@ def cmd_crossvalidate(args) -> int:
 def _crossvalidate(args, scheduler) -> int:
     import pandas as pd
 
-    from .cli_common import claim, config_from_args, finish, hierarchical_stage2, out_dir
+    from .cli_common import claim, config_from_args, finish, hierarchical_stage2, mixture_stage2, out_dir
     from .covariates import CovariateScaler, covariate_design, parse_covariates, site_covariate_table
     from .crossvalidation import crossvalidate_sites
     from .inference.pymc_models import posterior_convergence, save_results
@@ -178,7 +178,7 @@ def _crossvalidate(args, scheduler) -> int:
     n_steps = args.n_steps or (1000 if args.quick else 10_000)
     mixture = args.stage2 == "mixture"
     if mixture:
-        draws = args.draws or (300 if args.quick else 1000)
+        draws = mixture_stage2(args.quick, args.draws, args.chains)["draws"]
     else:
         draws = args.draws or (500 if args.quick else 4000)
     steps2 = args.refine_steps or max(n_steps // 3, 100)
