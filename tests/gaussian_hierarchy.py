@@ -67,3 +67,24 @@ def exact_gaussian_regression(z_hat, X, tau):
     w = np.exp(np.array(logw) - max(logw))
     w /= w.sum()
     return w @ np.array(means), float(w @ grid)
+
+
+def gaussian_regression_case(n_draws: int = 2000, seed: int = 21):
+    """Stage-1 samples (exact draws) of 12 Gaussian sites of one type whose z follow two centred covariates
+    (B[0, x_v] = 1.0, B[1, x_d] = −0.8, residual sd 0.8 > τ = 0.4, so the stage-1 draws cover the population);
+    returns (samples, X, ẑ, τ)."""
+    from bayes_vmimics.inference.two_stage import SitePosteriorSamples
+
+    rng = np.random.default_rng(seed)
+    S, J, tau, npar = 12, 2, 0.4, 7
+    X = rng.standard_normal((S, J))
+    X -= X.mean(axis=0)
+    B = np.zeros((J, npar))
+    B[0, 0], B[1, 2] = 1.0, -0.8
+    z_true = 0.5 + X @ B + 0.8 * rng.standard_normal((S, npar))
+    z_hat = z_true + tau * rng.standard_normal((S, npar))
+    draws = np.stack([gaussian_stage1(rng, z_hat[s], tau, n_draws) for s in range(S)])
+    samples = SitePosteriorSamples(
+        [f"s{i}" for i in range(S)], draws, np.ones((S, npar)), np.full(S, 0.3), 32, 2000, 1000, 1
+    )
+    return samples, X, z_hat, tau

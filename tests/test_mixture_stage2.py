@@ -13,6 +13,7 @@ from gaussian_hierarchy import (
     exact_gaussian_regression,
     exact_moments,
     gaussian_case,
+    gaussian_regression_case,
     gaussian_stage1,
 )
 
@@ -99,14 +100,8 @@ def test_mixture_stage2_matches_the_exact_gaussian_population():
 
 @pytest.mark.parametrize("shared", [False, True])
 def test_mixture_stage2_matches_the_exact_gaussian_regression(shared):
-    rng = np.random.default_rng(21)
-    S, J, tau = 12, 2, 0.4
-    X = rng.standard_normal((S, J))
-    X -= X.mean(axis=0)
-    B = np.zeros((J, NPAR))
-    B[0, 0], B[1, 2] = 1.0, -0.8
-    z_hat = 0.5 + X @ B + 0.8 * rng.standard_normal((S, NPAR)) + tau * rng.standard_normal((S, NPAR))
-    samples = _samples(np.stack([gaussian_stage1(rng, z_hat[s], tau, 2000) for s in range(S)]))
+    samples, X, z_hat, tau = gaussian_regression_case()
+    S, J = X.shape
     dt = sample_mixture_population(
         fit_site_mixtures(samples, 1, seed=0),
         ["A"] * S,

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 from gaussian_hierarchy import BETA_SD, MU_SD, SIGMA_SD, exact_gaussian_regression, gaussian_stage1
+from gaussian_hierarchy import gaussian_regression_case as gaussian_regression_case_data
 
 from bayes_vmimics.covariates import (
     CovariateScaler,
@@ -108,16 +109,7 @@ def test_mu_beta_step_draws_the_exact_conjugate_posterior(shared):
 
 @pytest.fixture(scope="module")
 def gaussian_regression_case():
-    rng = np.random.default_rng(21)
-    # residual spread σ = 0.8 > τ: the stage-1 draws cover the population (weights do not degenerate)
-    S, J, tau = 12, 2, 0.4
-    X = rng.standard_normal((S, J))
-    X -= X.mean(axis=0)
-    B = np.zeros((J, NPAR))
-    B[0, 0], B[1, 2] = 1.0, -0.8
-    z_true = 0.5 + X @ B + 0.8 * rng.standard_normal((S, NPAR))
-    z_hat = z_true + tau * rng.standard_normal((S, NPAR))
-    return _samples(rng, z_hat, tau, 2000), X, z_hat, tau
+    return gaussian_regression_case_data()
 
 
 @pytest.mark.parametrize("shared", [False, True])
