@@ -931,6 +931,13 @@ def make_parser() -> argparse.ArgumentParser:
         default=None,
         help="one population per forest type (default: --forest-type or the study's)",
     )
+    p.add_argument(
+        "--split",
+        choices=["calibration", "validation", "all"],
+        default=None,
+        help="sites of data/site_split.csv to fit (default the configuration's [data] split, calibration); "
+        "'validation' gives the other half its stage 1, e.g. for analyses/15_pooled_crossvalidation.py",
+    )
     p.add_argument("--n-steps", type=COUNT, default=None, help="stage-1 emcee steps per site (default 10000)")
     p.add_argument("--n-walkers", type=COUNT, default=32, help="stage-1 walkers per site (default 32)")
     p.add_argument(

@@ -239,6 +239,8 @@ def config_from_args(args) -> StudyConfig:
         changes.setdefault("data", {})["forest_type"] = args.forest_type
     if getattr(args, "site_id", None):
         changes.setdefault("data", {})["site_ids"] = list(args.site_id)
+    if getattr(args, "split", None):
+        changes.setdefault("data", {})["split"] = args.split
     if getattr(args, "max_sites", None) is not None:
         changes.setdefault("data", {})["max_sites"] = args.max_sites
     for key in ("n_steps", "n_walkers", "n_ensembles", "n_processes"):

@@ -215,3 +215,16 @@ def test_data_label_changes_with_the_curation_tables(tmp_path):
     assert after != before and after.split(";")[0] == before.split(";")[0]
     (raw / "he2016_forest_layers.csv").write_text("a,b\n1,3\n")
     assert _data_version(raw, project).split(";")[0] != before.split(";")[0]
+
+
+def test_hierarchical_split_selects_the_half_of_the_site_split():
+    from bayes_vmimics.cli import make_parser
+    from bayes_vmimics.cli_common import config_from_args
+
+    parser = make_parser()
+    assert config_from_args(parser.parse_args(["hierarchical"])).data.split == "calibration"
+    args = parser.parse_args(["hierarchical", "--split", "validation", "--forest-type", "BNF"])
+    cfg = config_from_args(args)
+    assert (cfg.data.split, cfg.data.forest_type) == ("validation", "BNF")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["hierarchical", "--split", "second"])
