@@ -1,29 +1,35 @@
-"""Cross-validation by site of all forest types together, with one covariate effect B shared by the types.
+r"""Cross-validation by site of all forest types together, with one covariate effect B shared by the types.
 
 ``bayes-vmimics crossvalidate --forest-type ENF EBF DBF BNF --shared-beta`` does the same from scratch. This script
-instead re-uses the stage-1 draws of one ``bayes-vmimics hierarchical`` run per forest type (a stage-1
+instead re-uses the stage-1 draws of ``bayes-vmimics hierarchical`` runs, one per forest type and half (a stage-1
 checkpoint's key holds the site's index in its problem, so the command would run stage 1 again for a problem
 of all types). Stage 1 depends on nothing but the site's own data, so the draws are the same whichever problem
 the site belongs to.
 
 Each run folder must hold ``run.json`` and its first-pass checkpoints ``stage1/<site>_<key>.npz`` (box prior),
-exactly one per site; the runs must share their model, likelihood and stage-1 settings and select the same half
-of ``data/site_split.csv``. The sites of every type are split at random (``--seed``) into ``--folds`` folds, and
-per fold stage 2 runs on the training sites of all types for the population without covariates and for the
-regression population with B shared across types (``--per-type-beta``: one B per type, as ``crossvalidate``
-per type); every held-out site is predicted at its covariates and scored (RMSE in mg C cm⁻³, r², lppd in nats
-per observation, 50/90 % coverage) under the runs' error model.
+exactly one per site; the runs must share their model, likelihood and stage-1 settings. Give one run per type
+(all on the same half of ``data/site_split.csv``), or two per type, one on each half (``hierarchical --split
+validation`` runs the second), to cross-validate every site. The sites of every type are split at random
+(``--seed``) into ``--folds`` folds, and per fold stage 2 runs on the training sites of all types for the
+population without covariates and for the regression population with B shared across types
+(``--per-type-beta``: one B per type, as ``crossvalidate`` per type); every held-out site is predicted at its
+covariates and scored (RMSE in mg C cm⁻³, r², lppd in nats per observation, 50/90 % coverage) under the runs'
+error model.
 
 Writes ``cv_scores.csv``, ``cv_fold_scores.csv``, ``cv_folds.csv``, ``cv_stage2.csv`` (R-hat, ESS and stage-2
 weight ESS per fold and method) and ``cv_beta.csv`` to ``--out``.
 
-Usage::
+Usage (every site of both halves; without the ``--split validation`` runs, the calibration half only)::
 
     for FT in ENF EBF DBF BNF; do
-      bayes-vmimics hierarchical --data-dir DATA --forest-type $FT --warm --n-steps 6000 --seed 1 --out results/hier_$FT
+      for HALF in calibration validation; do
+        bayes-vmimics hierarchical --data-dir DATA --forest-type $FT --split $HALF --warm --n-steps 6000 --seed 1 \
+            --stage2 mixture --out results/hier_${FT}_$HALF
+      done
     done
-    python analyses/15_pooled_crossvalidation.py --data-dir DATA --runs results/hier_ENF results/hier_EBF \
-        results/hier_DBF results/hier_BNF --covariates mat,map,clay --draws 1500 --seed 1 --out results/cv_pooled
+    python analyses/15_pooled_crossvalidation.py --data-dir DATA --runs results/hier_*_calibration \
+        results/hier_*_validation --covariates mat,map,clay --per-type-beta --stage2 mixture --draws 1000 \
+        --n-processes 2 --seed 1 --out results/cv_pooled
 """
 
 from __future__ import annotations
@@ -51,11 +57,16 @@ SHARED_SECTIONS = ("model", "likelihood", "priors")
 def read_runs(runs: list[Path]) -> tuple[dict, dict[str, list[str]], dict]:
     """The shared configuration, the sites of each forest type and the stage-1 settings of hierarchical runs.
 
+    A forest type may have two runs, one on each half of ``data/site_split.csv`` ("calibration" and
+    "validation"): their sites are then taken together, and the returned configuration selects ``split = "all"``.
+    Every type must cover the same halves.
+
     Raises:
-        ValueError: a folder that is not a hierarchical run, two runs of one forest type, or runs that differ in
-            model, likelihood, priors, data split or stage-1 settings (the message names the runs and the section).
+        ValueError: a folder that is not a hierarchical run, two runs of one forest type on the same half, types
+            that cover different halves, or runs that differ in model, likelihood, priors or stage-1 settings (the
+            message names the runs and the section).
     """
-    config, sites, settings, first = None, {}, None, None
+    config, sites, settings, first, halves = None, {}, None, None, {}
     for run in runs:
         path = run / "run.json"
         if not path.is_file():
@@ -64,9 +75,11 @@ def read_runs(runs: list[Path]) -> tuple[dict, dict[str, list[str]], dict]:
         if info.get("command") != "hierarchical":
             raise ValueError(f"{run}: a {info.get('command')!r} run, not a hierarchical one")
         cfg = info["configuration"]
-        ft = cfg["data"]["forest_type"]
-        if ft in sites:
-            raise ValueError(f"{run}: a second run of forest type {ft}")
+        ft, split = cfg["data"]["forest_type"], cfg["data"]["split"]
+        seen = halves.setdefault(ft, set())
+        if split in seen or "all" in seen or (split == "all" and seen):
+            raise ValueError(f"{run}: a second run of forest type {ft} on the same sites ({split} half)")
+        seen.add(split)
         s1 = {k: info["settings"][k] for k in ("stage1_walkers", "stage1_steps")}
         if config is None:
             config, settings, first = cfg, s1, run
@@ -74,11 +87,16 @@ def read_runs(runs: list[Path]) -> tuple[dict, dict[str, list[str]], dict]:
             for sec in SHARED_SECTIONS:
                 if cfg[sec] != config[sec]:
                     raise ValueError(f"{run} and {first} differ in their [{sec}] configuration")
-            if cfg["data"]["split"] != config["data"]["split"]:
-                raise ValueError(f"{run} and {first} fit different halves of data/site_split.csv")
             if s1 != settings:
                 raise ValueError(f"{run} and {first} differ in their stage-1 settings: {s1} against {settings}")
-        sites[ft] = list(info["sites"])
+        sites.setdefault(ft, []).extend(info["sites"])
+    covered = {ft: frozenset(h) for ft, h in halves.items()}
+    if len(set(covered.values())) > 1:
+        told = ", ".join(f"{ft}: {'+'.join(sorted(h))}" for ft, h in covered.items())
+        raise ValueError(f"the forest types' runs cover different halves of data/site_split.csv ({told})")
+    config = json.loads(json.dumps(config))  # a copy: the data section is rewritten below
+    both = next(iter(covered.values())) == {"calibration", "validation"}
+    config["data"]["split"] = "all" if both else next(iter(next(iter(covered.values()))))
     return config, sites, settings
 
 
@@ -86,14 +104,18 @@ def load_stage1(runs: list[Path], site_ids: list[str], forest_types: list[str], 
     """The first-pass stage-1 draws of ``site_ids`` from their runs' checkpoints (:class:`SitePosteriorSamples`).
 
     Raises:
-        FileNotFoundError: a site without exactly one checkpoint in its run's ``stage1`` folder.
+        FileNotFoundError: a site without exactly one checkpoint in the ``stage1`` folders of its type's runs.
     """
-    by_type = {json.loads((r / "run.json").read_text())["configuration"]["data"]["forest_type"]: r for r in runs}
+    folders: dict[str, list[Path]] = {}
+    for r in runs:
+        ft = json.loads((r / "run.json").read_text())["configuration"]["data"]["forest_type"]
+        folders.setdefault(ft, []).append(r / "stage1")
     z, tau, acc, lp = [], [], [], []
     for site, ft in zip(site_ids, forest_types, strict=True):
-        files = sorted((by_type[ft] / "stage1").glob(f"{site}_*.npz"))
+        files = sorted(f for d in folders[ft] for f in d.glob(f"{site}_*.npz"))
         if len(files) != 1:
-            raise FileNotFoundError(f"{by_type[ft] / 'stage1'}: {len(files)} checkpoints for site {site} (need one)")
+            where = " and ".join(str(d) for d in folders[ft])
+            raise FileNotFoundError(f"{where}: {len(files)} checkpoints for site {site} (need one)")
         with np.load(files[0]) as f:
             z.append(f["z"])
             tau.append(f["tau"])
@@ -117,7 +139,13 @@ def load_stage1(runs: list[Path], site_ids: list[str], forest_types: list[str], 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", default=None, help="raw-data folder (default $BAYES_VMIMICS_DATA)")
-    ap.add_argument("--runs", nargs="+", type=Path, required=True, help="one hierarchical run folder per type")
+    ap.add_argument(
+        "--runs",
+        nargs="+",
+        type=Path,
+        required=True,
+        help="hierarchical run folders: one per type, or one per type and half (calibration and validation)",
+    )
     ap.add_argument("--covariates", default="mat,map,clay", help="covariates (docs/covariates.md)")
     ap.add_argument("--per-type-beta", action="store_true", help="one B per forest type (default: shared)")
     ap.add_argument("--beta-sd", type=float, default=0.5, help="prior sd of B (logit units per covariate sd)")
@@ -144,7 +172,7 @@ def main(argv=None) -> int:
     problem, forest_types = study.problem, study.forest_types
     for ft, ids in sites.items():
         now = [s for s, t in zip(problem.site_ids, forest_types, strict=True) if t == ft]
-        if now != ids:
+        if sorted(now) != sorted(ids):
             raise ValueError(f"the {ft} sites of the data folder differ from its run's ({len(now)} against {len(ids)})")
     s1 = load_stage1(args.runs, list(problem.site_ids), list(forest_types), settings)
     tune = args.draws if args.stage2 == "mixture" else max(args.draws // 4, 100)  # NUTS tunes as long as it samples

@@ -69,6 +69,42 @@ def test_runs_that_disagree_are_refused_by_name(pooled, tmp_path):
     assert settings == {"stage1_walkers": 32, "stage1_steps": 6000}
 
 
+def _half(ft: str, split: str) -> dict:
+    cfg = _config(ft)
+    cfg["data"]["split"] = split
+    return cfg
+
+
+def test_runs_on_both_halves_of_a_type_are_taken_together(pooled, tmp_path):
+    runs = [
+        _fake_run(tmp_path / "enf_cal", "ENF", ["s1", "s2"], config=_half("ENF", "calibration"), seed=1),
+        _fake_run(tmp_path / "enf_val", "ENF", ["s3"], config=_half("ENF", "validation"), seed=2),
+        _fake_run(tmp_path / "dbf_val", "DBF", ["s5"], config=_half("DBF", "validation"), seed=3),
+        _fake_run(tmp_path / "dbf_cal", "DBF", ["s4"], config=_half("DBF", "calibration"), seed=4),
+    ]
+    config, sites, _ = pooled.read_runs(runs)
+    assert config["data"]["split"] == "all"
+    assert sites == {"ENF": ["s1", "s2", "s3"], "DBF": ["s5", "s4"]}
+    assert all(json.loads((r / "run.json").read_text())["configuration"]["data"]["split"] != "all" for r in runs)
+    settings = {"stage1_walkers": 32, "stage1_steps": 6000}
+    s1 = pooled.load_stage1(runs, ["s4", "s3", "s1"], ["DBF", "ENF", "ENF"], settings)
+    assert np.array_equal(s1.z[0], np.load(runs[3] / "stage1" / "s4_abc.npz")["z"])
+    assert np.array_equal(s1.z[1], np.load(runs[1] / "stage1" / "s3_abc.npz")["z"])
+    # a site with a checkpoint in both halves' folders is ambiguous
+    np.savez(runs[0] / "stage1" / "s3_def.npz", z=np.zeros((2, 7)), tau=np.ones(7), acceptance=0.3)
+    with pytest.raises(FileNotFoundError, match="2 checkpoints for site s3"):
+        pooled.load_stage1(runs, ["s3"], ["ENF"], settings)
+    # a half twice, or types that cover different halves, are refused
+    again = _fake_run(tmp_path / "enf_val2", "ENF", ["s6"], config=_half("ENF", "validation"))
+    with pytest.raises(ValueError, match=r"second run of forest type ENF on the same sites \(validation half\)"):
+        pooled.read_runs([*runs, again])
+    with pytest.raises(ValueError, match="cover different halves"):
+        pooled.read_runs(runs[:3])
+    everything = _fake_run(tmp_path / "enf_all", "ENF", ["s7"], config=_half("ENF", "all"))
+    with pytest.raises(ValueError, match="second run of forest type ENF"):
+        pooled.read_runs([runs[0], everything])
+
+
 def test_stage1_draws_are_read_per_site_and_a_missing_one_is_named(pooled, tmp_path):
     a = _fake_run(tmp_path / "a", "ENF", ["s1", "s2"], seed=3)
     s1 = pooled.load_stage1([a], ["s2", "s1"], ["ENF", "ENF"], {"stage1_walkers": 32, "stage1_steps": 6000})
