@@ -302,10 +302,10 @@ def _crossvalidate(args, scheduler) -> int:
     print("regression population on all sites (for the coefficients B)")
     design = covariate_design(problem.site_ids, forest_types, names, table=table, clay_rule=args.clay_rule)
     if mixture:
-        from .inference.mixture_stage2 import fit_site_mixtures, sample_mixture_population
+        from .inference.mixture_stage2 import sample_mixture_population
 
         full = sample_mixture_population(
-            fit_site_mixtures(s1, args.mixture_components, seed=args.seed),
+            cv.mixtures,  # the folds' mixtures: each site's depends on its own stage-1 draws only
             forest_types,
             problem.prior,
             X=design,

@@ -87,6 +87,9 @@ class CrossValidation:
             stage-2 weight ESS (DataFrame).
         beta: posterior mean and 5/95 % quantiles of B per fold, forest type, covariate and parameter
             (logit units per standardised covariate unit) (DataFrame), empty without covariates.
+        mixtures: the sites' mixture likelihoods of the ``mixture`` engine, fitted once for every fold
+            (:class:`~bayes_vmimics.inference.mixture_stage2.SiteLikelihoodMixture`; None with ``draws``); a fit
+            on all sites after the folds can reuse them.
     """
 
     folds: pd.DataFrame
@@ -94,6 +97,7 @@ class CrossValidation:
     scores: pd.DataFrame
     stage2: pd.DataFrame
     beta: pd.DataFrame
+    mixtures: object = None
 
 
 def _draw_index(n_chain: int, n_draw: int, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -340,4 +344,6 @@ def crossvalidate_sites(
                 out[f"{c}_fold_se"] = float(np.std(v, ddof=1) / np.sqrt(v.size)) if v.size > 1 else float("nan")
             rows.append(out)
     folds = pd.DataFrame({"site_id": ids, "forest_type": ft, "fold": fold})
-    return CrossValidation(folds, fold_scores, pd.DataFrame(rows), pd.DataFrame(stage2_rows), pd.DataFrame(beta_rows))
+    return CrossValidation(
+        folds, fold_scores, pd.DataFrame(rows), pd.DataFrame(stage2_rows), pd.DataFrame(beta_rows), mixtures
+    )

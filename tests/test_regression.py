@@ -497,6 +497,7 @@ def test_crossvalidation_reuses_stage1_and_scores_every_site_once():
     assert np.all(np.isfinite(all_soc[["lppd_all", "rmse_all", "lppd_fold_mean", "lppd_fold_se"]].to_numpy(float)))
     assert set(cv.beta["covariate"]) == {"mat", "map"} and len(cv.beta) == 3 * 2 * NPAR
     assert set(cv.stage2["method"]) == {"population", "regression"}  # table3 has no stage 2
+    assert cv.mixtures is None  # the draws engine fits no mixtures
     # the reference at the generating parameters: the 10 % noise of the twin, scored as one point estimate
     ref = score_predictions(problem, predict_draws(problem, true_parameters()), seed=1)
     assert all_soc.loc["table3", "rmse_all"] == pytest.approx(ref.loc["soc", "rmse"], rel=1e-12)
