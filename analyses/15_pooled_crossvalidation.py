@@ -160,6 +160,14 @@ def main(argv=None) -> int:
         "--draws are then NUTS draws per chain, after as many tuning steps)",
     )
     ap.add_argument("--mixture-components", type=int, default=2, help="components per site of --stage2 mixture")
+    ap.add_argument(
+        "--methods",
+        nargs="+",
+        choices=["population", "regression", "own"],
+        default=["population", "regression"],
+        help="what predicts the held-out sites (default population regression); 'own' adds the ceiling: each site "
+        "from its own stage-1 posterior, which has seen its data (not a prediction)",
+    )
     ap.add_argument("--predictive-draws", type=int, default=200, help="posterior draws per held-out site")
     ap.add_argument("--n-processes", type=int, default=1, help="processes for the stage-2 chains")
     ap.add_argument("--seed", type=int, default=1, help="seed of the split, stage 2 and the predictive draws")
@@ -195,7 +203,7 @@ def main(argv=None) -> int:
         hyperprior=RegressionPrior(beta_sd=args.beta_sd),
         stage2=dict(draws=args.draws, tune=tune, chains=args.chains, n_processes=args.n_processes),
         predictive_draws=args.predictive_draws,
-        methods=("population", "regression"),
+        methods=tuple(args.methods),
         stage2_engine=args.stage2,
         mixture_components=args.mixture_components,
         log=print,

@@ -28,7 +28,7 @@ import pandas as pd
 
 __all__ = ["CrossValidation", "crossvalidate_sites", "problem_subset", "site_folds"]
 
-METHODS = ("population", "regression", "table3")
+METHODS = ("population", "regression", "table3", "own")
 _SCORE_COLUMNS = ["rmse", "r2", "lppd", "coverage_50", "coverage_90", "n_sites", "n_obs"]
 
 
@@ -167,7 +167,11 @@ def crossvalidate_sites(
         stage2: keyword arguments of both stage-2 samplers (``draws``, ``tune``, ``chains``, ``thin``,
             ``n_processes``; ``thin`` is ignored by the ``mixture`` engine) (–).
         predictive_draws: posterior draws per held-out site (count).
-        methods: any of "population", "regression", "table3" (–).
+        methods: any of "population", "regression", "table3" and "own" (–). ``own`` is no prediction: each
+            held-out site from its own stage-1 draws (under the stage-1 prior: the box, or a second pass's
+            normal prior), which have seen the site's data. It is the
+            ceiling of the other methods: the fit that the model and error model reach at a site when its
+            parameters are known as well as its own data tell.
         reference_parameters: for ``table3``: θ per forest type, shape (7,) each (parameter units), e.g.
             :func:`bayes_vmimics.io.parameters.table3_parameters` (–).
         stage2_engine: ``"draws"``: stage 2 on the stage-1 draws themselves (Gibbs;
@@ -241,6 +245,16 @@ def crossvalidate_sites(
         test_ids = set(test_problem.site_ids)
         say(f"fold {k + 1}/{n_folds}: {len(train)} training and {len(test)} held-out site(s)")
         for method in methods:
+            if method == "own":
+                pick = np.linspace(0, stage1.z.shape[1] - 1, predictive_draws).round().astype(int)
+                th = theta_from_logit(prior, stage1.z[test][:, pick].transpose(1, 0, 2))
+                pred = predict_draws(test_problem, th)
+                for var in ("soc", "f14c"):
+                    keep = np.array([s in test_ids for s in obs[f"{var}_site"]], dtype=bool)
+                    assembled[method][var][:, keep] = pred[var]
+                for row in _scores_by_type(test_problem, pred, ft_test, seed):
+                    fold_rows.append({"fold": k, "method": method, **row})
+                continue
             if method == "table3":
                 th = np.stack([np.asarray(reference_parameters[t], dtype=float) for t in ft_test])[None]
                 pred = predict_draws(test_problem, th)

@@ -453,6 +453,7 @@ def test_crossvalidation_reuses_stage1_and_scores_every_site_once():
     from bayes_vmimics.crossvalidation import crossvalidate_sites
     from bayes_vmimics.inference.initial import logit_from_theta
     from bayes_vmimics.likelihood import CalibrationProblem
+    from bayes_vmimics.population import theta_from_logit
     from bayes_vmimics.scoring import predict_draws, score_predictions
     from bayes_vmimics.synthetic import make_synthetic_sites, true_parameters
 
@@ -482,11 +483,11 @@ def test_crossvalidation_reuses_stage1_and_scores_every_site_once():
         covariate_table=table,
         stage2=dict(draws=100, tune=50, chains=2, thin=1),
         predictive_draws=8,
-        methods=("population", "regression", "table3"),
+        methods=("population", "regression", "table3", "own"),
         reference_parameters={"ENF": true_parameters()},
     )
     assert sorted(cv.folds["fold"].value_counts().to_list()) == [2, 2, 2]
-    assert set(cv.fold_scores["method"]) == {"population", "regression", "table3"}
+    assert set(cv.fold_scores["method"]) == {"population", "regression", "table3", "own"}
     soc = cv.fold_scores[cv.fold_scores["variable"] == "soc"]
     # each site is held out exactly once: the folds' held-out sites and observations add up to all of them
     for _, g in soc.groupby("method"):
@@ -496,11 +497,15 @@ def test_crossvalidation_reuses_stage1_and_scores_every_site_once():
     assert np.all((all_soc["coverage_90_all"] >= 0) & (all_soc["coverage_90_all"] <= 1))
     assert np.all(np.isfinite(all_soc[["lppd_all", "rmse_all", "lppd_fold_mean", "lppd_fold_se"]].to_numpy(float)))
     assert set(cv.beta["covariate"]) == {"mat", "map"} and len(cv.beta) == 3 * 2 * NPAR
-    assert set(cv.stage2["method"]) == {"population", "regression"}  # table3 has no stage 2
+    assert set(cv.stage2["method"]) == {"population", "regression"}  # table3 and own have no stage 2
     assert cv.mixtures is None  # the draws engine fits no mixtures
     # the reference at the generating parameters: the 10 % noise of the twin, scored as one point estimate
     ref = score_predictions(problem, predict_draws(problem, true_parameters()), seed=1)
     assert all_soc.loc["table3", "rmse_all"] == pytest.approx(ref.loc["soc", "rmse"], rel=1e-12)
+    # own: every site from 8 of its own stage-1 draws, evenly spaced (the in-sample ceiling, no stage 2)
+    own = theta_from_logit(problem.prior, z[:, np.linspace(0, 399, 8).round().astype(int)].transpose(1, 0, 2))
+    ref = score_predictions(problem, predict_draws(problem, own), seed=1)
+    assert all_soc.loc["own", "rmse_all"] == pytest.approx(ref.loc["soc", "rmse"], rel=1e-12)
     with pytest.raises(ValueError, match="reference_parameters for forest type"):
         crossvalidate_sites(problem, stage1, ["ENF"] * n, n_folds=3, methods=("table3",))
     table.loc[problem.site_ids[4], "map_mm"] = np.nan
