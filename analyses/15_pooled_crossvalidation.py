@@ -16,8 +16,8 @@ population without covariates and for the regression population with B shared ac
 covariates and scored (RMSE in mg C cm⁻³, r², lppd in nats per observation, 50/90 % coverage) under the runs'
 error model.
 
-Writes ``cv_scores.csv``, ``cv_fold_scores.csv``, ``cv_folds.csv``, ``cv_stage2.csv`` (R-hat, ESS and stage-2
-weight ESS per fold and method) and ``cv_beta.csv`` to ``--out``.
+Writes ``cv_scores.csv`` (and its figure ``cv_scores.png``), ``cv_fold_scores.csv``, ``cv_folds.csv``,
+``cv_stage2.csv`` (R-hat, ESS and stage-2 weight ESS per fold and method) and ``cv_beta.csv`` to ``--out``.
 
 Usage (every site of both halves; without the ``--split validation`` runs, the calibration half only)::
 
@@ -48,6 +48,7 @@ from bayes_vmimics.crossvalidation import crossvalidate_sites
 from bayes_vmimics.inference.regression import RegressionPrior
 from bayes_vmimics.inference.site_draws import SitePosteriorSamples
 from bayes_vmimics.io.sites import build_site_tables
+from bayes_vmimics.plotting import plot_cv_scores
 from bayes_vmimics.study import build_hierarchical_study
 
 #: Sections that must agree between the runs (the data section may differ only in its forest type).
@@ -211,6 +212,7 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     for name in ("scores", "fold_scores", "folds", "stage2", "beta"):
         getattr(cv, name).to_csv(args.out / f"cv_{name}.csv", index=False)
+    plot_cv_scores(cv.scores, args.out / "cv_scores.png")
     cols = ["method", "forest_type", "variable", "r2_all", "rmse_all", "lppd_all", "coverage_50_all", "coverage_90_all"]
     cols += ["r2_fold_mean", "r2_fold_se"]
     with np.printoptions(precision=3):

@@ -20,7 +20,8 @@ held-out data enter a prediction. The first pass uses ``hierarchical``'s stage-2
 
 Writes to ``--out``: ``cv_scores.csv`` (per method, forest type and variable: scores of all held-out
 predictions together and the mean ± se over folds), ``cv_fold_scores.csv``, ``cv_folds.csv`` (site → fold),
-``cv_stage2.csv`` (R-hat, ESS, stage-2 weight ESS per fold and method), ``cv_beta.csv`` (B per fold),
+``cv_scores.png`` (r², lppd and 90 % coverage of held-out SOC per type and method), ``cv_stage2.csv`` (R-hat,
+ESS, stage-2 weight ESS per fold and method), ``cv_beta.csv`` (B per fold),
 ``regression.nc`` (the regression population on all sites), ``beta_summary.csv`` and ``beta.png`` (which
 covariates move which parameters), ``run.json``.
 """
@@ -42,6 +43,7 @@ CROSSVALIDATE_FILES = (
     "regression.nc",
     "beta_summary.csv",
     "beta.png",
+    "cv_scores.png",
 )
 
 
@@ -339,9 +341,10 @@ def _crossvalidate(args, scheduler) -> int:
         cv.beta.to_csv(out / "cv_beta.csv", index=False)
         save_results(full, out / "regression.nc")
         beta_summary.to_csv(out / "beta_summary.csv")
-        from .plotting import plot_beta
+        from .plotting import plot_beta, plot_cv_scores
 
         plot_beta(full, out / "beta.png")
+        plot_cv_scores(cv.scores, out / "cv_scores.png")
         finish(out)
     cols = ["method", "forest_type", "variable", "r2_all", "rmse_all", "lppd_all", "coverage_50_all"]
     cols += ["coverage_90_all", "r2_fold_mean", "r2_fold_se", "lppd_fold_mean", "lppd_fold_se"]

@@ -588,8 +588,77 @@ def plot_beta(dt, path) -> Path:
     return path
 
 
+#: Labels of the cross-validation methods (:data:`bayes_vmimics.crossvalidation.METHODS`) in figures.
+_CV_LABELS = {
+    "population": "population (no covariates)",
+    "regression": "regression population",
+    "table3": "Table 3 parameters",
+    "own": "site's own posterior (in-sample, not a prediction)",
+}
+
+
+def plot_cv_scores(scores, path, *, variable: str = "soc") -> Path:
+    """Cross-validated scores per forest type and method: r², lppd and 90 % coverage of all held-out
+    predictions together (markers), with ± 1 standard error of the per-fold scores (bars).
+
+    Args:
+        scores: ``CrossValidation.scores`` (or its ``cv_scores.csv``) (DataFrame).
+        path: PNG file (path).
+        variable: ``"soc"`` (mg C cm⁻³) or ``"f14c"`` (–).
+
+    Returns:
+        The path written.
+    """
+    sel = scores[scores["variable"] == variable]
+    methods = [m for m in _CV_LABELS if m in set(sel["method"])]
+    types = [t for t in ("ENF", "EBF", "DBF", "BNF") if t in set(sel["forest_type"])] + ["all"]
+    n_sites = sel.drop_duplicates("forest_type").set_index("forest_type")["n_sites_all"]
+    marker = {"population": "o", "regression": "s", "table3": "^", "own": "D"}
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
+    x = np.arange(len(types))
+    step = 0.6 / max(len(methods) - 1, 1)
+    panels = (("r2", "r²"), ("lppd", "lppd (nats per observation)"), ("coverage_90", "90 % interval coverage"))
+    for ax, (score, label) in zip(axes, panels, strict=True):
+        for i, m in enumerate(methods):
+            rows = sel[sel["method"] == m].set_index("forest_type").reindex(types)
+            ax.errorbar(
+                x + (i - (len(methods) - 1) / 2) * step,
+                rows[f"{score}_all"],
+                yerr=rows[f"{score}_fold_se"],
+                fmt=marker[m],
+                ms=5,
+                color=f"C{i}",
+                mfc="none" if m == "own" else f"C{i}",
+                capsize=2,
+                label=_CV_LABELS[m],
+            )
+        ax.set_xticks(x, [f"{t}\n({int(n_sites.get(t, 0))} sites)" for t in types], fontsize=8)
+        for b in x[:-1] + 0.5:
+            ax.axvline(b, color="0.85", lw=0.6)
+        ax.set_title(label, fontsize=9)
+        ax.tick_params(axis="y", labelsize=8)
+        if score == "coverage_90":
+            ax.axhspan(0.85, 0.95, color="0.9", zorder=0)
+        elif score == "r2":
+            ax.axhline(0.5, color="k", lw=0.6, ls=":")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(methods), fontsize=8, frameon=False)
+    what = "SOC (mg C cm⁻³)" if variable == "soc" else "F14C"
+    fig.suptitle(
+        f"Held-out {what}, cross-validation by site: all held-out predictions together per forest type; "
+        "bars ± 1 se of the per-fold scores",
+        fontsize=9,
+    )
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 __all__ = [
     "plot_beta",
+    "plot_cv_scores",
     "observation_error_sd",
     "plot_marginals",
     "plot_population",

@@ -229,3 +229,38 @@ def test_figures_of_saved_runs(tiny_runs, tmp_path):
     assert plot_xv_xk(held, tmp_path / "held_xv_xk.png").stat().st_size > 10_000
     with pytest.raises(ValueError, match="select one value"):
         posterior_samples(hier, "theta_site")
+
+
+def test_cv_scores_figure_shows_every_method_and_type(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from bayes_vmimics import plotting
+
+    rows = []
+    for m in ("population", "regression", "own"):
+        for t, n in (("ENF", 5), ("BNF", 4), ("all", 9)):
+            for var in ("soc", "f14c"):
+                row = {"method": m, "forest_type": t, "variable": var, "n_sites_all": n}
+                for c in ("r2", "lppd", "coverage_90"):
+                    row[f"{c}_all"], row[f"{c}_fold_se"] = 0.5, 0.1
+                rows.append(row)
+    captured = {}
+    real_savefig = plt.Figure.savefig
+
+    def keep(fig, *a, **k):
+        captured["fig"] = fig
+        return real_savefig(fig, *a, **k)
+
+    monkeypatch.setattr(plt.Figure, "savefig", keep)
+    path = plotting.plot_cv_scores(pd.DataFrame(rows), tmp_path / "cv.png")
+    assert path.stat().st_size > 10_000
+    fig = captured["fig"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "population (no covariates)",
+        "regression population",
+        "site's own posterior (in-sample, not a prediction)",
+    ]
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert ticks == ["ENF\n(5 sites)", "BNF\n(4 sites)", "all\n(9 sites)"]
+    assert [ax.get_title() for ax in fig.axes] == ["r²", "lppd (nats per observation)", "90 % interval coverage"]

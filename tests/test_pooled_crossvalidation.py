@@ -132,6 +132,7 @@ def test_pooled_crossvalidation_end_to_end_on_real_sites(pooled, tmp_path):
     assert pooled.main(argv) == 0
     scores = pd.read_csv(out / "cv_scores.csv")
     assert set(scores["method"]) == {"population", "regression"}
+    assert (out / "cv_scores.png").stat().st_size > 10_000
     assert {"ENF", "DBF"} <= set(scores["forest_type"])
     folds = pd.read_csv(out / "cv_folds.csv")
     assert len(folds) == 8 and folds.groupby("forest_type")["fold"].nunique().tolist() == [2, 2]
