@@ -241,28 +241,27 @@ def crossvalidate_sites(
         s1 = stage1.subset(train)
         ft_train, ft_test = [ft[i] for i in train], [ft[i] for i in test]
         test_problem = problem_subset(problem, test)
-        test_ids = set(test_problem.site_ids)
+        held = {v: np.isin(obs[f"{v}_site"], list(test_problem.site_ids)) for v in ("soc", "f14c")}
+
+        def record(method, pred, k=k, held=held, test_problem=test_problem, ft_test=ft_test):
+            """Keep the held-out predictions of a fold for the scores of all sites, and score the fold."""
+            for var, keep in held.items():
+                assembled[method][var][:, keep] = pred[var]
+            fold_rows.extend(
+                {"fold": k, "method": method, **row} for row in _scores_by_type(test_problem, pred, ft_test, seed)
+            )
+
         say(f"fold {k + 1}/{n_folds}: {len(train)} training and {len(test)} held-out site(s)")
         for method in methods:
             if method == "own":
                 pick = np.linspace(0, stage1.z.shape[1] - 1, predictive_draws).round().astype(int)
-                th = theta_from_logit(prior, stage1.z[test][:, pick].transpose(1, 0, 2))
-                pred = predict_draws(test_problem, th)
-                for var in ("soc", "f14c"):
-                    keep = np.array([s in test_ids for s in obs[f"{var}_site"]], dtype=bool)
-                    assembled[method][var][:, keep] = pred[var]
-                for row in _scores_by_type(test_problem, pred, ft_test, seed):
-                    fold_rows.append({"fold": k, "method": method, **row})
+                th = theta_from_logit(prior, stage1.z[test][:, pick].swapaxes(0, 1))  # (draws, held-out sites, 7)
+                record(method, predict_draws(test_problem, th))
                 continue
             if method == "table3":
                 th = np.stack([np.asarray(reference_parameters[t], dtype=float) for t in ft_test])[None]
                 pred = predict_draws(test_problem, th)
-                pred = {v: np.repeat(p, predictive_draws, axis=0) for v, p in pred.items()}
-                for var in ("soc", "f14c"):
-                    keep = np.array([s in test_ids for s in obs[f"{var}_site"]], dtype=bool)
-                    assembled[method][var][:, keep] = pred[var]
-                for row in _scores_by_type(test_problem, pred, ft_test, seed):
-                    fold_rows.append({"fold": k, "method": method, **row})
+                record(method, {v: np.repeat(p, predictive_draws, axis=0) for v, p in pred.items()})
                 continue
             if method == "population":
                 if mixtures is None:
@@ -334,12 +333,7 @@ def crossvalidate_sites(
                     "divergences": int(diag["divergences"].sum()) if "divergences" in diag else 0,
                 }
             )
-            pred = predict_draws(test_problem, th)
-            for var in ("soc", "f14c"):
-                keep = np.array([s in test_ids for s in obs[f"{var}_site"]], dtype=bool)
-                assembled[method][var][:, keep] = pred[var]
-            for row in _scores_by_type(test_problem, pred, ft_test, seed):
-                fold_rows.append({"fold": k, "method": method, **row})
+            record(method, predict_draws(test_problem, th))
     fold_scores = pd.DataFrame(fold_rows)
     rows = []
     for method in methods:
