@@ -96,8 +96,8 @@ def read_runs(runs: list[Path]) -> tuple[dict, dict[str, list[str]], dict]:
         told = ", ".join(f"{ft}: {'+'.join(sorted(h))}" for ft, h in covered.items())
         raise ValueError(f"the forest types' runs cover different halves of data/site_split.csv ({told})")
     config = json.loads(json.dumps(config))  # a copy: the data section is rewritten below
-    both = next(iter(covered.values())) == {"calibration", "validation"}
-    config["data"]["split"] = "all" if both else next(iter(next(iter(covered.values()))))
+    split = next(iter(covered.values()))  # the halves every type covers: one, or calibration and validation
+    config["data"]["split"] = "all" if len(split) > 1 else next(iter(split))
     return config, sites, settings
 
 
@@ -166,7 +166,7 @@ def main(argv=None) -> int:
         nargs="+",
         choices=["population", "regression", "own"],
         default=["population", "regression"],
-        help="what predicts the held-out sites (default population regression); 'own' adds the ceiling: each site "
+        help="what predicts the held-out sites (default population regression); 'own' adds a reference: each site "
         "from its own stage-1 posterior, which has seen its data (not a prediction)",
     )
     ap.add_argument("--predictive-draws", type=int, default=200, help="posterior draws per held-out site")

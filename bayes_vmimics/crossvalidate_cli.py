@@ -126,8 +126,8 @@ def add_crossvalidate_parser(subparsers) -> argparse.ArgumentParser:
         choices=["population", "regression", "table3", "own"],
         default=["population", "regression", "table3"],
         help="what predicts the held-out sites: the population without covariates, the regression population, and "
-        "as a reference the paper's Table 3 parameters of the forest type (default these three); 'own' adds the "
-        "ceiling: each site from its own stage-1 posterior, which has seen its data (not a prediction)",
+        "as a reference the paper's Table 3 parameters of the forest type (default these three); 'own' adds a "
+        "reference: each site from its own stage-1 posterior, which has seen its data (not a prediction)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_crossvalidate)
