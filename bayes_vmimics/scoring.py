@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
-from .metrics import fit_metrics
+from .metrics import fit_metrics, regression
 from .parameters import PARAMETER_NAMES
 
 _VARS = ("soc", "f14c")
@@ -164,7 +164,10 @@ def score_by_depth(
     Returns:
         DataFrame with one row per variable and band: ``variable``, ``top_cm``, ``bottom_cm`` (cm), ``n_obs``
         (count), ``median_ratio`` (median over observations of predictive median / observed; –),
-        ``coverage_50``, ``coverage_90``, ``above_50``, ``below_50``, ``above_90``, ``below_90`` (fractions).
+        ``coverage_50``, ``coverage_90``, ``above_50``, ``below_50``, ``above_90``, ``below_90`` (fractions),
+        ``r2`` (squared correlation of predictive median and observed across the band's layers, as in
+        :func:`score_predictions`; NaN with fewer than 2 layers; –) and ``rmse`` (root mean square of predictive
+        median − observed over the band's layers; unit of the variable).
     """
     edges = np.asarray(bands_cm, dtype=float)
     if edges.ndim != 1 or edges.size < 2 or np.any(np.diff(edges) <= 0):
@@ -187,12 +190,58 @@ def score_by_depth(
             row = {"variable": var, "top_cm": top, "bottom_cm": bottom, "n_obs": int(k.sum())}
             with np.errstate(divide="ignore", invalid="ignore"):
                 row["median_ratio"] = float(np.median(med[k] / o[k]))
+            row["r2"] = regression(o[k], med[k])[2]
+            row["rmse"] = float(np.sqrt(np.mean((med[k] - o[k]) ** 2)))
             for lv, (lo, hi) in q.items():
                 row[f"coverage_{lv}"] = float(np.mean((o[k] >= lo[k]) & (o[k] <= hi[k])))
                 row[f"above_{lv}"] = float(np.mean(o[k] > hi[k]))
                 row[f"below_{lv}"] = float(np.mean(o[k] < lo[k]))
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def predictive_table(
+    problem, predictions: dict[str, np.ndarray], *, seed: int = 0, new_site: bool = True, n_replicates: int = 1000
+) -> pd.DataFrame:
+    """The predictive of every observation, one row each: what the scores of :func:`score_predictions` summarise.
+
+    Args:
+        problem, predictions, seed, new_site, n_replicates: as :func:`score_predictions`.
+
+    Returns:
+        DataFrame with ``variable``, ``site_id``, ``top_cm``, ``bottom_cm`` (cm below the mineral surface),
+        ``layer`` (0 = the site's uppermost observed layer of that variable; count), ``observed``, ``median``
+        (predictive median of the model value, as scored by r² and RMSE) and ``q05``, ``q25``, ``q75``, ``q95``
+        (quantiles of the replicated observations, observation error included: the 50 % and 90 % intervals of
+        the coverage), all in the unit of the variable (SOC in the problem's unit, F14C –).
+    """
+    rng = np.random.default_rng(seed)
+    obs = problem.observations()
+    frames = []
+    for var in _VARS:
+        o = obs[var]
+        if o.size == 0:
+            continue
+        pred, rep, _, _ = _replicated(problem, var, predictions, rng, new_site, n_replicates)
+        q = np.quantile(rep, [0.05, 0.25, 0.75, 0.95], axis=0)
+        site = obs[f"{var}_site"]
+        frame = pd.DataFrame(
+            {
+                "variable": var,
+                "site_id": site,
+                "top_cm": obs[f"{var}_top_cm"],
+                "bottom_cm": obs[f"{var}_bottom_cm"],
+                "observed": o,
+                "median": np.median(pred, axis=0),
+                "q05": q[0],
+                "q25": q[1],
+                "q75": q[2],
+                "q95": q[3],
+            }
+        )
+        frame.insert(4, "layer", frame.groupby("site_id")["top_cm"].rank(method="first").astype(int) - 1)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def score_draws(problem, thetas, *, seed: int = 0, new_site: bool = True) -> pd.DataFrame:
@@ -263,6 +312,7 @@ __all__ = [
     "discrepancy_prior_keys",
     "fit_discrepancy_prior_sites",
     "predict_draws",
+    "predictive_table",
     "score_by_depth",
     "score_draws",
     "score_predictions",

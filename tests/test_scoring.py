@@ -137,6 +137,25 @@ def test_scores_by_depth_add_up_and_show_the_side_of_a_bias(sites):
         sides = bands[f"coverage_{lv}"] + bands[f"above_{lv}"] + bands[f"below_{lv}"]
         assert np.allclose(sides, 1.0)
     assert np.all(np.diff(bands["top_cm"]) > 0)
+    # the per-observation table holds what the scores summarise: same noise draws, same coverage; a band's r²
+    # and RMSE are those of its rows
+    from bayes_vmimics.metrics import regression
+    from bayes_vmimics.scoring import predictive_table
+
+    table = predictive_table(problem, right, seed=2)
+    soc = table[table["variable"] == "soc"]
+    assert len(soc) == total.loc["soc", "n_obs"]
+    assert np.all(soc[["q05", "q25", "q75", "q95"]].diff(axis=1).iloc[:, 1:] >= 0)
+    o = soc["observed"]
+    assert np.mean((o >= soc["q05"]) & (o <= soc["q95"])) == pytest.approx(total.loc["soc", "coverage_90"])
+    assert np.mean((o >= soc["q25"]) & (o <= soc["q75"])) == pytest.approx(total.loc["soc", "coverage_50"])
+    top = soc[soc["layer"] == 0].set_index("site_id")["top_cm"]
+    assert top.equals(soc.groupby("site_id")["top_cm"].min().reindex(top.index))
+    mid = 0.5 * (soc["top_cm"] + soc["bottom_cm"])
+    for _, band in bands[bands["variable"] == "soc"].iterrows():
+        k = (mid >= band["top_cm"]) & (mid < band["bottom_cm"])
+        assert band["r2"] == pytest.approx(regression(o[k], soc["median"][k])[2], nan_ok=True)
+        assert band["rmse"] == pytest.approx(np.sqrt(np.mean((soc["median"][k] - o[k]) ** 2)))
     low = {v: 0.5 * p for v, p in right.items()}  # every layer predicted at half its model value
     biased = score_by_depth(problem, low, seed=2)
     assert np.all(biased["above_90"] > 0.5) and np.all(biased["below_90"] == 0.0), biased
