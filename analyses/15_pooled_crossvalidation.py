@@ -17,7 +17,9 @@ covariates and scored (RMSE in mg C cm⁻³, r², lppd in nats per observation, 
 error model.
 
 Writes ``cv_scores.csv`` (and its figure ``cv_scores.png``), ``cv_fold_scores.csv``, ``cv_folds.csv``,
-``cv_stage2.csv`` (R-hat, ESS and stage-2 weight ESS per fold and method) and ``cv_beta.csv`` to ``--out``.
+``cv_stage2.csv`` (R-hat, ESS and stage-2 weight ESS per fold and method), ``cv_beta.csv``,
+``cv_predictions.csv`` (every held-out observation's predictive; figure ``cv_predictions.png``, by depth) and
+``cv_depth_scores.csv`` (the scores by depth band) to ``--out``.
 
 Usage (every site of both halves; without the ``--split validation`` runs, the calibration half only)::
 
@@ -48,7 +50,6 @@ from bayes_vmimics.crossvalidation import crossvalidate_sites
 from bayes_vmimics.inference.regression import RegressionPrior
 from bayes_vmimics.inference.site_draws import SitePosteriorSamples
 from bayes_vmimics.io.sites import build_site_tables
-from bayes_vmimics.plotting import plot_cv_scores
 from bayes_vmimics.study import build_hierarchical_study
 
 #: Sections that must agree between the runs (the data section may differ only in its forest type).
@@ -209,10 +210,7 @@ def main(argv=None) -> int:
         mixture_components=args.mixture_components,
         log=print,
     )
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name in ("scores", "fold_scores", "folds", "stage2", "beta"):
-        getattr(cv, name).to_csv(args.out / f"cv_{name}.csv", index=False)
-    plot_cv_scores(cv.scores, args.out / "cv_scores.png")
+    cv.write(args.out)
     cols = ["method", "forest_type", "variable", "r2_all", "rmse_all", "lppd_all", "coverage_50_all", "coverage_90_all"]
     cols += ["r2_fold_mean", "r2_fold_se"]
     with np.printoptions(precision=3):

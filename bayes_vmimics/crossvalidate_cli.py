@@ -20,8 +20,10 @@ held-out data enter a prediction. The first pass uses ``hierarchical``'s stage-2
 
 Writes to ``--out``: ``cv_scores.csv`` (per method, forest type and variable: scores of all held-out
 predictions together and the mean ± se over folds), ``cv_fold_scores.csv``, ``cv_folds.csv`` (site → fold),
-``cv_scores.png`` (r², lppd and 90 % coverage of held-out SOC per type and method), ``cv_stage2.csv`` (R-hat,
-ESS, stage-2 weight ESS per fold and method), ``cv_beta.csv`` (B per fold),
+``cv_scores.png`` (r², lppd and 90 % coverage of held-out SOC per type and method), ``cv_predictions.csv`` and
+``cv_predictions.png`` (every held-out observation's predictive median and quantiles; the figure by depth),
+``cv_depth_scores.csv`` (the scores by depth band), ``cv_stage2.csv`` (R-hat, ESS, stage-2 weight ESS per fold
+and method), ``cv_beta.csv`` (B per fold),
 ``regression.nc`` (the regression population on all sites), ``beta_summary.csv`` and ``beta.png`` (which
 covariates move which parameters), ``run.json``.
 """
@@ -40,10 +42,13 @@ CROSSVALIDATE_FILES = (
     "cv_folds.csv",
     "cv_stage2.csv",
     "cv_beta.csv",
+    "cv_predictions.csv",
+    "cv_depth_scores.csv",
     "regression.nc",
     "beta_summary.csv",
     "beta.png",
     "cv_scores.png",
+    "cv_predictions.png",
 )
 
 
@@ -334,17 +339,12 @@ def _crossvalidate(args, scheduler) -> int:
     beta_rep = posterior_convergence(full, ["beta"])  # B's own table, for beta_summary.csv
     beta_summary = beta_rep["summary"]
     with deferred_interrupt():
-        cv.scores.to_csv(out / "cv_scores.csv", index=False)
-        cv.fold_scores.to_csv(out / "cv_fold_scores.csv", index=False)
-        cv.folds.to_csv(out / "cv_folds.csv", index=False)
-        cv.stage2.to_csv(out / "cv_stage2.csv", index=False)
-        cv.beta.to_csv(out / "cv_beta.csv", index=False)
+        cv.write(out)
         save_results(full, out / "regression.nc")
         beta_summary.to_csv(out / "beta_summary.csv")
-        from .plotting import plot_beta, plot_cv_scores
+        from .plotting import plot_beta
 
         plot_beta(full, out / "beta.png")
-        plot_cv_scores(cv.scores, out / "cv_scores.png")
         finish(out)
     cols = ["method", "forest_type", "variable", "r2_all", "rmse_all", "lppd_all", "coverage_50_all"]
     cols += ["coverage_90_all", "r2_fold_mean", "r2_fold_se", "lppd_fold_mean", "lppd_fold_se"]

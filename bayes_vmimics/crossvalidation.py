@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -90,6 +91,14 @@ class CrossValidation:
         mixtures: the sites' mixture likelihoods of the ``mixture`` engine, fitted once for every fold
             (:class:`~bayes_vmimics.inference.mixture_stage2.SiteLikelihoodMixture`; None with ``draws``); a fit
             on all sites after the folds can reuse them.
+        predictions: every held-out observation's predictive, one row per method and observation:
+            ``method``, ``forest_type`` and the columns of :func:`bayes_vmimics.scoring.predictive_table`
+            (observed, predictive median and 5/25/75/95 % quantiles with observation error; SOC in the
+            problem's unit) (DataFrame).
+        depth_scores: the held-out scores by depth band of the observed layer's mid-depth, per method and
+            forest type ("all" with several types): ``method``, ``forest_type`` and the columns of
+            :func:`bayes_vmimics.scoring.score_by_depth` (r², RMSE, coverage and the side of the misses per
+            band) (DataFrame).
     """
 
     folds: pd.DataFrame
@@ -98,6 +107,27 @@ class CrossValidation:
     stage2: pd.DataFrame
     beta: pd.DataFrame
     mixtures: object = None
+    predictions: pd.DataFrame | None = None
+    depth_scores: pd.DataFrame | None = None
+
+    def write(self, out) -> list[Path]:
+        """Write the tables (``cv_<name>.csv``) and the figures ``cv_scores.png`` (r², lppd, 90 % coverage of
+        held-out SOC per type and method) and ``cv_predictions.png`` (held-out SOC against its predictive
+        median by depth) to the folder ``out`` (path); returns the files written."""
+        from .plotting import plot_cv_predictions, plot_cv_scores
+
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name in ("scores", "fold_scores", "folds", "stage2", "beta", "predictions", "depth_scores"):
+            table = getattr(self, name)
+            if table is not None:
+                table.to_csv(out / f"cv_{name}.csv", index=False)
+                written.append(out / f"cv_{name}.csv")
+        written.append(plot_cv_scores(self.scores, out / "cv_scores.png"))
+        if self.predictions is not None:
+            written.append(plot_cv_predictions(self.predictions, out / "cv_predictions.png"))
+        return written
 
 
 def _draw_index(n_chain: int, n_draw: int, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -108,12 +138,10 @@ def _draw_index(n_chain: int, n_draw: int, n: int) -> tuple[np.ndarray, np.ndarr
     return flat // n_draw, flat % n_draw
 
 
-def _scores_by_type(problem, predictions, forest_types, seed) -> list[dict]:
-    """Scores of each forest type's sites and, with several types, of all sites together ("all")."""
-    from .scoring import score_predictions
-
+def _by_type(problem, predictions, forest_types):
+    """Each forest type's sites and, with several types, all sites together ("all"): (label, sub-problem, the
+    sub-problem's columns of ``predictions``)."""
     obs = problem.observations()
-    rows = []
     groups = {t: [i for i, f in enumerate(forest_types) if f == t] for t in sorted(set(forest_types))}
     if len(groups) > 1:
         groups["all"] = list(range(len(problem.sites)))
@@ -124,6 +152,15 @@ def _scores_by_type(problem, predictions, forest_types, seed) -> list[dict]:
         for var in ("soc", "f14c"):
             keep = np.array([s in ids for s in obs[f"{var}_site"]], dtype=bool)
             pred[var] = predictions[var][:, keep]
+        yield label, sub, pred
+
+
+def _scores_by_type(problem, predictions, forest_types, seed) -> list[dict]:
+    """Scores of each forest type's sites and, with several types, of all sites together ("all")."""
+    from .scoring import score_predictions
+
+    rows = []
+    for label, sub, pred in _by_type(problem, predictions, forest_types):
         table = score_predictions(sub, pred, seed=seed, new_site=True)
         for var, r in table.iterrows():
             rows.append({"forest_type": label, "variable": var, **r.to_dict()})
@@ -194,7 +231,7 @@ def crossvalidate_sites(
     from .inference.regression import RegressionPrior, predict_new_site_regression, sample_regression_population
     from .inference.two_stage import sample_population
     from .population import sample_new_site_parameters, theta_from_logit
-    from .scoring import predict_draws
+    from .scoring import predict_draws, predictive_table, score_by_depth
 
     say = log or (lambda _: None)
     ft = [str(t) for t in forest_types]
@@ -352,6 +389,25 @@ def crossvalidate_sites(
                 out[f"{c}_fold_se"] = float(np.std(v, ddof=1) / np.sqrt(v.size)) if v.size > 1 else float("nan")
             rows.append(out)
     folds = pd.DataFrame({"site_id": ids, "forest_type": ft, "fold": fold})
+    site_type = dict(zip(ids, ft, strict=True))
+    tables, depth = [], []
+    for method in methods:
+        t = predictive_table(problem, assembled[method], seed=seed, new_site=True)
+        t.insert(0, "forest_type", t["site_id"].map(site_type))
+        t.insert(0, "method", method)
+        tables.append(t)
+        for label, sub, pred in _by_type(problem, assembled[method], ft):
+            d = score_by_depth(sub, pred, seed=seed, new_site=True)
+            d.insert(0, "forest_type", label)
+            d.insert(0, "method", method)
+            depth.append(d)
     return CrossValidation(
-        folds, fold_scores, pd.DataFrame(rows), pd.DataFrame(stage2_rows), pd.DataFrame(beta_rows), mixtures
+        folds,
+        fold_scores,
+        pd.DataFrame(rows),
+        pd.DataFrame(stage2_rows),
+        pd.DataFrame(beta_rows),
+        mixtures,
+        pd.concat(tables, ignore_index=True),
+        pd.concat(depth, ignore_index=True),
     )

@@ -656,8 +656,77 @@ def plot_cv_scores(scores, path, *, variable: str = "soc") -> Path:
     return path
 
 
+def plot_cv_predictions(predictions, path, *, methods=("population", "regression", "own")) -> Path:
+    """Held-out SOC against its predictive median, one panel per forest type (columns) and method (rows), the
+    layers coloured by the depth band of their mid-depth: where the cross-validated skill is won and lost.
+
+    Each panel gives the r² of its layers (the score of :func:`~bayes_vmimics.scoring.score_predictions`, on the
+    linear scale) and the r² of the layers whose mid-depth is 10 cm or more.
+
+    Args:
+        predictions: ``CrossValidation.predictions`` (or its ``cv_predictions.csv``) (DataFrame; SOC in
+            mg C cm⁻³).
+        path: PNG file (path).
+        methods: the methods to show, those present in ``predictions`` (rows; –).
+
+    Returns:
+        The path written.
+    """
+    from .metrics import regression
+    from .scoring import DEPTH_BANDS_CM
+
+    sel = predictions[predictions["variable"] == "soc"]
+    asked, methods = methods, [m for m in methods if m in set(sel["method"])]
+    if not methods:
+        raise ValueError(f"none of the methods {list(asked)} is in the predictions")
+    types = [t for t in ("ENF", "EBF", "DBF", "BNF") if t in set(sel["forest_type"])]
+    edges = np.asarray(DEPTH_BANDS_CM)
+    fig, axes = plt.subplots(
+        len(methods), len(types), figsize=(2.9 * len(types), 2.8 * len(methods) + 0.5), squeeze=False
+    )
+    lo = max(float(sel["observed"].min()), 0.05)
+    hi = float(max(sel["observed"].max(), sel["median"].max())) * 1.3
+    cmap = plt.get_cmap("viridis", edges.size - 1)
+    for r, m in enumerate(methods):
+        for c, t in enumerate(types):
+            ax = axes[r, c]
+            d = sel[(sel["method"] == m) & (sel["forest_type"] == t)]
+            mid = 0.5 * (d["top_cm"] + d["bottom_cm"])
+            band = np.clip(np.searchsorted(edges, mid.to_numpy(), side="right") - 1, 0, edges.size - 2)
+            ax.scatter(d["observed"], d["median"], c=band, cmap=cmap, vmin=-0.5, vmax=edges.size - 1.5, s=9)
+            ax.plot([lo, hi], [lo, hi], color="k", lw=0.6)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlim(lo, hi)
+            ax.set_ylim(lo, hi)
+            deep = mid.to_numpy() >= 10.0
+            r2_all = regression(d["observed"], d["median"])[2]
+            r2_deep = regression(d["observed"][deep], d["median"][deep])[2]
+            ax.text(0.04, 0.96, f"r² all layers {r2_all:.2f}\nr² mid-depth ≥ 10 cm {r2_deep:.2f}",
+                    transform=ax.transAxes, va="top", fontsize=7)  # fmt: skip
+            ax.tick_params(labelsize=7)
+            if r == 0:
+                ax.set_title(f"{t} ({d['site_id'].nunique()} sites)", fontsize=9)
+            if c == 0:
+                ax.set_ylabel(f"{_CV_LABELS.get(m, m)}\npredicted (mg C cm⁻³)", fontsize=7)
+            if r == len(methods) - 1:
+                ax.set_xlabel("observed (mg C cm⁻³)", fontsize=7)
+    pairs = zip(edges[:-1], edges[1:], strict=True)
+    labels = [f"{a:g}–{b:g} cm" if np.isfinite(b) else f"≥ {a:g} cm" for a, b in pairs]
+    handles = [plt.Line2D([], [], ls="", marker="o", ms=4, color=cmap(i)) for i in range(len(labels))]
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=7, frameon=False,
+               title="mid-depth of the layer", title_fontsize=7)  # fmt: skip
+    fig.suptitle("Held-out SOC, cross-validation by site: predictive median against observed", fontsize=9)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 __all__ = [
     "plot_beta",
+    "plot_cv_predictions",
     "plot_cv_scores",
     "observation_error_sd",
     "plot_marginals",

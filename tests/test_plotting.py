@@ -264,3 +264,38 @@ def test_cv_scores_figure_shows_every_method_and_type(tmp_path, monkeypatch):
     ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert ticks == ["ENF\n(5 sites)", "BNF\n(4 sites)", "all\n(9 sites)"]
     assert [ax.get_title() for ax in fig.axes] == ["r²", "lppd (nats per observation)", "90 % interval coverage"]
+
+
+def test_cv_predictions_figure_has_a_panel_per_type_and_method(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from bayes_vmimics import plotting
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for m in ("population", "regression"):
+        for t in ("ENF", "BNF"):
+            for s in range(3):
+                for top in (0.0, 10.0, 30.0, 60.0):
+                    o = 40.0 * np.exp(-top / 30) * rng.lognormal(0, 0.3)
+                    rows.append({"method": m, "forest_type": t, "variable": "soc", "site_id": f"{t}{s}",
+                                 "top_cm": top, "bottom_cm": top + 10, "observed": o, "median": o * 1.1})  # fmt: skip
+    captured = {}
+    real_savefig = plt.Figure.savefig
+
+    def keep(fig, *a, **k):
+        captured["fig"] = fig
+        return real_savefig(fig, *a, **k)
+
+    monkeypatch.setattr(plt.Figure, "savefig", keep)
+    methods = ("population", "regression", "own")
+    path = plotting.plot_cv_predictions(pd.DataFrame(rows), tmp_path / "p.png", methods=methods)
+    assert path.stat().st_size > 10_000
+    fig = captured["fig"]
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["ENF (3 sites)", "BNF (3 sites)"]
+    assert len(fig.axes) == 4  # 'own' is not in the table: two methods × two types
+    # a prediction proportional to the observation has r² 1 in every panel
+    assert all(ax.texts[0].get_text().startswith("r² all layers 1.00") for ax in fig.axes)
+    with pytest.raises(ValueError, match="none of the methods"):
+        plotting.plot_cv_predictions(pd.DataFrame(rows), tmp_path / "q.png", methods=("own",))

@@ -133,6 +133,10 @@ def test_pooled_crossvalidation_end_to_end_on_real_sites(pooled, tmp_path):
     scores = pd.read_csv(out / "cv_scores.csv")
     assert set(scores["method"]) == {"population", "regression"}
     assert (out / "cv_scores.png").stat().st_size > 10_000
+    assert (out / "cv_predictions.png").stat().st_size > 10_000
+    predictions = pd.read_csv(out / "cv_predictions.csv")
+    assert predictions.groupby("method")["site_id"].nunique().to_dict() == {"population": 8, "regression": 8}
+    assert set(pd.read_csv(out / "cv_depth_scores.csv")["forest_type"]) == {"ENF", "DBF", "all"}
     assert {"ENF", "DBF"} <= set(scores["forest_type"])
     folds = pd.read_csv(out / "cv_folds.csv")
     assert len(folds) == 8 and folds.groupby("forest_type")["fold"].nunique().tolist() == [2, 2]

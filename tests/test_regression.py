@@ -506,6 +506,15 @@ def test_crossvalidation_reuses_stage1_and_scores_every_site_once():
     own = theta_from_logit(problem.prior, z[:, np.linspace(0, 399, 8).round().astype(int)].transpose(1, 0, 2))
     ref = score_predictions(problem, predict_draws(problem, own), seed=1)
     assert all_soc.loc["own", "rmse_all"] == pytest.approx(ref.loc["soc", "rmse"], rel=1e-12)
+    # every held-out observation's predictive is kept, and it is what the scores summarise
+    pred = cv.predictions[cv.predictions["variable"] == "soc"]
+    assert pred.groupby("method").size().to_dict() == dict.fromkeys(cv.fold_scores["method"].unique(), problem.n_soc)
+    for method, g in pred.groupby("method"):
+        o, med = g["observed"].to_numpy(), g["median"].to_numpy()
+        assert np.mean((o >= g["q05"]) & (o <= g["q95"])) == pytest.approx(all_soc.loc[method, "coverage_90_all"])
+        assert np.corrcoef(o, med)[0, 1] ** 2 == pytest.approx(all_soc.loc[method, "r2_all"], rel=1e-12)
+    depth = cv.depth_scores[cv.depth_scores["variable"] == "soc"]
+    assert (depth.groupby("method")["n_obs"].sum() == problem.n_soc).all()
     with pytest.raises(ValueError, match="reference_parameters for forest type"):
         crossvalidate_sites(problem, stage1, ["ENF"] * n, n_folds=3, methods=("table3",))
     table.loc[problem.site_ids[4], "map_mm"] = np.nan
