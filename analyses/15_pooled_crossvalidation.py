@@ -46,7 +46,7 @@ import numpy as np
 
 from bayes_vmimics.config import config_from_dict
 from bayes_vmimics.covariates import parse_covariates, site_covariate_table
-from bayes_vmimics.crossvalidation import crossvalidate_sites
+from bayes_vmimics.crossvalidation import crossvalidate_sites, problem_subset
 from bayes_vmimics.inference.regression import RegressionPrior
 from bayes_vmimics.inference.site_draws import SitePosteriorSamples
 from bayes_vmimics.io.sites import build_site_tables
@@ -173,6 +173,13 @@ def main(argv=None) -> int:
     ap.add_argument("--predictive-draws", type=int, default=200, help="posterior draws per held-out site")
     ap.add_argument("--n-processes", type=int, default=1, help="processes for the stage-2 chains")
     ap.add_argument("--seed", type=int, default=1, help="seed of the split, stage 2 and the predictive draws")
+    ap.add_argument(
+        "--exclude-sites",
+        nargs="+",
+        default=[],
+        metavar="SITE",
+        help="leave these sites of the runs out (e.g. a site that lacks a covariate: docs/covariates.md)",
+    )
     ap.add_argument("--out", type=Path, required=True, help="output folder")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
@@ -184,6 +191,13 @@ def main(argv=None) -> int:
         now = [s for s, t in zip(problem.site_ids, forest_types, strict=True) if t == ft]
         if sorted(now) != sorted(ids):
             raise ValueError(f"the {ft} sites of the data folder differ from its run's ({len(now)} against {len(ids)})")
+    unknown = sorted(set(args.exclude_sites) - set(problem.site_ids))
+    if unknown:
+        raise ValueError(f"--exclude-sites: {', '.join(unknown)} not among the runs' sites")
+    if args.exclude_sites:
+        keep = [i for i, s in enumerate(problem.site_ids) if s not in set(args.exclude_sites)]
+        problem, forest_types = problem_subset(problem, keep), [forest_types[i] for i in keep]
+        print(f"left out (--exclude-sites): {', '.join(args.exclude_sites)}")
     s1 = load_stage1(args.runs, list(problem.site_ids), list(forest_types), settings)
     tune = args.draws if args.stage2 == "mixture" else max(args.draws // 4, 100)  # NUTS tunes as long as it samples
     names = parse_covariates(args.covariates)

@@ -144,3 +144,23 @@ def test_pooled_crossvalidation_end_to_end_on_real_sites(pooled, tmp_path):
     # shared B: the same coefficients for both types in every fold
     per_type = beta.pivot_table(index=["fold", "covariate", "parameter"], columns="forest_type", values="mean")
     assert np.allclose(per_type["ENF"], per_type["DBF"])
+
+
+@needs_data
+def test_excluded_sites_are_left_out_and_an_unknown_one_is_named(pooled, tmp_path):
+    """--exclude-sites drops sites of the runs (e.g. one without a covariate) before stage 1 is read; a site the
+    runs do not hold is an error that names it."""
+    cfg = load_config(ROOT / "model" / "study_default.toml").replace(
+        data={"forest_type": "ENF", "split": "calibration", "max_sites": 5}
+    )
+    sites = list(build_hierarchical_study(cfg, ["ENF"], DATA).problem.site_ids)
+    run = _fake_run(tmp_path / "hier_ENF", "ENF", sites, config=_config("ENF", max_sites=5))
+    (run / "stage1" / f"{sites[2]}_abc.npz").unlink()  # the left-out site needs no checkpoint
+    out = tmp_path / "cv"
+    argv = ["--data-dir", str(DATA), "--runs", str(run), "--folds", "2", "--methods", "own"]
+    argv += ["--predictive-draws", "4", "--exclude-sites", sites[2], "--out", str(out)]
+    assert pooled.main(argv) == 0
+    folds = pd.read_csv(out / "cv_folds.csv")
+    assert sorted(folds["site_id"]) == sorted(s for s in sites if s != sites[2])
+    with pytest.raises(ValueError, match="he2016_nowhere not among the runs' sites"):
+        pooled.main([*argv[:-2], "--exclude-sites", "he2016_nowhere", "--out", str(out)])
