@@ -202,8 +202,9 @@ def main(argv=None) -> int:
     tune = args.draws if args.stage2 == "mixture" else max(args.draws // 4, 100)  # NUTS tunes as long as it samples
     names = parse_covariates(args.covariates)
     print(study.describe())
+    counts = ", ".join(f"{t} {forest_types.count(t)}" for t in sorted(sites))
     print(
-        f"{args.folds}-fold cross-validation by site of {', '.join(f'{t} {len(v)}' for t, v in sorted(sites.items()))}"
+        f"{args.folds}-fold cross-validation by site of {counts}"
         f" sites; B {'per type' if args.per_type_beta else 'shared by the types'}; stage 2 ({args.stage2}) "
         f"{args.chains} chains × {args.draws} {'sweeps' if args.stage2 == 'draws' else 'NUTS draws'} per fold"
     )
