@@ -231,8 +231,21 @@ def test_figures_of_saved_runs(tiny_runs, tmp_path):
         posterior_samples(hier, "theta_site")
 
 
-def test_cv_scores_figure_shows_every_method_and_type(tmp_path, monkeypatch):
-    import matplotlib.pyplot as plt
+@pytest.fixture
+def saved_figure(monkeypatch):
+    """The last figure saved with ``Figure.savefig`` (still written to disk), under key "fig"."""
+    captured = {}
+    real_savefig = plt.Figure.savefig
+
+    def keep(fig, *a, **k):
+        captured["fig"] = fig
+        return real_savefig(fig, *a, **k)
+
+    monkeypatch.setattr(plt.Figure, "savefig", keep)
+    return captured
+
+
+def test_cv_scores_figure_shows_every_method_and_type(tmp_path, saved_figure):
     import pandas as pd
 
     from bayes_vmimics import plotting
@@ -245,17 +258,9 @@ def test_cv_scores_figure_shows_every_method_and_type(tmp_path, monkeypatch):
                 for c in ("r2", "lppd", "coverage_90"):
                     row[f"{c}_all"], row[f"{c}_fold_se"] = 0.5, 0.1
                 rows.append(row)
-    captured = {}
-    real_savefig = plt.Figure.savefig
-
-    def keep(fig, *a, **k):
-        captured["fig"] = fig
-        return real_savefig(fig, *a, **k)
-
-    monkeypatch.setattr(plt.Figure, "savefig", keep)
     path = plotting.plot_cv_scores(pd.DataFrame(rows), tmp_path / "cv.png")
     assert path.stat().st_size > 10_000
-    fig = captured["fig"]
+    fig = saved_figure["fig"]
     assert [t.get_text() for t in fig.legends[0].get_texts()] == [
         "population (no covariates)",
         "regression population",
@@ -266,8 +271,7 @@ def test_cv_scores_figure_shows_every_method_and_type(tmp_path, monkeypatch):
     assert [ax.get_title() for ax in fig.axes] == ["r²", "lppd (nats per observation)", "90 % interval coverage"]
 
 
-def test_cv_predictions_figure_has_a_panel_per_type_and_method(tmp_path, monkeypatch):
-    import matplotlib.pyplot as plt
+def test_cv_predictions_figure_has_a_panel_per_type_and_method(tmp_path, saved_figure):
     import pandas as pd
 
     from bayes_vmimics import plotting
@@ -281,18 +285,10 @@ def test_cv_predictions_figure_has_a_panel_per_type_and_method(tmp_path, monkeyp
                     o = 40.0 * np.exp(-top / 30) * rng.lognormal(0, 0.3)
                     rows.append({"method": m, "forest_type": t, "variable": "soc", "site_id": f"{t}{s}",
                                  "top_cm": top, "bottom_cm": top + 10, "observed": o, "median": o * 1.1})  # fmt: skip
-    captured = {}
-    real_savefig = plt.Figure.savefig
-
-    def keep(fig, *a, **k):
-        captured["fig"] = fig
-        return real_savefig(fig, *a, **k)
-
-    monkeypatch.setattr(plt.Figure, "savefig", keep)
     methods = ("population", "regression", "own")
     path = plotting.plot_cv_predictions(pd.DataFrame(rows), tmp_path / "p.png", methods=methods)
     assert path.stat().st_size > 10_000
-    fig = captured["fig"]
+    fig = saved_figure["fig"]
     assert [ax.get_title() for ax in fig.axes[:2]] == ["ENF (3 sites)", "BNF (3 sites)"]
     assert len(fig.axes) == 4  # 'own' is not in the table: two methods × two types
     # a prediction proportional to the observation has r² 1 in every panel
