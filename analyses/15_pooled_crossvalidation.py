@@ -191,11 +191,12 @@ def main(argv=None) -> int:
         now = [s for s, t in zip(problem.site_ids, forest_types, strict=True) if t == ft]
         if sorted(now) != sorted(ids):
             raise ValueError(f"the {ft} sites of the data folder differ from its run's ({len(now)} against {len(ids)})")
-    unknown = sorted(set(args.exclude_sites) - set(problem.site_ids))
+    excluded = set(args.exclude_sites)
+    unknown = sorted(excluded - set(problem.site_ids))
     if unknown:
         raise ValueError(f"--exclude-sites: {', '.join(unknown)} not among the runs' sites")
-    if args.exclude_sites:
-        keep = [i for i, s in enumerate(problem.site_ids) if s not in set(args.exclude_sites)]
+    if excluded:
+        keep = [i for i, s in enumerate(problem.site_ids) if s not in excluded]
         problem, forest_types = problem_subset(problem, keep), [forest_types[i] for i in keep]
         print(f"left out (--exclude-sites): {', '.join(args.exclude_sites)}")
     s1 = load_stage1(args.runs, list(problem.site_ids), list(forest_types), settings)

@@ -208,7 +208,7 @@ def crossvalidate_sites(
             held-out site from its own stage-1 draws (under the stage-1 prior: the box, or a second pass's
             normal prior), which have seen the site's data: the fit that the model and error model reach at a site
             whose parameters are known as well as its own data tell, which the other methods can at best
-            approach (in lppd; r² of the predictive mean is not a proper score and can come out higher).
+            approach (in lppd; r² of the predictive median is not a proper score and can come out higher).
         reference_parameters: for ``table3``: θ per forest type, shape (7,) each (parameter units), e.g.
             :func:`bayes_vmimics.io.parameters.table3_parameters` (–).
         stage2_engine: ``"draws"``: stage 2 on the stage-1 draws themselves (Gibbs;
