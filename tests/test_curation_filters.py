@@ -300,6 +300,8 @@ def test_layer_flags_keep_the_layer(tmp_path):
     rows += _qa_profile(5, (2.0, 0.8, 0.5, 0.4), bd=(0.9, 0.3, 1.3, 1.4))  # light mineral layer with 0.8 % C
     rows += [dict(r, n_pct=12.0) for r in _qa_profile(6, (2.0, 1.0, 0.5, 0.3))]  # the N column holds C:N
     rows += _qa_profile(7, (2.0, 0.3, 2.0, 1.0))  # SOC up 6.7x with depth
+    rows += _qa_profile(8, (12.0, 3.0, 1.0, 0.5), bd=(1.3,) * 4)  # one BD for a 12 % C layer and the subsoil
+    rows += _qa_profile(9, (12.0, 3.0, 1.0, 0.5), bd=(0.6, 1.1, 1.3, 1.3))  # the same, BD by layer: clean
     t = _qa_build(tmp_path, rows)
     found = sorted(t.qa[["profile_id", "layer", "rule", "decision"]].itertuples(index=False, name=None))
     assert found == sorted(
@@ -308,9 +310,13 @@ def test_layer_flags_keep_the_layer(tmp_path):
             (5, "5-15", S.QA_LOW_BD_LOW_SOC, "flag"),
             *[(6, f"{a:g}-{b:g}", S.QA_CN, "flag") for a, b in DEPTHS4],
             (7, "15-30", S.QA_SOC_INCREASE, "flag"),
+            (8, "0-5", S.QA_CONSTANT_BD, "flag"),
         ]
     )
-    assert t.sites["usable"].all() and len(t.layers) == 7 * 4
+    assert t.sites["usable"].all() and len(t.layers) == 9 * 4
+    # Adams (1973): OM = 1.724 x 12 = 20.69 %, BD = 100 / (20.69/0.244 + 79.31/1.3) = 0.6859 g cm-3
+    ev = t.qa.set_index("profile_id").at[8, "evidence"]
+    assert "Adams (1973) with that BD as mineral BD gives 0.6859 g cm-3, i.e. 82.31 instead of 156 mg C" in ev
     lay = t.layers.set_index(["profile_id", "top_cm"])["qa_flag"]
     assert lay[(4, 30.0)] == S.QA_SOC_LOW and lay[(4, 0.0)] == "" and lay[(7, 15.0)] == S.QA_SOC_INCREASE
 
@@ -453,6 +459,12 @@ def test_real_qa_findings(real):
     # he2016_462 (52 layers of 2 cm) is downweighted, not dropped
     assert q.loc[("he2016_462", S.QA_MANY_THIN), "decision"] == "downweight" and s.at["he2016_462", "usable"]
     assert real.layers.loc[real.layers["site_id"] == "he2016_462", "qa_flag"].str.contains(S.QA_MANY_THIN).all()
+    # he2016_139 (ENF): one BD, 1.28 g cm-3, for all six layers, with 17.4 % C at 0-5 cm: flagged, kept
+    c = real.qa[real.qa["rule"] == S.QA_CONSTANT_BD]
+    assert c.loc[c["site_id"] == "he2016_139", "layer"].tolist() == ["0-5", "5-14"]
+    top = c[(c["site_id"] == "he2016_139") & (c["layer"] == "0-5")]["evidence"].item()
+    assert "gives 0.5625 g cm-3, i.e. 98.02 instead of 223.1 mg C cm-3" in top
+    assert s.at["he2016_139", "usable"] and s.at["he2016_139", "n_layers"] == 6
 
 
 def test_real_nothing_dropped_silently(real):

@@ -146,6 +146,14 @@ CN_RANGE = (3.0, 100.0)
 #: (Bh) horizon, or an error. Decision: flag.
 QA_SOC_INCREASE = "soc_increase_with_depth"
 SOC_INCREASE_FACTOR = 5.0
+#: Rule: a layer with SOC above ``CONSTANT_BD_SOC_PCT`` % in a profile whose kept layers (at least three) all
+#: carry one bulk density: a carbon-rich horizon is lighter than the subsoil below it, so that bulk density is
+#: probably one value for the whole profile, and the layer's SOC density (mg C cm⁻³) is too high. The evidence
+#: gives the bulk density of the mixing rule of Adams (1973, J. Soil Sci. 24, 10-17),
+#: 100 / (OM/0.244 + (100 − OM)/BD_min), with OM = 1.724 × SOC % and BD_min the profile's bulk density
+#: (he2016_139: A1 17.4 % C at 1.28 g cm⁻³, where the rule gives 0.56). Decision: flag (never corrected).
+QA_CONSTANT_BD = "constant_bd_carbon_rich"
+CONSTANT_BD_SOC_PCT = 5.0
 #: Every QA rule with its decision, in the order of the QA table.
 QA_RULES = {
     QA_ISOLATED_LOW: "exclude",
@@ -157,6 +165,7 @@ QA_RULES = {
     QA_LOW_BD_LOW_SOC: "flag",
     QA_CN: "flag",
     QA_SOC_INCREASE: "flag",
+    QA_CONSTANT_BD: "flag",
 }
 #: Columns of the QA table (``SiteTables.qa``, ``data/qa_flags.csv``).
 QA_COLUMNS = ("site_id", "profile_id", "dataset", "forest_type", "layer", "source_row", "rule", "decision", "evidence")
@@ -847,8 +856,8 @@ def _many_thin_layers(layers: pd.DataFrame, sites: pd.DataFrame) -> dict:
 
 
 def _layer_flags(layers: pd.DataFrame) -> list[tuple]:
-    """The layer flag rules (``QA_SOC_LOW``, ``QA_LOW_BD_LOW_SOC``, ``QA_CN``, ``QA_SOC_INCREASE``) on
-    ``layers``: ``(layers index, rule, evidence)``."""
+    """The layer flag rules (``QA_SOC_LOW``, ``QA_LOW_BD_LOW_SOC``, ``QA_CN``, ``QA_SOC_INCREASE``,
+    ``QA_CONSTANT_BD``) on ``layers``: ``(layers index, rule, evidence)``."""
     out = []
     lay = layers.sort_values(["profile_id", "top_cm"])
     for i in lay.index[lay["soc_pct"] < SOC_LOW_PCT]:
@@ -881,6 +890,22 @@ def _layer_flags(layers: pd.DataFrame) -> list[tuple]:
                 QA_SOC_INCREASE,
                 f"SOC {_g(lay.at[i, 'soc_pct'])} % > {SOC_INCREASE_FACTOR:g} x the {_g(prev[i])} % of the layer "
                 f"above (from {_g(prev_depth[i])} cm)",
+            )
+        )
+    by_profile = lay.groupby("profile_id")["bd_g_cm3"]
+    one_bd = (by_profile.transform("nunique") == 1) & (by_profile.transform("size") >= 3)
+    for i in lay.index[one_bd & (lay["soc_pct"] > CONSTANT_BD_SOC_PCT)]:
+        bd, c = lay.at[i, "bd_g_cm3"], lay.at[i, "soc_pct"]
+        om = 1.724 * c
+        bd_adams = 100.0 / (om / 0.244 + (100.0 - om) / bd)
+        kind = "filled" if lay.at[i, "bd_is_filled"] else "measured"
+        out.append(
+            (
+                i,
+                QA_CONSTANT_BD,
+                f"SOC {_g(c)} % > {CONSTANT_BD_SOC_PCT:g} % at BD {_g(bd)} g cm-3 ({kind}), the one BD of all "
+                f"{by_profile.transform('size')[i]} layers of the profile; Adams (1973) with that BD as mineral BD "
+                f"gives {_g(bd_adams)} g cm-3, i.e. {_g(10.0 * c * bd_adams)} instead of {_g(10.0 * c * bd)} mg C cm-3",
             )
         )
     return out
