@@ -611,7 +611,7 @@ def plot_cv_scores(scores, path, *, variable: str = "soc") -> Path:
     """
     sel = scores[scores["variable"] == variable]
     methods = [m for m in _CV_LABELS if m in set(sel["method"])]
-    types = [t for t in ("ENF", "EBF", "DBF", "BNF") if t in set(sel["forest_type"])] + ["all"]
+    types = [t for t in ("ENF", "EBF", "DBF", "BNF", "all") if t in set(sel["forest_type"])]
     n_sites = sel.drop_duplicates("forest_type").set_index("forest_type")["n_sites_all"]
     marker = {"population": "o", "regression": "s", "table3": "^", "own": "D"}
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
@@ -682,8 +682,8 @@ def plot_cv_predictions(predictions, path, *, methods=("population", "regression
     types = [t for t in ("ENF", "EBF", "DBF", "BNF") if t in set(sel["forest_type"])]
     edges = np.asarray(DEPTH_BANDS_CM)
     fig, axes = plt.subplots(
-        len(methods), len(types), figsize=(2.9 * len(types), 2.8 * len(methods) + 0.5), squeeze=False
-    )
+        len(methods), len(types), figsize=(max(2.9 * len(types), 6.0), 2.8 * len(methods) + 0.5), squeeze=False
+    )  # at least 6 in wide, so that one type's title and depth legend fit
     lo = max(float(sel["observed"].min()), 0.05)
     hi = float(max(sel["observed"].max(), sel["median"].max())) * 1.3
     cmap = plt.get_cmap("viridis", edges.size - 1)

@@ -269,6 +269,9 @@ def test_cv_scores_figure_shows_every_method_and_type(tmp_path, saved_figure):
     ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert ticks == ["ENF\n(5 sites)", "BNF\n(4 sites)", "all\n(9 sites)"]
     assert [ax.get_title() for ax in fig.axes] == ["r²", "lppd (nats per observation)", "90 % interval coverage"]
+    # one forest type (``crossvalidate --forest-type ENF``) has no "all" row, and shows none
+    plotting.plot_cv_scores(pd.DataFrame([r for r in rows if r["forest_type"] == "ENF"]), tmp_path / "one.png")
+    assert [t.get_text() for t in saved_figure["fig"].axes[0].get_xticklabels()] == ["ENF\n(5 sites)"]
 
 
 def test_cv_predictions_figure_has_a_panel_per_type_and_method(tmp_path, saved_figure):
@@ -295,3 +298,12 @@ def test_cv_predictions_figure_has_a_panel_per_type_and_method(tmp_path, saved_f
     assert all(ax.texts[0].get_text().startswith("r² all layers 1.00") for ax in fig.axes)
     with pytest.raises(ValueError, match="none of the methods"):
         plotting.plot_cv_predictions(pd.DataFrame(rows), tmp_path / "q.png", methods=("own",))
+    # one forest type: the figure stays wide enough for the depth legend and the title
+    one = pd.DataFrame([r for r in rows if r["forest_type"] == "ENF"])
+    plotting.plot_cv_predictions(one, tmp_path / "one.png")
+    fig = saved_figure["fig"]
+    fig.canvas.draw()
+    width = fig.bbox.width
+    for artist in (fig.legends[0], fig._suptitle):
+        box = artist.get_window_extent()
+        assert box.x0 >= 0 and box.x1 <= width, artist
