@@ -893,7 +893,8 @@ def _layer_flags(layers: pd.DataFrame) -> list[tuple]:
             )
         )
     by_profile = lay.groupby("profile_id")["bd_g_cm3"]
-    one_bd = (by_profile.transform("nunique") == 1) & (by_profile.transform("size") >= 3)
+    n_layers = by_profile.transform("size")
+    one_bd = (by_profile.transform("nunique") == 1) & (n_layers >= 3)
     for i in lay.index[one_bd & (lay["soc_pct"] > CONSTANT_BD_SOC_PCT)]:
         bd, c = lay.at[i, "bd_g_cm3"], lay.at[i, "soc_pct"]
         om = 1.724 * c
@@ -904,7 +905,7 @@ def _layer_flags(layers: pd.DataFrame) -> list[tuple]:
                 i,
                 QA_CONSTANT_BD,
                 f"SOC {_g(c)} % > {CONSTANT_BD_SOC_PCT:g} % at BD {_g(bd)} g cm-3 ({kind}), the one BD of all "
-                f"{by_profile.transform('size')[i]} layers of the profile; Adams (1973) with that BD as mineral BD "
+                f"{n_layers[i]} layers of the profile; Adams (1973) with that BD as mineral BD "
                 f"gives {_g(bd_adams)} g cm-3, i.e. {_g(10.0 * c * bd_adams)} instead of {_g(10.0 * c * bd)} mg C cm-3",
             )
         )
