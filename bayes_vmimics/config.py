@@ -21,9 +21,10 @@ from pathlib import Path
 
 from .constants import C14_WEIGHT, FOREST_TYPES, REL_ERROR
 from .parameters import PARAMETER_NAMES, TABLE1
+from .resources import model_dir
 
-#: Repository ``model/`` folder holding the study configurations.
-MODEL_DIR = Path(__file__).resolve().parents[1] / "model"
+#: The shipped study configurations (repository ``model/``, packaged as ``bayes_vmimics.study_files``).
+MODEL_DIR = model_dir()
 
 
 @dataclass(frozen=True)

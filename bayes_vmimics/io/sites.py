@@ -50,12 +50,13 @@ import pandas as pd
 from ..atmosphere import d14c_to_f14c, hua2013_zone
 from ..constants import FOREST_TYPES
 from ..forcing import SiteForcing
+from ..resources import project_data_dir
 from .datadir import data_file
 
 log = logging.getLogger(__name__)
 
-#: Repository ``data/`` folder holding the project's own small tables.
-PROJECT_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+#: The project's own small tables (repository ``data/``, packaged as ``bayes_vmimics.project_tables``).
+PROJECT_DATA_DIR = project_data_dir()
 
 HE2016_FILE = "he2016_forest_layers.csv"
 MCFARLANE_FILE = "he2016_mcfarlane2013_layers.csv"
