@@ -2,28 +2,36 @@
 
 from .atmosphere import GRAVEN2017_ZONE_BANDS, load_atmosphere, load_graven2017, load_hua2013, load_hua2021
 from .datadir import DataFolderError, data_file, resolve_data_dir
+from .israd import build_israd_tables, find_israd_dir, read_israd
 from .sites import (
+    DEFAULT_SOURCES,
     FOUR_TYPES,
     QA_RULES,
+    SOURCES,
     SiteTables,
     build_site_tables,
     calibration_split,
     load_he2016_layers,
     load_howland_profile,
     load_mcfarlane_sites,
+    resolve_sources,
     site_forcing,
     write_qa_table,
 )
 
 __all__ = [
+    "DEFAULT_SOURCES",
     "FOUR_TYPES",
     "GRAVEN2017_ZONE_BANDS",
     "QA_RULES",
+    "SOURCES",
     "DataFolderError",
     "SiteTables",
+    "build_israd_tables",
     "build_site_tables",
     "calibration_split",
     "data_file",
+    "find_israd_dir",
     "load_atmosphere",
     "load_graven2017",
     "load_he2016_layers",
@@ -31,7 +39,9 @@ __all__ = [
     "load_hua2013",
     "load_hua2021",
     "load_mcfarlane_sites",
+    "read_israd",
     "resolve_data_dir",
+    "resolve_sources",
     "site_forcing",
     "write_qa_table",
 ]

@@ -5,6 +5,10 @@ Raw files are read from the data folder (``--data-dir`` or ``$BAYES_VMIMICS_DATA
 exclusions, lignin:N, litter partition, calibration/validation split) live in the repository's ``data/``
 folder.
 
+Sources
+    He et al. (2016) by default; ``build_site_tables(sources="all")`` adds ISRaD (``bayes_vmimics.io.israd``,
+    ``data/README.md`` §6), curated by the same filters and QA rules (``_curate``).
+
 Tables
     ``sites``: one row per profile, every profile of the source kept, with ``usable`` and
     ``exclusion_reason``; ``layers``: one row per kept mineral-soil layer, with its QA flags (``qa_flag``);
@@ -59,6 +63,13 @@ log = logging.getLogger(__name__)
 PROJECT_DATA_DIR = project_data_dir()
 
 HE2016_FILE = "he2016_forest_layers.csv"
+#: Source keys of the ``source`` column and of ``build_site_tables(sources=...)``.
+HE2016_SOURCE = "he2016"
+ISRAD_SOURCE = "israd"
+SOURCES = (HE2016_SOURCE, ISRAD_SOURCE)
+#: Sources of ``build_site_tables(sources=None)``: He et al. only, so every caller sees today's tables; pass
+#: ``sources="all"`` (or ``("he2016", "israd")``) to add ISRaD.
+DEFAULT_SOURCES = (HE2016_SOURCE,)
 MCFARLANE_FILE = "he2016_mcfarlane2013_layers.csv"
 HOWLAND_FILE = "israd_gaudinski2001_howland_layers.csv"
 SIX_SITES_FILE = "six_sites_metadata.csv"
@@ -167,6 +178,9 @@ QA_RULES = {
     QA_CN: "flag",
     QA_SOC_INCREASE: "flag",
     QA_CONSTANT_BD: "flag",
+    # ISRaD only (bayes_vmimics.io.israd): profile flags from pro_permafrost and pro_peatland
+    "permafrost_profile": "flag",
+    "peatland_profile": "flag",
 }
 #: Columns of the QA table (``SiteTables.qa``, ``data/qa_flags.csv``).
 QA_COLUMNS = ("site_id", "profile_id", "dataset", "forest_type", "layer", "source_row", "rule", "decision", "evidence")
@@ -374,6 +388,8 @@ def load_he2016_layers(data_dir: str | os.PathLike | None = None, *, path: str |
     p = Path(path) if path is not None else data_file(HE2016_FILE, data_dir)
     df = _read_csv(p)
     _require_columns(df, p, _LAYER_REQUIRED)
+    if df.empty:
+        raise ValueError(f"{p}: only a header line, no data rows (restore the file; see data/README.md)")
     numeric = [
         "lat",
         "lon",
@@ -792,7 +808,9 @@ def _unit_slips(layers: pd.DataFrame, sites: pd.DataFrame, candidates: pd.Series
     return found
 
 
-def _near_duplicate_soc_profiles(layers: pd.DataFrame, sites: pd.DataFrame, profile_ids) -> list[tuple]:
+def _near_duplicate_soc_profiles(
+    layers: pd.DataFrame, sites: pd.DataFrame, profile_ids, site_prefix: str = "he2016_"
+) -> list[tuple]:
     """Partial copies of one SOC profile (rule ``QA_NEAR_DUPLICATE``).
 
     Among ``profile_ids``, profiles of the same dataset and coordinates (rounded to 0.01°) are compared by
@@ -828,7 +846,7 @@ def _near_duplicate_soc_profiles(layers: pd.DataFrame, sites: pd.DataFrame, prof
                     host,
                     pid,
                     f"all {len(a)} kept layers ({_depth_label(a['top_cm'].min(), a['bottom_cm'].max())} cm, SOC "
-                    f"{', '.join(_g(x) for x in a['soc_pct'])} %) have the SOC of he2016_{host} "
+                    f"{', '.join(_g(x) for x in a['soc_pct'])} %) have the SOC of {site_prefix}{host} "
                     f"({len(sets[host])} layers) at the same depths; same dataset ({r.at[pid, 'dataset']}) and "
                     f"coordinates ({_g(r.at[pid, 'lat'])}, {_g(r.at[pid, 'lon'])}); BD differs in {n_bd} layer(s); "
                     f"sampled {_g(r.at[pid, 'sample_year'])} vs {_g(r.at[host, 'sample_year'])}",
@@ -936,6 +954,7 @@ def qa_table_text(tables: SiteTables) -> str:
 def build_site_tables(
     data_dir: str | os.PathLike | None = None,
     *,
+    sources: tuple[str, ...] | str | None = None,
     exclude_filled_bd: bool = False,
     path: str | os.PathLike | None = None,
     forest_types: str | os.PathLike | None = None,
@@ -943,11 +962,17 @@ def build_site_tables(
     split: str | os.PathLike | None = None,
     deduplicate: bool = True,
     qa: bool = True,
+    israd_dir: str | os.PathLike | None = None,
+    israd_forest_types: str | os.PathLike | pd.DataFrame | None = None,
+    matches: str | os.PathLike | pd.DataFrame | bool | None = None,
 ) -> SiteTables:
-    """Build the tidy site and layer tables from the He et al. (2016) forest compilation.
+    """Build the tidy site and layer tables from the He et al. (2016) forest compilation and, on request, ISRaD.
 
     Args:
         data_dir: raw-data folder, or None for ``$BAYES_VMIMICS_DATA`` (path).
+        sources: the sources to combine, a tuple from ``SOURCES`` (``"he2016"``, ``"israd"``); ``"all"`` for
+            every source present in the data folder (ISRaD: an ``israd*`` subfolder, or ``israd_dir``); None
+            for ``DEFAULT_SOURCES`` (He et al. only, today's tables) (tuple of str, "all" or None).
         exclude_filled_bd: drop layers whose bulk density was gap-filled by He et al. (bool).
         path: use this raw layer file instead of the one in the data folder (path).
         forest_types: alternative forest-type table (path); default ``data/forest_types.csv``.
@@ -961,17 +986,110 @@ def build_site_tables(
         qa: apply the QA rules ``QA_RULES`` other than the pseudo-replicate ones: exclude isolated near-zero
             layers and profiles with a likely ×100 unit slip, and flag or downweight layers (column
             ``qa_flag``); every finding is a row of ``SiteTables.qa`` (bool).
+        israd_dir: the ISRaD folder (path); default the newest ``israd*`` subfolder of the data folder.
+        israd_forest_types: the ISRaD forest-type table (path or DataFrame); default
+            ``data/israd_forest_types.csv`` (absent: no ISRaD profile has a forest type).
+        matches: He–ISRaD matches (path or DataFrame, columns of ``bayes_vmimics.io.israd.MATCH_COLUMNS`` and
+            ``match``); default ``data/source_matches.csv`` if present; ``False`` for none (path, DataFrame or False).
 
     Returns:
-        ``SiteTables`` with every profile in ``sites`` (``usable`` flags those passing all filters), the
-        kept mineral layers of all profiles in ``layers`` (with ``qa_flag``), the exclusions in ``log`` and
-        the QA findings in ``qa``.
+        ``SiteTables`` with every profile in ``sites`` (``usable`` flags those passing all filters; ``source``
+        says "he2016" or "israd"), the kept mineral layers of all profiles in ``layers`` (with ``qa_flag``),
+        the exclusions in ``log`` and the QA findings in ``qa``. With ``sources=("he2016",)`` (the default)
+        every row and site id is today's; with ISRaD, the ISRaD profiles follow (ids ``israd_…``; see
+        :func:`bayes_vmimics.io.israd.build_israd_tables`) and He profiles matched to an ISRaD profile carry
+        the match and its gridded covariates.
 
     Raises:
-        DataFolderError: folder or raw file missing.
+        DataFolderError: folder or raw file missing (also a requested ISRaD folder or table).
         ValueError: bad raw file (naming file, row and column), a profile missing from the
-            forest-type table, or a bad exclusion table (see :func:`load_profile_exclusions`).
+            forest-type table, a bad exclusion table (see :func:`load_profile_exclusions`), an unknown source.
     """
+    srcs = resolve_sources(sources, data_dir, israd_dir=israd_dir)
+    he = None
+    if "he2016" in srcs:
+        he = _build_he2016_tables(
+            data_dir,
+            exclude_filled_bd=exclude_filled_bd,
+            path=path,
+            forest_types=forest_types,
+            exclusions=exclusions,
+            split=split,
+            deduplicate=deduplicate,
+            qa=qa,
+        )
+    if "israd" not in srcs:
+        return he
+    from .israd import build_israd_tables, combine_tables, load_source_matches
+
+    m = load_source_matches(matches if he is not None else False)
+    isr = build_israd_tables(
+        data_dir,
+        israd_dir=israd_dir,
+        forest_types=israd_forest_types,
+        matches=m,
+        he_sites=None if he is None else he.sites,
+        deduplicate=deduplicate,
+        qa=qa,
+    )
+    return isr if he is None else combine_tables(he, isr, m)
+
+
+def resolve_sources(
+    sources: tuple[str, ...] | str | None,
+    data_dir: str | os.PathLike | None = None,
+    *,
+    israd_dir: str | os.PathLike | None = None,
+) -> tuple[str, ...]:
+    """The sources :func:`build_site_tables` combines.
+
+    Args:
+        sources: a tuple (or one name) from ``SOURCES``; ``"all"`` for every source present in the data folder
+            (``he2016``: its layer file; ``israd``: ``israd_dir`` or an ``israd*`` subfolder); None for
+            ``DEFAULT_SOURCES`` (tuple of str, str or None).
+        data_dir: raw-data folder, or None for ``$BAYES_VMIMICS_DATA`` (path).
+        israd_dir: explicit ISRaD folder (path).
+
+    Returns:
+        The sources, in ``SOURCES`` order (tuple of str).
+
+    Raises:
+        ValueError: an unknown or empty source list, or ``"all"`` with no source present.
+    """
+    if sources is None:
+        return DEFAULT_SOURCES
+    if isinstance(sources, str) and sources == "all":
+        from .datadir import resolve_data_dir
+        from .israd import find_israd_dir
+
+        folder = resolve_data_dir(data_dir)
+        present = []
+        if (folder / HE2016_FILE).is_file():
+            present.append("he2016")
+        if israd_dir is not None or find_israd_dir(folder) is not None:
+            present.append("israd")
+        if not present:
+            raise ValueError(f"sources='all': no source in data folder {str(folder)!r} (see data/README.md)")
+        return tuple(present)
+    names = (sources,) if isinstance(sources, str) else tuple(sources)
+    bad = [n for n in names if n not in SOURCES]
+    if bad or not names:
+        raise ValueError(f"sources: {bad or 'empty'} not in {SOURCES} (or 'all')")
+    return tuple(n for n in SOURCES if n in names)
+
+
+def _build_he2016_tables(
+    data_dir: str | os.PathLike | None = None,
+    *,
+    exclude_filled_bd: bool = False,
+    path: str | os.PathLike | None = None,
+    forest_types: str | os.PathLike | None = None,
+    exclusions: str | os.PathLike | bool | None = None,
+    split: str | os.PathLike | None = None,
+    deduplicate: bool = True,
+    qa: bool = True,
+) -> SiteTables:
+    """The He et al. (2016) tables (arguments as :func:`build_site_tables`)."""
     raw = load_he2016_layers(data_dir, path=path)
     fname = Path(raw.attrs["path"]).name
     if exclusions is False:
@@ -982,7 +1100,124 @@ def build_site_tables(
     else:
         excluded = load_profile_exclusions(exclusions, raw=raw)
         review_label = "data/profile_exclusions.csv" if exclusions is None else Path(exclusions).name
+
+    def make_sites(first: pd.DataFrame) -> pd.DataFrame:
+        sites = pd.DataFrame(
+            {
+                "site_id": "he2016_" + first.index.astype(str),
+                "profile_id": first.index,
+                "source": HE2016_SOURCE,
+                "source_reference": "He et al. 2016 (doi:10.1126/science.aad4273)",
+                "dataset": first["dataset"],
+                "doi": first["doi"],
+                "site_name": first["site"].astype(str).str.strip(),
+                "country": first["country"],
+                "lat": first["lat"],
+                "lon": first["lon"],
+                "elevation_m": first.get("elevation_m"),
+                "sample_year": first["sample_year"],
+                "mat_c": first["mat_c"],
+                "mat_is_reported": first["mat_c_reported"].notna() if "mat_c_reported" in first else False,
+                "map_mm": first["map_mm"],
+                "map_is_reported": first["map_mm_reported"].notna() if "map_mm_reported" in first else False,
+                "veg_class": first["veg_class"],
+                "veg_local": first["veg_local"],
+                "litterfall_above_reported": first["litterfall_above"],
+                "clay_pct_measured": _profile_clay(raw).reindex(first.index),
+            }
+        ).reset_index(drop=True)
+        ft = load_forest_types(forest_types)
+        missing = sorted(set(sites["profile_id"]) - set(ft["profile_id"]))
+        if missing:
+            raise ValueError(f"data/forest_types.csv: column 'profile_id': no row for profile(s) {missing}")
+        ftx = ft.set_index("profile_id")
+        for c in ("forest_type", "biome", "confidence", "rationale"):
+            sites[c if c != "confidence" else "forest_type_confidence"] = sites["profile_id"].map(ftx[c]).to_numpy()
+        return sites.rename(columns={"rationale": "forest_type_rationale"})
+
+    def prior_reasons(sites: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+        # the review comes first: a profile in the exclusion table is counted there even if another filter applies
+        review = excluded.set_index("profile_id")
+        reason = pd.Series("", index=sites.index, dtype=object)
+        detail = pd.Series("", index=sites.index, dtype=object)
+        by_review = sites["profile_id"].isin(review.index)
+        reason[by_review] = f"excluded by review ({review_label})"
+        for i in sites.index[by_review]:
+            r = review.loc[sites.at[i, "profile_id"]]
+            detail[i] = f"{r['reason']} ({r['evidence']})"
+        return reason, detail
+
     keep, entries = _filter_layers(raw, fname, exclude_filled_bd=exclude_filled_bd)
+    tables = _curate(
+        raw,
+        keep,
+        entries,
+        fname,
+        site_prefix="he2016_",
+        make_sites=make_sites,
+        prior_reasons=prior_reasons,
+        add_forcing=_add_forcing,
+        deduplicate=deduplicate,
+        qa=qa,
+    )
+    sites, entries = tables.sites, tables.log
+    split_path = Path(split) if split is not None else PROJECT_DATA_DIR / "site_split.csv"
+    sites["split"] = None
+    if split_path.is_file():
+        sp = _read_csv(split_path)
+        _require_columns(sp, split_path, ["site_id", "split"])
+        sites["split"] = sites["site_id"].map(sp.set_index("site_id")["split"])
+        # the saved split is kept as is: rows of profiles no longer usable stay in it and are skipped
+        stale = sites.loc[sites["split"].notna() & ~sites["usable"], "site_id"]
+        if len(stale):
+            shown = ", ".join(stale.iloc[:10]) + (f" and {len(stale) - 10} more" if len(stale) > 10 else "")
+            entries.append(
+                dict(
+                    file=split_path.name,
+                    row=None,
+                    profile_id=None,
+                    column="site_id",
+                    value=", ".join(stale),
+                    reason=f"{len(stale)} saved split row(s) name profiles that are not usable, skipped: {shown}",
+                )
+            )
+    tables.log = pd.DataFrame(entries, columns=_LOG_COLUMNS)
+    return tables
+
+
+def _curate(
+    raw: pd.DataFrame,
+    keep: pd.Series,
+    entries: list,
+    fname: str,
+    *,
+    site_prefix: str,
+    make_sites,
+    prior_reasons,
+    add_forcing,
+    deduplicate: bool,
+    qa: bool,
+) -> SiteTables:
+    """The curation shared by the sources: QA rules, profile filters and pseudo-replicates on He-shaped rows.
+
+    Args:
+        raw: layer rows with the He et al. columns (``_LAYER_REQUIRED``), sorted by profile and depth; the
+            index is the 0-based data row of the raw file (its CSV line − 2).
+        keep: the rows passing the layer filters (bool, aligned with ``raw``); changed in place.
+        entries: the log rows so far (list of dicts); appended to.
+        fname: raw file name for the log (text).
+        site_prefix: ``site_id`` = prefix + ``profile_id`` (text).
+        make_sites: ``f(first) -> sites``: the per-profile table (``site_id``, ``profile_id``, ``source``,
+            ``dataset``, ``lat``, ``lon``, ``mat_c``, ``map_mm``, ``forest_type``, ``litterfall_above_reported``
+            (g C m⁻² yr⁻¹), ``clay_pct_measured`` (%) …) from the first row of each profile (indexed by profile).
+        prior_reasons: ``f(sites) -> (reason, detail)``: profile reasons that come before every other filter
+            (review, land cover, treatment, forest type …; "" for none) and the text the log appends.
+        add_forcing: ``f(sites, entries, fname) -> sites``: forcing columns (:func:`_add_forcing`).
+        deduplicate, qa: as :func:`build_site_tables` (bool).
+
+    Returns:
+        ``SiteTables``; its ``log`` is still the list of entries (the caller makes the frame).
+    """
     # QA rows: (profile_id, layer label, source_row, rule, evidence); forest type and site id are added last
     qa_rows: list[tuple] = []
     if qa:
@@ -1001,42 +1236,10 @@ def build_site_tables(
             label = _depth_label(raw.at[i, "top_cm_mineral0"], raw.at[i, "bottom_cm_mineral0"])
             qa_rows.append((raw.at[i, "profile_id"], label, _csv_row(i), QA_ISOLATED_LOW, evidence))
             keep[i] = False
-    layers = _tidy_layers(raw, keep, "he2016_")
+    layers = _tidy_layers(raw, keep, site_prefix)
 
     g = raw.groupby("profile_id", sort=True)
-    first = g.first()
-    sites = pd.DataFrame(
-        {
-            "site_id": "he2016_" + first.index.astype(str),
-            "profile_id": first.index,
-            "source": "He et al. 2016 (doi:10.1126/science.aad4273)",
-            "dataset": first["dataset"],
-            "doi": first["doi"],
-            "site_name": first["site"].astype(str).str.strip(),
-            "country": first["country"],
-            "lat": first["lat"],
-            "lon": first["lon"],
-            "elevation_m": first.get("elevation_m"),
-            "sample_year": first["sample_year"],
-            "mat_c": first["mat_c"],
-            "mat_is_reported": first["mat_c_reported"].notna() if "mat_c_reported" in first else False,
-            "map_mm": first["map_mm"],
-            "map_is_reported": first["map_mm_reported"].notna() if "map_mm_reported" in first else False,
-            "veg_class": first["veg_class"],
-            "veg_local": first["veg_local"],
-            "litterfall_above_reported": first["litterfall_above"],
-            "clay_pct_measured": _profile_clay(raw).reindex(first.index),
-        }
-    ).reset_index(drop=True)
-
-    ft = load_forest_types(forest_types)
-    missing = sorted(set(sites["profile_id"]) - set(ft["profile_id"]))
-    if missing:
-        raise ValueError(f"data/forest_types.csv: column 'profile_id': no row for profile(s) {missing}")
-    ftx = ft.set_index("profile_id")
-    for c in ("forest_type", "biome", "confidence", "rationale"):
-        sites[c if c != "confidence" else "forest_type_confidence"] = sites["profile_id"].map(ftx[c]).to_numpy()
-    sites = sites.rename(columns={"rationale": "forest_type_rationale"})
+    sites = make_sites(g.first())
     sites["in_four_types"] = sites["forest_type"].isin(FOUR_TYPES)
     sites["hua2013_zone"] = [_hua_zone(a, b) for a, b in zip(sites["lat"], sites["lon"], strict=True)]
 
@@ -1048,13 +1251,10 @@ def build_site_tables(
     sites["has_c14"] = sites["n_layers_c14"] >= 1
     sites["any_filled_bd"] = sites["n_layers_filled_bd"] > 0
 
-    sites = _add_forcing(sites, entries, fname)
+    sites = add_forcing(sites, entries, fname)
 
-    reason = pd.Series("", index=sites.index, dtype=object)
-    # the review comes first: a profile in the exclusion table is counted there even if another filter applies
-    review = excluded.set_index("profile_id")
-    by_review = sites["profile_id"].isin(review.index)
-    reason[by_review] = f"excluded by review ({review_label})"
+    reason, prior_detail = prior_reasons(sites)
+    by_prior = reason != ""
     few = sites["n_layers"] < MIN_LAYERS
     reason[(reason == "") & few] = f"fewer than {MIN_LAYERS} mineral layers with SOC and bulk density"
     no_coord = sites["lat"].isna() | sites["lon"].isna()
@@ -1066,10 +1266,10 @@ def build_site_tables(
     # likely ×100 unit slips, judged against the distinct SOC profiles of the same forest type
     if qa:
         copies = {q for grp in _duplicate_soc_profiles(layers, sites.loc[structural, "profile_id"]) for q in grp[1:]}
-        peers = structural & ~by_review & ~sites["profile_id"].isin(copies)
+        peers = structural & ~by_prior & ~sites["profile_id"].isin(copies)
         for i, (direction, evidence) in _unit_slips(layers, sites, structural, peers).items():
-            if by_review[i]:
-                evidence = f"{evidence}; also excluded by review ({review_label})"
+            if by_prior[i]:
+                evidence = f"{evidence}; also {reason[i]}"
             else:
                 reason[i] = f"likely unit slip: SOC about 100x too {direction} (QA {QA_UNIT_SLIP})"
                 evidence_of[i] = evidence
@@ -1097,7 +1297,8 @@ def build_site_tables(
                         + ", ".join(groups[i]),
                     )
                 )
-        for host, pid, evidence in _near_duplicate_soc_profiles(layers, sites, sites.loc[reason == "", "profile_id"]):
+        near = _near_duplicate_soc_profiles(layers, sites, sites.loc[reason == "", "profile_id"], site_prefix)
+        for host, pid, evidence in near:
             i, kept = row_of[pid], sites.at[row_of[host], "site_id"]
             reason[i] = NEAR_DUPLICATE_REASON.format(kept=kept)
             sites.at[i, "duplicate_of"] = kept
@@ -1107,9 +1308,8 @@ def build_site_tables(
     sites["usable"] = reason == ""
     for i in sites.index[~sites["usable"]]:
         text = reason[i]
-        if by_review[i]:
-            r = review.loc[sites.at[i, "profile_id"]]
-            text = f"{text}: {r['reason']} ({r['evidence']})"
+        if by_prior[i] and prior_detail[i]:
+            text = f"{text}: {prior_detail[i]}"
         if i in groups:
             g = groups[i]
             text = (
@@ -1139,29 +1339,7 @@ def build_site_tables(
             qa_rows.append((layers.at[j, "profile_id"], label, layers.at[j, "source_row"], rule, evidence))
     qa_table = _qa_table(qa_rows, sites)
     _attach_qa_flags(layers, qa_table)
-
-    split_path = Path(split) if split is not None else PROJECT_DATA_DIR / "site_split.csv"
-    sites["split"] = None
-    if split_path.is_file():
-        sp = _read_csv(split_path)
-        _require_columns(sp, split_path, ["site_id", "split"])
-        sites["split"] = sites["site_id"].map(sp.set_index("site_id")["split"])
-        # the saved split is kept as is: rows of profiles no longer usable stay in it and are skipped
-        stale = sites.loc[sites["split"].notna() & ~sites["usable"], "site_id"]
-        if len(stale):
-            shown = ", ".join(stale.iloc[:10]) + (f" and {len(stale) - 10} more" if len(stale) > 10 else "")
-            entries.append(
-                dict(
-                    file=split_path.name,
-                    row=None,
-                    profile_id=None,
-                    column="site_id",
-                    value=", ".join(stale),
-                    reason=f"{len(stale)} saved split row(s) name profiles that are not usable, skipped: {shown}",
-                )
-            )
-    log_df = pd.DataFrame(entries, columns=_LOG_COLUMNS)
-    return SiteTables(sites=sites, layers=layers, log=log_df, qa=qa_table)
+    return SiteTables(sites=sites, layers=layers, log=entries, qa=qa_table)
 
 
 def _qa_table(rows: list[tuple], sites: pd.DataFrame) -> pd.DataFrame:
@@ -1215,7 +1393,7 @@ def calibration_split(sites: pd.DataFrame, seed: int = DEFAULT_SPLIT_SEED) -> pd
         ("calibration" or "validation") and ``seed``, sorted by ``site_id``.
     """
     s = sites[sites["usable"] & sites["forest_type"].isin(FOUR_TYPES)].copy()
-    s = s.sort_values("profile_id")
+    s = _by_profile_id(s)
     s["group"] = (
         s["forest_type"] + ":" + s["lat"].round(2).map("{:.2f}".format) + "," + s["lon"].round(2).map("{:.2f}".format)
     )
@@ -1237,7 +1415,14 @@ def calibration_split(sites: pd.DataFrame, seed: int = DEFAULT_SPLIT_SEED) -> pd
     s["split"] = s["group"].map(assign)
     s["seed"] = int(seed)
     cols = ["site_id", "profile_id", "forest_type", "has_c14", "group", "split", "seed"]
-    return s[cols].sort_values("profile_id").reset_index(drop=True)
+    return _by_profile_id(s[cols]).reset_index(drop=True)
+
+
+def _by_profile_id(s: pd.DataFrame) -> pd.DataFrame:
+    """Rows sorted by ``profile_id``: He et al.'s integer ids in order, then text ids (ISRaD site ids) in order."""
+    if s["profile_id"].map(lambda p: isinstance(p, str)).any():
+        return s.loc[sorted(s.index, key=lambda i: (isinstance(s.at[i, "profile_id"], str), s.at[i, "profile_id"]))]
+    return s.sort_values("profile_id")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1489,6 +1674,9 @@ def summarize(tables: SiteTables) -> str:
     lines.append(f"usable profiles: {len(u)} (four types: {int(u['in_four_types'].sum())})")
     tab = pd.crosstab(u["forest_type"], u["biome"], margins=True, margins_name="total")
     lines.append("usable profiles by forest type x biome:\n" + tab.to_string())
+    if "source" in u and s["source"].nunique() > 1:
+        tab = pd.crosstab(u["forest_type"], u["source"], margins=True, margins_name="total")
+        lines.append("usable profiles by forest type x source:\n" + tab.to_string())
     c14 = pd.crosstab(u["forest_type"], u["has_c14"].map({True: "with 14C", False: "without 14C"}))
     lines.append("usable profiles with/without 14C:\n" + c14.to_string())
     lines.append(

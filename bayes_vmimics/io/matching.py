@@ -1,0 +1,622 @@
+"""One profile once: which He et al. (2016) profiles are also in ISRaD, and which ISRaD profiles are forest candidates.
+
+He et al.'s compilation seeded the International Soil Radiocarbon Database (ISRaD), so many of its profiles are in
+both sources under other names (He ``dataset`` ``Manies_USGSOF_2004`` is ISRaD entry ``Manies_2004``; He profile
+463, ``Becker-Heidmann_1986`` "Ohlendorf", is ISRaD ``Becker-Heidmann_1989`` "Ohlendorf Forest_Profile A"). An
+analysis that pools the two sources must count such a profile once. :func:`match_he_israd` states the rule as
+code; :func:`load_matching_frames` builds its tidy inputs from the raw CSV files with pandas alone (it does not use
+the ISRaD reader ``bayes_vmimics.io.israd``), and :func:`israd_forest_candidates` lists the ISRaD forest profiles
+that carry a usable SOC, bulk density and ¹⁴C profile. ``data/source_matches.py`` writes the committed table
+``data/source_matches.csv``; the method is described in ``docs/israd_matching.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..resources import project_data_dir
+from .datadir import data_file, resolve_data_dir
+
+__all__ = [
+    "D14C_IDENTICAL_PERMIL",
+    "D14C_TOL_PERMIL",
+    "DEPTH_SHIFT_MAX_CM",
+    "DEPTH_TOL_CM",
+    "F14C_TOL",
+    "ISRAD_DIR",
+    "ISRAD_KEYS",
+    "MATCH_COLUMNS",
+    "MIN_AGREE_FRACTION",
+    "MIN_LAYERS_COMPARED",
+    "NEARBY_MAX_KM",
+    "SAME_PROFILE_MAX_KM",
+    "SOC_ABS_TOL_PCT",
+    "SOC_REL_TOL",
+    "STUDY_ALIASES",
+    "KNOWN_TYPES",
+    "assign_israd_forest_types",
+    "build_source_matches",
+    "haversine_km",
+    "israd_forest_candidates",
+    "load_israd_tables",
+    "load_matching_frames",
+    "match_he_israd",
+    "study_key",
+]
+
+#: Folder of the ISRaD_extra tables in the raw-data folder (PROVENANCE.md file 10).
+ISRAD_DIR = "israd_extra_2023-02-08"
+#: Keys of an ISRaD profile (entry → site → profile).
+ISRAD_KEYS = ("entry_name", "site_name", "pro_name")
+
+#: Largest distance (km, haversine) between a He profile and an ISRaD profile called the same profile. Generous,
+#: because the layer values decide and the coordinates of one source are often rounded or approximate: ISRaD
+#: ``Manies_2004`` gives 63.0 N, 145.0 W (whole degrees) for the Donnelly Flats profiles He et al. place at
+#: 63.89 N, 145.74 W (90–106 km); Harden 1999 (14 km), Trumbore 1996 (19–35 km), O'Donnell 2011 (36 km), Wang
+#: 2005, Dorr 1989 and Rumpel 2008 (14–30 km) differ likewise, each with identical Δ14C in every paired layer.
+SAME_PROFILE_MAX_KM = 150.0
+#: Largest distance (km) for a "same study nearby" pair: about 0.05° of latitude, the scale below which gridded
+#: covariates of ISRaD_extra (WorldClim 2.1 at 1 km, SoilGrids at 250 m) may be borrowed for a He profile.
+NEARBY_MAX_KM = 5.0
+#: Two layers are compared when their top and bottom depths both agree within this (cm).
+DEPTH_TOL_CM = 1.0
+#: SOC of two compared layers agrees when |a − b| ≤ max(SOC_REL_TOL × max(a, b), SOC_ABS_TOL_PCT) (fraction, %).
+SOC_REL_TOL = 0.05
+SOC_ABS_TOL_PCT = 0.02
+#: Δ14C of two compared layers agrees within this (‰); F14C, used where one side has no Δ14C, within F14C_TOL.
+D14C_TOL_PERMIL = 10.0
+F14C_TOL = 0.01
+#: A He layer without a partner at the same depths is paired with an ISRaD layer of identical Δ14C (within this,
+#: ‰) whose mid-depth lies within DEPTH_SHIFT_MAX_CM (cm): the same sample under another depth reference
+#: (O'Donnell et al. 2011: He et al. 0–3, 3–8 cm … are ISRaD 0–5, 5–11 cm … with the same Δ14C to 0.01 ‰;
+#: He et al. profile 130 starts 42 cm lower than ISRaD's GillamRoad_64burn_GR3, whose 8 Δ14C values it repeats).
+D14C_IDENTICAL_PERMIL = 0.5
+DEPTH_SHIFT_MAX_CM = 50.0
+#: A same-profile pair needs at least this many paired layers carrying the deciding quantity on both sides ...
+MIN_LAYERS_COMPARED = 2
+#: ... and at least this fraction of them agreeing.
+MIN_AGREE_FRACTION = 0.75
+#: Spelling variants of a first author in the two sources (normalised keys, see :func:`study_key`).
+STUDY_ALIASES = {"maines": "manies"}  # He et al.'s "Maines_USGSOF_2011" is Manies et al. (USGS OFR)
+
+#: Columns of the table :func:`match_he_israd` returns.
+MATCH_COLUMNS = (
+    "he_site_id",
+    "he_profile_id",
+    "he_dataset",
+    "entry_name",
+    "site_name",
+    "pro_name",
+    "match",
+    "distance_km",
+    "n_layers_compared",
+    "n_layers_agree",
+    "evidence",
+)
+
+SAME_PROFILE = "same profile"
+SAME_STUDY_NEARBY = "same study nearby"
+
+
+def study_key(name: str) -> str:
+    """The first author of a study key: He ``dataset`` or ISRaD ``entry_name`` (both ``Author_Year`` or
+    ``Author_USGSOF_Year``), lower case, letters only, with :data:`STUDY_ALIASES` applied.
+
+    Years are left out on purpose: the two sources often date one study differently (He ``Heckman_2011`` is
+    ISRaD ``Heckman_2010``, He ``Odonnell_USGSOF_2013`` is ISRaD ``O'Donnell_2011``), and distance and layer
+    values separate two studies of one author.
+
+    Args:
+        name: study key, e.g. ``"O'Donnell_2011"`` (text).
+
+    Returns:
+        e.g. ``"odonnell"``.
+    """
+    first = str(name).split("_")[0]
+    key = re.sub(r"[^a-z]", "", first.lower())
+    return STUDY_ALIASES.get(key, key)
+
+
+def haversine_km(lat1, lon1, lat2, lon2):
+    """Great-circle distance on a sphere of radius 6371.0 km.
+
+    Args:
+        lat1, lon1, lat2, lon2: coordinates (decimal degrees N, E); scalars or arrays that broadcast.
+
+    Returns:
+        Distance (km), NaN where a coordinate is missing.
+    """
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dp, dl = p2 - p1, np.radians(np.asarray(lon2, dtype=float) - np.asarray(lon1, dtype=float))
+    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return 2 * 6371.0 * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+def _soc_agrees(a: float, b: float) -> bool:
+    return abs(a - b) <= max(SOC_REL_TOL * max(abs(a), abs(b)), SOC_ABS_TOL_PCT)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}"
+
+
+@dataclass
+class _Comparison:
+    """Layer comparison of one He profile with one ISRaD profile (counts of layers)."""
+
+    n_depth: int = 0  # paired at the same depths
+    n_shift: int = 0  # paired by identical Δ14C at other depths
+    n_c14: int = 0
+    n_c14_ok: int = 0
+    n_soc: int = 0
+    n_soc_ok: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_compared(self) -> int:
+        return self.n_depth + self.n_shift
+
+    @property
+    def deciding(self) -> str:
+        """The quantity that decides: ¹⁴C where ≥ MIN_LAYERS_COMPARED layers carry it on both sides, else SOC."""
+        return "14C" if self.n_c14 >= MIN_LAYERS_COMPARED else "SOC"
+
+    @property
+    def n_agree(self) -> int:
+        return self.n_c14_ok if self.deciding == "14C" else self.n_soc_ok
+
+    @property
+    def n_base(self) -> int:
+        return self.n_c14 if self.deciding == "14C" else self.n_soc
+
+    @property
+    def same(self) -> bool:
+        if self.n_base < MIN_LAYERS_COMPARED or self.n_agree < MIN_AGREE_FRACTION * self.n_base:
+            return False
+        return self.deciding == "14C" or self.n_c14_ok == self.n_c14  # SOC decides only if no ¹⁴C disagrees
+
+    def add(self, h, r, shifted: bool) -> None:
+        """Count one pair of layers (He row ``h``, ISRaD row ``r``)."""
+        bad = []
+        if shifted:
+            self.n_shift += 1
+        else:
+            self.n_depth += 1
+        if pd.notna(h.soc_pct) and pd.notna(r.soc_pct):
+            self.n_soc += 1
+            if _soc_agrees(h.soc_pct, r.soc_pct):
+                self.n_soc_ok += 1
+            else:
+                bad.append(f"SOC {_fmt(h.soc_pct)} vs {_fmt(r.soc_pct)} %")
+        if pd.notna(h.d14c) and pd.notna(r.d14c):
+            self.n_c14 += 1
+            if abs(h.d14c - r.d14c) <= D14C_TOL_PERMIL:
+                self.n_c14_ok += 1
+            else:
+                bad.append(f"Δ14C {_fmt(h.d14c)} vs {_fmt(r.d14c)} ‰")
+        elif pd.notna(h.f14c) and pd.notna(r.f14c):
+            self.n_c14 += 1
+            if abs(h.f14c - r.f14c) <= F14C_TOL:
+                self.n_c14_ok += 1
+            else:
+                bad.append(f"F14C {_fmt(h.f14c)} vs {_fmt(r.f14c)}")
+        if shifted:
+            self.notes.append(
+                f"He {_fmt(h.top_cm)}–{_fmt(h.bottom_cm)} cm = ISRaD {_fmt(r.top_cm)}–{_fmt(r.bottom_cm)} cm "
+                "(same Δ14C, depths differ)"
+            )
+        if bad:
+            self.notes.append(f"{_fmt(h.top_cm)}–{_fmt(h.bottom_cm)} cm: {', '.join(bad)}")
+
+
+def _with_value_columns(layers: pd.DataFrame) -> pd.DataFrame:
+    out = layers.copy()
+    for c in ("soc_pct", "d14c", "f14c"):
+        if c not in out:
+            out[c] = np.nan
+    return out
+
+
+def _has_values(h, r) -> bool:
+    return (
+        (pd.notna(h.soc_pct) and pd.notna(r.soc_pct))
+        or (pd.notna(h.d14c) and pd.notna(r.d14c))
+        or (pd.notna(h.f14c) and pd.notna(r.f14c))
+    )
+
+
+def _compare_layers(he: pd.DataFrame, ir: pd.DataFrame) -> _Comparison:
+    """Pair the layers of two profiles (same depths first, then identical Δ14C at shifted depths) and count."""
+    cmp = _Comparison()
+    irs = list(ir.itertuples(index=False))
+    used: set[int] = set()
+    left = []
+    for h in he.itertuples(index=False):
+        same_depth = [
+            j
+            for j, r in enumerate(irs)
+            if j not in used
+            and abs(r.top_cm - h.top_cm) <= DEPTH_TOL_CM
+            and abs(r.bottom_cm - h.bottom_cm) <= DEPTH_TOL_CM
+            and _has_values(h, r)
+        ]
+        if not same_depth:
+            left.append(h)
+            continue
+
+        # several ISRaD layers at one depth (repeated sampling): take the one closest in Δ14C, else in SOC
+        def gap(j, h=h):
+            r = irs[j]
+            d = abs(r.d14c - h.d14c) if pd.notna(r.d14c) and pd.notna(h.d14c) else np.inf
+            s = abs(r.soc_pct - h.soc_pct) if pd.notna(r.soc_pct) and pd.notna(h.soc_pct) else np.inf
+            return (d, s)
+
+        j = min(same_depth, key=gap)
+        used.add(j)
+        cmp.add(h, irs[j], shifted=False)
+    for h in left:
+        if pd.isna(h.d14c):
+            continue
+        mid = (h.top_cm + h.bottom_cm) / 2
+        for j, r in enumerate(irs):
+            if (
+                j not in used
+                and pd.notna(r.d14c)
+                and abs(r.d14c - h.d14c) <= D14C_IDENTICAL_PERMIL
+                and abs((r.top_cm + r.bottom_cm) / 2 - mid) <= DEPTH_SHIFT_MAX_CM
+            ):
+                used.add(j)
+                cmp.add(h, r, shifted=True)
+                break
+    return cmp
+
+
+def match_he_israd(
+    he_sites: pd.DataFrame,
+    he_layers: pd.DataFrame,
+    israd_sites: pd.DataFrame,
+    israd_layers: pd.DataFrame,
+) -> pd.DataFrame:
+    """Pair He et al. (2016) profiles with ISRaD profiles: the same profile, or a profile of the same study nearby.
+
+    The rule (thresholds are the module constants):
+
+    1. **Same study**: the first authors agree (:func:`study_key`: He ``dataset`` vs ISRaD ``entry_name``, letters
+       only, lower case, years ignored, spelling aliases :data:`STUDY_ALIASES`).
+    2. **Layers compared**: a He layer is paired with an ISRaD layer whose top and bottom depths both lie within
+       ``DEPTH_TOL_CM`` (1 cm) and which gives SOC or ¹⁴C where the He layer does (organic layers included, both
+       sources counting negative depths above the mineral surface); a He layer left unpaired is paired with an
+       ISRaD layer of identical Δ14C (within ``D14C_IDENTICAL_PERMIL``, 0.5 ‰) whose mid-depth lies within
+       ``DEPTH_SHIFT_MAX_CM`` (50 cm): the same sample under another depth reference. In a pair, SOC agrees
+       within 5 % relative or 0.02 % absolute (``SOC_REL_TOL``, ``SOC_ABS_TOL_PCT``), Δ14C within 10 ‰
+       (``D14C_TOL_PERMIL``; F14C within 0.01 where Δ14C is missing on one side).
+    3. **Same profile**: same study, haversine distance ≤ ``SAME_PROFILE_MAX_KM`` (150 km: one source's
+       coordinates are often rounded, e.g. to whole degrees), and the deciding
+       quantity agrees in ≥ ``MIN_AGREE_FRACTION`` (75 %) of ≥ ``MIN_LAYERS_COMPARED`` (2) paired layers. ¹⁴C
+       decides where ≥ 2 paired layers carry it on both sides (He et al.'s pseudo-replicates share one SOC
+       profile and differ in ¹⁴C); otherwise SOC decides, provided no paired ¹⁴C disagrees. SOC that
+       disagrees while ¹⁴C agrees is reported in ``evidence`` (a unit or transcription difference between the
+       sources, not another profile). Passing pairs are made one-to-one greedily: most agreeing layers first,
+       then the larger agreeing fraction, then the shorter distance; a pair whose He or ISRaD profile is
+       already taken is dropped.
+    4. **Same study nearby**: a He profile left without a same-profile match is paired with the nearest ISRaD
+       profile of the same study within ``NEARBY_MAX_KM`` (5 km, ~0.05°), whatever its layers. Such a pair may
+       be used only to borrow gridded covariates (ISRaD_extra's WorldClim, SoilGrids, Köppen) for the He
+       profile; it is *not* the same data, and both profiles may be used.
+
+    Args:
+        he_sites: one row per He profile: ``site_id`` (e.g. ``he2016_206``), ``profile_id``, ``dataset``,
+            ``lat``, ``lon`` (decimal degrees N, E).
+        he_layers: one row per He layer: ``site_id``, ``top_cm``, ``bottom_cm`` (cm below the mineral-soil
+            surface, negative above), ``soc_pct`` (% by mass), ``d14c`` (Δ14C, ‰) and/or ``f14c`` (fraction
+            modern); a missing value is NaN.
+        israd_sites: one row per ISRaD profile: ``entry_name``, ``site_name``, ``pro_name``, ``lat``, ``lon``
+            (decimal degrees N, E).
+        israd_layers: one row per ISRaD layer: ``entry_name``, ``site_name``, ``pro_name`` and the value
+            columns of ``he_layers`` (same units).
+
+    Returns:
+        One row per pair, columns :data:`MATCH_COLUMNS`: ``match`` is ``"same profile"`` or
+        ``"same study nearby"``, ``distance_km`` (km, rounded to 0.01), ``n_layers_compared`` (paired layers)
+        and ``n_layers_agree`` (of them, layers whose deciding quantity agrees), ``evidence`` in words. Sorted by
+        He profile id. Each He profile has at most one row, and each ISRaD profile appears at most once as
+        ``"same profile"``.
+    """
+    keys = list(ISRAD_KEYS)
+    hs = he_sites.dropna(subset=["lat", "lon"]).copy()
+    ir = israd_sites.dropna(subset=["lat", "lon"]).copy()
+    hs["_study"] = hs["dataset"].map(study_key)
+    ir["_study"] = ir["entry_name"].map(study_key)
+    hl = _with_value_columns(he_layers)
+    il = _with_value_columns(israd_layers)
+    he_by_site = {k: g for k, g in hl.groupby("site_id", sort=False)}
+    ir_by_pro = {k: g for k, g in il.groupby(keys, sort=False)}
+    empty = hl.iloc[:0]
+
+    cands = hs.merge(ir, on="_study", suffixes=("_he", "_ir"))
+    cands["distance_km"] = haversine_km(cands["lat_he"], cands["lon_he"], cands["lat_ir"], cands["lon_ir"])
+    cands = cands[cands["distance_km"] <= max(SAME_PROFILE_MAX_KM, NEARBY_MAX_KM)].reset_index(drop=True)
+
+    rows = []
+    for c in cands.itertuples(index=False):
+        pro = (c.entry_name, c.site_name, c.pro_name)
+        cmp = _compare_layers(he_by_site.get(c.site_id, empty), ir_by_pro.get(pro, empty))
+        rows.append(
+            {
+                "he_site_id": c.site_id,
+                "he_profile_id": int(c.profile_id),
+                "he_dataset": c.dataset,
+                **dict(zip(keys, pro, strict=True)),
+                "distance_km": float(c.distance_km),
+                "n_layers_compared": cmp.n_compared,
+                "n_layers_agree": cmp.n_agree,
+                "_cmp": cmp,
+            }
+        )
+    pairs = pd.DataFrame(rows, columns=[*MATCH_COLUMNS[:8], "n_layers_compared", "n_layers_agree", "_cmp"])
+    if pairs.empty:
+        return pd.DataFrame(columns=list(MATCH_COLUMNS))
+    pairs["_pass"] = np.array([c.same for c in pairs["_cmp"]], dtype=bool) & (
+        pairs["distance_km"] <= SAME_PROFILE_MAX_KM
+    )
+    pairs["_frac"] = [c.n_agree / c.n_base if c.n_base else 0.0 for c in pairs["_cmp"]]
+    ranked = pairs[pairs["_pass"]].sort_values(
+        ["n_layers_agree", "_frac", "distance_km", "he_profile_id"], ascending=[False, False, True, True]
+    )
+    taken_he: set[str] = set()
+    taken_ir: set[tuple] = set()
+    out = []
+    for _, r in ranked.iterrows():
+        pro = tuple(r[k] for k in keys)
+        if r["he_site_id"] in taken_he or pro in taken_ir:
+            continue
+        taken_he.add(r["he_site_id"])
+        taken_ir.add(pro)
+        cmp = r["_cmp"]
+        ev = (
+            f"same first author ({r['he_dataset']} / {r['entry_name']}); {r['distance_km']:.2f} km apart; "
+            f"{cmp.deciding} agrees in {cmp.n_agree} of {cmp.n_base} paired layers"
+        )
+        if cmp.deciding == "14C":
+            ev += f" (±{D14C_TOL_PERMIL:g} ‰); SOC agrees in {cmp.n_soc_ok} of {cmp.n_soc}"
+        else:
+            ev += f" (±{SOC_REL_TOL:.0%}); no paired ¹⁴C disagrees"
+        if cmp.n_shift:
+            ev += f"; {cmp.n_shift} layer(s) paired by identical Δ14C at other depths"
+        if cmp.notes:
+            ev += "; " + "; ".join(cmp.notes)
+        rivals = ranked[(ranked["he_site_id"] == r["he_site_id"]) & ~ranked.index.isin([r.name])]
+        if len(rivals):
+            ev += f"; {len(rivals)} other ISRaD profile(s) of the study also pass"
+        out.append({**r.to_dict(), "match": SAME_PROFILE, "evidence": ev})
+
+    rest = pairs[~pairs["he_site_id"].isin(taken_he) & (pairs["distance_km"] <= NEARBY_MAX_KM)]
+    for _, g in rest.groupby("he_site_id", sort=False):
+        g = g.assign(_c14=[c.n_c14_ok for c in g["_cmp"]])
+        r = g.sort_values(["distance_km", "n_layers_agree", "_c14"], ascending=[True, False, False]).iloc[0]
+        cmp = r["_cmp"]
+        if cmp.n_compared == 0:
+            why = "no paired layers with values on both sides"
+        elif cmp.same:
+            why = "its ISRaD profile is the same profile of another He profile"
+        else:
+            why = f"{cmp.deciding} agrees in {cmp.n_agree} of {cmp.n_base} paired layers"
+            if cmp.notes:
+                why += " (" + "; ".join(cmp.notes[:3]) + (" …" if len(cmp.notes) > 3 else "") + ")"
+        ev = (
+            f"same first author ({r['he_dataset']} / {r['entry_name']}); nearest ISRaD profile of the study, "
+            f"{r['distance_km']:.2f} km ≤ {NEARBY_MAX_KM:g} km; not the same profile: {why}; for gridded "
+            "covariates only"
+        )
+        out.append({**r.to_dict(), "match": SAME_STUDY_NEARBY, "evidence": ev})
+
+    res = pd.DataFrame(out, columns=list(MATCH_COLUMNS))
+    res["distance_km"] = res["distance_km"].astype(float).round(2)
+    res = res.astype({"he_profile_id": int, "n_layers_compared": int, "n_layers_agree": int})
+    return res.sort_values(["he_profile_id", "match"]).reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loaders: tidy inputs of match_he_israd from the raw CSV files (pandas only)
+
+
+def load_israd_tables(data_dir: str | os.PathLike | None = None) -> dict[str, pd.DataFrame]:
+    """Read the four ISRaD_extra tables (``metadata``, ``site``, ``profile``, ``layer``) as they are.
+
+    Args:
+        data_dir: the raw-data folder (path), or None for ``$BAYES_VMIMICS_DATA``.
+
+    Returns:
+        Dict of table name → DataFrame (R ``NA`` as NaN, ``inf`` as infinity).
+
+    Raises:
+        DataFolderError: the folder or a table is missing.
+    """
+    return {
+        t: pd.read_csv(data_file(f"{ISRAD_DIR}/{t}.csv", data_dir), low_memory=False)
+        for t in ("metadata", "site", "profile", "layer")
+    }
+
+
+def _israd_values(layer: pd.DataFrame) -> pd.DataFrame:
+    """Tidy ISRaD layer values: SOC (organic, else total C; %), Δ14C (‰), F14C, BD (g cm⁻³) and depths (cm)."""
+    lyr = layer
+    d14c = lyr["lyr_14c"].astype(float)
+    fm = lyr["lyr_fraction_modern"].astype(float)
+    year = lyr["lyr_obs_date_y"].astype(float)
+    lam = 1.0 / 8267.0  # PROVENANCE.md: Δ14C = 1000 (F14C exp(λc (1950 − y)) − 1)
+    d14c = d14c.fillna(1000.0 * (fm * np.exp(lam * (1950.0 - year)) - 1.0))
+    fm = fm.fillna((d14c / 1000.0 + 1.0) * np.exp(lam * (year - 1950.0)))
+    return pd.DataFrame(
+        {
+            **{k: lyr[k] for k in ISRAD_KEYS},
+            "top_cm": lyr["lyr_top"].astype(float),
+            "bottom_cm": lyr["lyr_bot"].astype(float),
+            "soc_pct": lyr["lyr_c_org"].astype(float).fillna(lyr["lyr_c_tot"].astype(float)),
+            "bd_g_cm3": lyr["lyr_bd_samp"].astype(float).fillna(lyr["lyr_bd_tot"].astype(float)),
+            "d14c": d14c,
+            "f14c": fm,
+        }
+    )
+
+
+def israd_forest_candidates(tables: dict[str, pd.DataFrame] | None = None, data_dir=None) -> pd.DataFrame:
+    """The ISRaD forest profiles usable for a calibration: ``pro_land_cover == "forest"`` with ≥ 3 mineral layers
+    (top ≥ 0 cm and bottom > 0 cm) that each give organic or total C (``lyr_c_org`` / ``lyr_c_tot``), bulk density
+    (``lyr_bd_samp`` / ``lyr_bd_tot``) and ¹⁴C (``lyr_14c`` / ``lyr_fraction_modern``); gap-filled ``*_filled``
+    columns of ISRaD_extra are not used. (With organic layers counted the file gives 222 profiles in 46 entries;
+    the mineral-layer rule matches the package's depth convention and gives 200 in 44.)
+
+    Args:
+        tables: the output of :func:`load_israd_tables`, or None to read it from ``data_dir``.
+        data_dir: the raw-data folder (path), or None for ``$BAYES_VMIMICS_DATA``; used only without ``tables``.
+
+    Returns:
+        One row per candidate profile: the keys ``entry_name``, ``site_name``, ``pro_name``, ``n_layers``
+        (count), ``lat``, ``lon`` (decimal degrees) and the profile's recorded columns (``pro_*``, MODIS
+        ``Description``), sorted by the keys.
+    """
+    t = load_israd_tables(data_dir) if tables is None else tables
+    v = _israd_values(t["layer"])
+    ok = (
+        v["soc_pct"].notna()
+        & v["bd_g_cm3"].notna()
+        & (t["layer"]["lyr_14c"].notna() | t["layer"]["lyr_fraction_modern"].notna())
+        & (v["top_cm"] >= 0)
+        & (v["bottom_cm"] > 0)
+    )
+    keys = list(ISRAD_KEYS)
+    n = v[ok].groupby(keys).size().rename("n_layers").reset_index()
+    pro = t["profile"]
+    cand = n[n["n_layers"] >= 3].merge(pro[pro["pro_land_cover"] == "forest"], on=keys)
+    cand = cand.rename(columns={"pro_lat": "lat", "pro_long": "lon"})
+    return cand.sort_values(keys).reset_index(drop=True)
+
+
+def load_matching_frames(data_dir: str | os.PathLike | None = None) -> dict[str, pd.DataFrame]:
+    """Build the four tidy inputs of :func:`match_he_israd` from the raw files.
+
+    He et al. (2016): every profile of ``he2016_forest_layers.csv`` (site id ``he2016_<profile_id>`` as in
+    ``build_site_tables``), all layers with depths in He et al.'s mineral-0 reference (``top_cm_mineral0``),
+    SOC ``soc_pct`` (%; 0 without a reported value is missing) and Δ14C
+    (``d14c_permil``) with its F14C (``f14c_from_d14c``). ISRaD: every profile with coordinates (all land
+    covers: a He profile may be in ISRaD without being a forest candidate), all layers, SOC = ``lyr_c_org`` else
+    ``lyr_c_tot``, Δ14C = ``lyr_14c`` else computed from ``lyr_fraction_modern`` and ``lyr_obs_date_y``.
+
+    Args:
+        data_dir: the raw-data folder (path), or None for ``$BAYES_VMIMICS_DATA``.
+
+    Returns:
+        Dict with ``he_sites``, ``he_layers``, ``israd_sites``, ``israd_layers`` (columns as
+        :func:`match_he_israd` documents them; depths cm, SOC %, Δ14C ‰, coordinates decimal degrees).
+    """
+    folder = resolve_data_dir(data_dir)
+    he = pd.read_csv(data_file("he2016_forest_layers.csv", folder), low_memory=False)
+    he["site_id"] = "he2016_" + he["profile_id"].astype(str)
+    first = he.groupby("profile_id", sort=True).first().reset_index()
+    he_sites = first[["site_id", "profile_id", "dataset", "lat", "lon"]].reset_index(drop=True)
+    # He et al.'s soc_pct is in % (soc_pct_reported keeps some studies' g kg⁻¹); 0 without a reported value is
+    # their placeholder for a missing value (data/README.md, "SOC = 0 means missing")
+    soc_reported = (he["soc_pct"] > 0) | he["soc_pct_reported"].notna()
+    he_layers = pd.DataFrame(
+        {
+            "site_id": he["site_id"],
+            "top_cm": he["top_cm_mineral0"].astype(float),
+            "bottom_cm": he["bottom_cm_mineral0"].astype(float),
+            "soc_pct": he["soc_pct"].astype(float).where(soc_reported, np.nan),
+            "d14c": he["d14c_permil"].astype(float),
+            "f14c": he["f14c_from_d14c"].astype(float),
+        }
+    )
+    t = load_israd_tables(folder)
+    pro = t["profile"]
+    israd_sites = pro[[*ISRAD_KEYS, "pro_lat", "pro_long"]].rename(columns={"pro_lat": "lat", "pro_long": "lon"})
+    israd_layers = _israd_values(t["layer"]).drop(columns="bd_g_cm3")
+    return {"he_sites": he_sites, "he_layers": he_layers, "israd_sites": israd_sites, "israd_layers": israd_layers}
+
+
+def build_source_matches(data_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The committed table ``data/source_matches.csv``: :func:`match_he_israd` on :func:`load_matching_frames`.
+
+    Args:
+        data_dir: the raw-data folder (path), or None for ``$BAYES_VMIMICS_DATA``.
+
+    Returns:
+        The pairs (columns :data:`MATCH_COLUMNS`; distance in km).
+    """
+    return match_he_israd(**load_matching_frames(data_dir))
+
+
+#: Forest-type codes of ``data/israd_forest_types.csv``: the four types and the "other" classes of
+#: ``data/forest_types.csv`` (``bayes_vmimics.io.sites.ALL_TYPES``).
+KNOWN_TYPES = ("ENF", "EBF", "DBF", "BNF", "DNF", "MIX", "UNK", "NFO")
+FOREST_TYPE_COLUMNS = ("entry_name", "site_name", "pro_name", "forest_type", "evidence", "confidence")
+
+
+def assign_israd_forest_types(candidates: pd.DataFrame, table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Give every ISRaD forest candidate its forest type from ``data/israd_forest_types.csv``, checking the table.
+
+    A table row covers a whole entry (``site_name`` and ``pro_name`` empty), a site (``pro_name`` empty) or one
+    profile. The table has no rules of its own: the judgement and its evidence are in its rows.
+
+    Args:
+        candidates: one row per profile with ``entry_name``, ``site_name``, ``pro_name``
+            (:func:`israd_forest_candidates`).
+        table: the forest-type table, or None to read ``data/israd_forest_types.csv`` (empty cells as "").
+
+    Returns:
+        ``candidates``' keys with ``forest_type``, ``confidence``, ``evidence`` and ``table_row`` (the CSV line of
+        the covering row, header = 1).
+
+    Raises:
+        ValueError: wrong columns, an unknown code or confidence, a duplicate row, a row that covers no
+            candidate, or a candidate covered by no row or by more than one (the message lists them).
+    """
+    if table is None:
+        table = pd.read_csv(project_data_dir() / "israd_forest_types.csv", dtype=str, keep_default_na=False)
+    if tuple(table.columns) != FOREST_TYPE_COLUMNS:
+        raise ValueError(f"israd_forest_types: columns {list(table.columns)}, expected {list(FOREST_TYPE_COLUMNS)}")
+    t = table.fillna("").astype(str).reset_index(drop=True)
+    errors = [f"line {i + 2}: unknown forest_type {v!r}" for i, v in t["forest_type"].items() if v not in KNOWN_TYPES]
+    errors += [
+        f"line {i + 2}: confidence {v!r} is not high/medium/low"
+        for i, v in t["confidence"].items()
+        if v not in ("high", "medium", "low")
+    ]
+    errors += [f"line {i + 2}: empty evidence" for i, v in t["evidence"].items() if not v.strip()]
+    errors += [f"line {i + 2}: duplicate row" for i in t.index[t.duplicated(list(ISRAD_KEYS))]]
+    errors += [
+        f"line {i + 2}: pro_name without site_name" for i in t.index[(t["site_name"] == "") & (t["pro_name"] != "")]
+    ]
+    cand = candidates[list(ISRAD_KEYS)].astype(str).reset_index(drop=True)
+    cover: dict[int, list[int]] = {j: [] for j in cand.index}
+    used = set()
+    for i, r in t.iterrows():
+        hit = cand["entry_name"] == r["entry_name"]
+        if r["site_name"]:
+            hit &= cand["site_name"] == r["site_name"]
+        if r["pro_name"]:
+            hit &= cand["pro_name"] == r["pro_name"]
+        for j in cand.index[hit]:
+            cover[j].append(i)
+            used.add(i)
+    errors += [f"line {i + 2}: covers no candidate profile" for i in t.index if i not in used]
+    for j, rows in cover.items():
+        if len(rows) != 1:
+            key = " / ".join(cand.loc[j])
+            errors.append(
+                f"candidate {key}: covered by {len(rows)} rows" + (f" (lines {[i + 2 for i in rows]})" if rows else "")
+            )
+    if errors:
+        raise ValueError("israd_forest_types.csv: " + "; ".join(errors))
+    out = cand.copy()
+    row = [cover[j][0] for j in cand.index]
+    for c in ("forest_type", "confidence", "evidence"):
+        out[c] = t.loc[row, c].to_numpy()
+    out["table_row"] = [i + 2 for i in row]
+    return out
