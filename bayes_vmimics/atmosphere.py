@@ -58,6 +58,17 @@ ZONES: tuple[str, ...] = ("NH1", "NH2", "NH3", "SH12", "SH3")
 #: Accepted spellings of zone names besides those in ``ZONES`` (exact match, no case folding).
 ZONE_ALIASES: dict[str, str] = {"SH1-2": "SH12", "SH1_2": "SH12"}
 
+#: Years past the end of an atmospheric record for which a sampling year is accepted in a calibration: the record
+#: is held at its last value there (P §2.5.3: "remained at 2010 level after 2010"; two EBF sites were sampled in
+#: 2011). A later sampling year is an error, not an extrapolation (year).
+ATMOSPHERE_HOLD_YEARS = 5
+
+
+class AtmosphereHeldWarning(UserWarning):
+    """A site is sampled after the end of the atmospheric record, within :data:`ATMOSPHERE_HOLD_YEARS`: its
+    atmospheric F14C is held at the record's last value for the years past the end."""
+
+
 #: λ_c = 1/8267 yr⁻¹: the decay constant of the Δ14C reporting convention (Stuiver & Polach 1977).
 LAMBDA_C_PER_YEAR = 1.0 / 8267.0
 

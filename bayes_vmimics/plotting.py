@@ -18,6 +18,7 @@ and σ_F14C = 10 %/√5 of the observed value without one).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import matplotlib
@@ -25,6 +26,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.legend_handler import HandlerTuple  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
@@ -37,6 +39,8 @@ from .priors import BoxPrior  # noqa: E402
 
 DPI = 150
 _SOC_COLOUR, _C14_COLOUR = "C0", "C1"
+#: opacity of the predictive interval with observation error (light) and of the noise-free band (dark)
+_LIGHT_ALPHA, _DARK_ALPHA = 0.18, 0.55
 
 
 def _save(fig, path: str | Path) -> Path:
@@ -250,8 +254,8 @@ def _draw_variable(ax, dt, var: str, site: str, *, level: float, colour: str, re
     lo_e, _, hi_e = _quantiles(rep[..., k], level)
     lo, _, hi = _quantiles(pp[var].values[..., k], level)
     for t, b, a1, a2, b1, b2 in zip(top, bot, lo_e, hi_e, lo, hi, strict=True):
-        ax.fill_betweenx([t, b], a1, a2, color=colour, alpha=0.18, lw=0)
-        ax.fill_betweenx([t, b], b1, b2, color=colour, alpha=0.55, lw=0)
+        ax.fill_betweenx([t, b], a1, a2, color=colour, alpha=_LIGHT_ALPHA, lw=0)
+        ax.fill_betweenx([t, b], b1, b2, color=colour, alpha=_DARK_ALPHA, lw=0)
     ax.vlines(obs[var].values[k], top, bot, color="k", lw=2)
     ax.plot(obs[var].values[k], 0.5 * (top + bot), "o", color="k", ms=3)
     ax.set_ylim(depth_max, 0)
@@ -292,26 +296,50 @@ def _profile_figure(dt, sites: list[str], *, level: float, seed: int, title: str
         cell.suptitle(f"{site}" + (f" ({ft})" if ft else ""), fontsize=9)
     sd = observation_error_sd(dt)
     pct = round(100 * level)
+    # each legend swatch shows the colours the panels use (SOC blue, F14C orange), never a grey stand-in
+    colours = [_SOC_COLOUR, _C14_COLOUR] if has_c14 else [_SOC_COLOUR]
     handles = [
-        Line2D([], [], color="k", lw=2, marker="o", ms=3, label="observed (interval top–bottom)"),
-        Patch(color="0.5", alpha=0.18, label=f"{pct} % predictive interval with observation error"),
-        Patch(color="0.5", alpha=0.55, label=f"{pct} % band of the model (no observation error)"),
-        Line2D([], [], color="0.3", lw=1, ls="--", label="model median per layer"),
+        Line2D([], [], color="k", lw=2, marker="o", ms=3),
+        tuple(Patch(facecolor=c, alpha=_LIGHT_ALPHA, lw=0) for c in colours),
+        tuple(Patch(facecolor=c, alpha=_DARK_ALPHA, lw=0) for c in colours),
+        tuple(Line2D([], [], color=c, lw=1, ls="--") for c in colours),
     ]
-    noise = _noise_text(dt, sd, has_c14)
+    which = " (blue: SOC, orange: F14C)" if has_c14 else ""
+    labels = [
+        "observed layer (bar from its top to its bottom)",
+        f"{pct} % predictive interval with observation error (light){which}",
+        f"{pct} % band of the model, no observation error (dark)",
+        "model median per layer (dashed)",
+    ]
     top.legend(
-        handles=handles, loc="center", ncols=2, fontsize=8, frameon=False, title=f"{title}; observation error: {noise}"
+        handles=handles,
+        labels=labels,
+        handler_map={tuple: HandlerTuple(ndivide=None, pad=0.0)},
+        handlelength=3.0,
+        loc="center",
+        ncols=2,
+        fontsize=8,
+        frameon=False,
+        title=(
+            f"{title[:1].upper() + title[1:]}: observed layers (black bars) with the {pct} % predictive interval "
+            f"including observation error,\nand the model's noise-free {pct} % band. Observation error: "
+            + _noise_text(dt, sd, has_c14)
+        ),
     )
     return fig
 
 
 def _noise_text(dt, sd: dict, has_c14: bool) -> str:
-    if "soc_observed" in dt["posterior_predictive"].data_vars:
-        return "as stored in the result (posterior_predictive soc_observed)"
-    lik = _likelihood_section(dt)
+    """The observation error of the light band in words: its base σ and the error model that adds to it."""
     text = f"σ = {100 * sd['soc']:.3g} % of observed SOC" + (f", {100 * sd['f14c']:.3g} % of F14C" if has_c14 else "")
-    preset = getattr(lik, "error_model", "paper")
-    return text + (f" ({preset} error model)" if preset != "paper" else "")
+    stored = re.search(r"error model '([^']+)'", dt["posterior_predictive"].attrs.get("observation_error", ""))
+    if stored:
+        preset = stored.group(1)  # the model that drew the stored replicates
+    else:
+        preset = _error_model(dt).name  # the model the run used (the paper's for a synthetic twin)
+    return text + (
+        f", plus what the {preset!r} error model adds (floor, weights, site scale)" if preset != "paper" else ""
+    )
 
 
 def _sites(dt) -> list[str]:

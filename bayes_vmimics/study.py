@@ -4,8 +4,10 @@ This is the one place, beside the model chain, that joins the configuration (:mo
 tables (:mod:`.io`) and the likelihood. It also checks what the configuration asks for against what the data
 can give, so that nothing is dropped silently: a named data folder that does not exist, F14C observations
 that cannot enter the ¹⁴C term (no atmospheric zone, no sampling year, a sampling year past the atmospheric
-record), prior bounds outside the Table 1 box, an unreadable site table. Each is a ``ValueError`` that names
-the site, file or setting.
+record), prior bounds outside the Table 1 box, an unreadable, empty or header-only site table. Each is a
+``ValueError`` that names the site, file or setting. A selected site lost to a missing site covariate (no
+coordinates, MAT or MAP) is named with its reason in the study's notes, which the CLI prints at the start of a
+run, and no other site takes its place (:func:`select_sites`).
 
 Data folder. The synthetic twin runs only when asked for (``[study] mode = "synthetic"``, the CLI's
 ``--synthetic``); mode "auto" and "data" need a data folder (``--data-dir`` or ``$BAYES_VMIMICS_DATA``), and
@@ -16,11 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .atmosphere import ATMOSPHERE_HOLD_YEARS, AtmosphereHeldWarning
 from .config import StudyConfig
 from .errors import ErrorModel
 from .likelihood import CalibrationProblem, SiteObservations, radiocarbon_available
@@ -37,10 +41,9 @@ PROJECT_TABLES = (
     "site_split.csv",
 )
 
-#: Years past the end of the atmospheric ¹⁴C record for which a sampling year is accepted: the record is held at
-#: its last value there (P §2.5.3: "remained at 2010 level after 2010"; two EBF sites were sampled in 2011). A
-#: later sampling year is an error, not an extrapolation (year).
-ATMOSPHERE_HOLD_YEARS = 5
+#: Exclusion reasons of the curation (``io.sites``) that mean a site lost to a missing site covariate in the raw
+#: file, not a curation decision: such a site keeps its place in a selection and is reported as lost (prefixes).
+MISSING_DATA_REASONS = ("missing coordinates", "missing MAT or MAP")
 
 #: Raw file of each atmospheric record name (``[model] atmosphere``).
 _ATMOSPHERE_FILES = {
@@ -93,6 +96,9 @@ class Study:
 def real_site_observations(tables, config: StudyConfig) -> list[SiteObservations]:
     """The sites selected by ``config.data`` from the site tables, as :class:`SiteObservations`.
 
+    A site of the selection lost to a missing site covariate (:data:`MISSING_DATA_REASONS`) is left out with a
+    ``UserWarning`` that names it and the reason; no other site takes its place (see :func:`select_sites`).
+
     Args:
         tables: :class:`~bayes_vmimics.io.sites.SiteTables`.
         config: the study configuration (section ``data``).
@@ -102,6 +108,33 @@ def real_site_observations(tables, config: StudyConfig) -> list[SiteObservations
             found not usable (excluded by review, a pseudo-replicate, too few layers; the reason is named), or
             a selected site without kept layers.
     """
+    sites, lost = select_sites(tables, config)
+    for note in lost:
+        warnings.warn(note, UserWarning, stacklevel=2)
+    return sites
+
+
+def select_sites(tables, config: StudyConfig) -> tuple[list[SiteObservations], list[str]]:
+    """The sites selected by ``config.data``, and one line per site of the selection lost to missing data.
+
+    The selection is made before a site is lost to a missing site covariate (coordinates, MAT, MAP: the
+    reasons :data:`MISSING_DATA_REASONS`), among the usable sites and those lost sites that the saved
+    calibration/validation split (``data/site_split.csv``) holds; ``[data] max_sites`` keeps the first by site
+    id. A lost site is then left out and named with its reason, so that a missing value never lets another
+    site take its place silently (a ``--quick`` run loses one site, it does not swap it).
+
+    Args:
+        tables: :class:`~bayes_vmimics.io.sites.SiteTables`.
+        config: the study configuration (section ``data``).
+
+    Returns:
+        ``(sites, lost)``: the :class:`SiteObservations` and the lines naming each lost site and its reason (–).
+
+    Raises:
+        ValueError: as :func:`real_site_observations`; also when every selected site is lost (naming them).
+    """
+    import pandas as pd
+
     from .io.sites import site_forcing
 
     d = config.data
@@ -118,14 +151,29 @@ def real_site_observations(tables, config: StudyConfig) -> list[SiteObservations
             why = [f"{r['site_id']} ({r.get('exclusion_reason') or 'not usable'})" for _, r in bad.iterrows()]
             raise ValueError(f"site(s) not usable for calibration: {'; '.join(why)}")
     else:
-        sel = s[s["usable"] & (s["forest_type"] == d.forest_type)]
+        none = pd.Series(None, index=s.index, dtype=object)
+        reason = s.get("exclusion_reason", none).fillna("").astype(str)
+        in_split = s.get("split", none).notna()
+        lost_data = ~s["usable"] & in_split & reason.str.startswith(MISSING_DATA_REASONS)
+        sel = s[(s["usable"] | lost_data) & (s["forest_type"] == d.forest_type)]
         if d.split != "all":
             sel = sel[sel["split"] == d.split]
     sel = sel.sort_values("site_id")
     if d.max_sites:
         sel = sel.head(d.max_sites)
+    lost_rows = sel[~sel["usable"]]
+    sel = sel[sel["usable"]]
+    lost = []
+    for _, row in lost_rows.iterrows():
+        kept = (
+            f"[data] max_sites = {d.max_sites} keeps {len(sel)} site(s)" if d.max_sites else f"{len(sel)} site(s) kept"
+        )
+        lost.append(
+            f"site {row['site_id']} ({row['forest_type']}, {row['split']} half of data/site_split.csv) left out: "
+            f"{row['exclusion_reason']} in the raw site table; no other site takes its place ({kept})"
+        )
     if sel.empty:
-        raise ValueError(f"no site selected by [data] {d}")
+        raise ValueError(f"no site selected by [data] {d}" + (": " + "; ".join(lost) if lost else ""))
     out = []
     for _, row in sel.iterrows():
         # every kept layer is used: the curation (io.sites) is the one place where layers are filtered, so a
@@ -152,7 +200,7 @@ def real_site_observations(tables, config: StudyConfig) -> list[SiteObservations
                 forest_type=str(row["forest_type"]),
             )
         )
-    return out
+    return out, lost
 
 
 # ----------------------------------------------------------------------------- data labels
@@ -304,11 +352,17 @@ def check_radiocarbon(sites, config: StudyConfig, atmosphere) -> list[str]:
     return []
 
 
+#: Project tables that may hold only their header (no exclusion by review is a valid table).
+_MAY_HAVE_NO_ROWS = ("profile_exclusions.csv",)
+
+
 def _site_tables(folder: Path, config: StudyConfig):
     """The site tables, with a named file in any read error (an empty or malformed CSV)."""
     from .io.sites import PROJECT_DATA_DIR, build_site_tables
 
-    _check_not_empty([folder / _SITE_FILE, *(PROJECT_DATA_DIR / n for n in PROJECT_TABLES)])
+    _check_not_empty([folder / _SITE_FILE])
+    _check_not_empty(PROJECT_DATA_DIR / n for n in PROJECT_TABLES if n not in _MAY_HAVE_NO_ROWS)
+    _check_not_empty((PROJECT_DATA_DIR / n for n in _MAY_HAVE_NO_ROWS), rows=False)
     try:
         return build_site_tables(folder, exclude_filled_bd=config.data.exclude_filled_bd)
     except FileNotFoundError:
@@ -322,11 +376,21 @@ def _site_tables(folder: Path, config: StudyConfig):
         ) from err
 
 
-def _check_not_empty(paths) -> None:
-    """A table that exists but holds no text is named (pandas would say only "No columns to parse from file")."""
+def _check_not_empty(paths, *, rows: bool = True) -> None:
+    """A table that exists but holds no text is named (pandas would say only "No columns to parse from file"),
+    and so is one with only its header line when ``rows`` (the curation would otherwise fail later, on another
+    file: every profile of the exclusion table "not in" the site table)."""
     for p in paths:
-        if p.is_file() and not p.read_bytes().strip():
+        if not p.is_file():
+            continue
+        lines = [line for line in p.read_bytes().splitlines() if line.strip()]
+        if not lines:
             raise ValueError(f"{p} is empty: restore it (see data/README.md for its source)")
+        if rows and len(lines) == 1:
+            raise ValueError(
+                f"{p} holds only its header line, no data rows: restore the full file (see data/README.md for its "
+                "source)"
+            )
 
 
 def _load_atmosphere(config: StudyConfig, folder: Path):
@@ -418,16 +482,19 @@ def build_study(config: StudyConfig, data_dir=None) -> Study:
             )
     else:
         tables = _site_tables(folder, config)
-        sites = real_site_observations(tables, config)
+        sites, lost = select_sites(tables, config)
+        notes += lost
         if config.likelihood.use_c14:
             atmosphere = _load_atmosphere(config, folder)
         notes += check_radiocarbon(sites, config, atmosphere)
         truth = None
         version = data_version(folder)
         types = [config.data.forest_type] * len(sites) if not config.data.site_ids else ["sites"] * len(sites)
-    problem = CalibrationProblem.from_config(
-        sites, config, atmosphere=atmosphere, error_model=ErrorModel.of_study(config)
-    )
+    with warnings.catch_warnings():  # sampling years past the record: a note of check_radiocarbon says so
+        warnings.simplefilter("ignore", AtmosphereHeldWarning)
+        problem = CalibrationProblem.from_config(
+            sites, config, atmosphere=atmosphere, error_model=ErrorModel.of_study(config)
+        )
     files = data_file_hashes(config, folder, sites=not synthetic)
     return Study(problem, truth, version, types, files, notes, folder)
 
@@ -464,14 +531,17 @@ def build_hierarchical_study(cfg: StudyConfig, forest_types, data_dir) -> Study:
     check_prior_bounds(cfg)
     folder = data_folder(cfg, data_dir)
     tables = _site_tables(folder, cfg)
-    sites, ft = [], []
+    sites, ft, notes = [], [], []
     for t in types:
-        sites_t = real_site_observations(tables, cfg.replace(data={"forest_type": t}))
+        sites_t, lost = select_sites(tables, cfg.replace(data={"forest_type": t}))
         sites.extend(sites_t)
         ft.extend([t] * len(sites_t))
+        notes += lost
     atmosphere = _load_atmosphere(cfg, folder) if cfg.likelihood.use_c14 else None
-    notes = check_radiocarbon(sites, cfg, atmosphere)
-    problem = CalibrationProblem.from_config(sites, cfg, atmosphere=atmosphere)
+    notes += check_radiocarbon(sites, cfg, atmosphere)
+    with warnings.catch_warnings():  # sampling years past the record: a note of check_radiocarbon says so
+        warnings.simplefilter("ignore", AtmosphereHeldWarning)
+        problem = CalibrationProblem.from_config(sites, cfg, atmosphere=atmosphere)
     return Study(problem, None, data_version(folder), ft, data_file_hashes(cfg, folder, sites=True), notes, folder)
 
 

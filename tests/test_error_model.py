@@ -465,7 +465,7 @@ def test_discrepancy_twin_is_covered_on_held_out_sites_and_the_paper_preset_is_n
 # ------------------------------------------------------------------------------------------------------------
 
 
-def test_presets_load_from_toml_and_keys_override(tmp_path, sites):
+def test_presets_load_from_toml_and_keys_override(tmp_path, sites, atmosphere):
     path = tmp_path / "study.toml"
     path.write_text('[likelihood]\nerror_model = "discrepancy"\nsoc_abs_error = 0.5\ndiscrepancy_scale = 2.0\n')
     cfg = load_config(path)
@@ -477,9 +477,10 @@ def test_presets_load_from_toml_and_keys_override(tmp_path, sites):
         "thickness",
         "site_scale",
     )
-    prob = CalibrationProblem.from_config(sites[:1], cfg)
+    prob = CalibrationProblem.from_config(sites[:1], cfg, atmosphere=atmosphere)  # F14C needs its record
     assert prob.error_model == em
-    assert CalibrationProblem.from_config(sites[:1], cfg, error_model="paper").error_model == ErrorModel()
+    paper = CalibrationProblem.from_config(sites[:1], cfg, atmosphere=atmosphere, error_model="paper")
+    assert paper.error_model == ErrorModel()
     # the study default for real data is the discrepancy model, study_paper the paper's; switching the preset
     # keeps explicitly set keys
     assert ErrorModel.from_config(load_config("study_default").likelihood) == MODELS["discrepancy"]

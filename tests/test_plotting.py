@@ -137,6 +137,59 @@ def test_profiles_show_every_site_with_titles_and_pages(tmp_path):
         plot_profiles(xr.DataTree.from_dict({"posterior_predictive": dt["posterior_predictive"].to_dataset()}), "x")
 
 
+def _rgba_of_bands(fig) -> set:
+    """(r, g, b, a) of every filled band drawn in the site panels, rounded."""
+    from matplotlib.collections import PolyCollection
+
+    out = set()
+    for ax in fig.get_axes():
+        for c in ax.collections:
+            if isinstance(c, PolyCollection):
+                out |= {tuple(np.round(rgba, 3)) for rgba in c.get_facecolor()}
+    return out
+
+
+def _legend_patch_rgba(legend) -> set:
+    from matplotlib.patches import Rectangle
+
+    frame = legend.get_frame()
+    return {
+        tuple(np.round(r.get_facecolor(), 3))
+        for r in legend.findobj(Rectangle)
+        if r is not frame and r.get_visible() and r.get_facecolor()[3] > 0
+    }
+
+
+@pytest.mark.parametrize("c14", [True, False])
+def test_profile_legend_shows_the_colours_of_the_drawn_bands(c14):
+    """The legend once showed grey bands while the panels draw blue (SOC) and orange (F14C) ones."""
+    dt = _profile_tree(n_sites=2, n_draw=50, c14=c14)
+    fig = _profile_figure(dt, ["s0", "s1"], level=0.9, seed=0, title="all sites")
+    bands = _rgba_of_bands(fig)
+    assert len(bands) == (4 if c14 else 2)  # light and dark band of each variable
+    legend = fig.subfigs[0].legends[0]
+    assert _legend_patch_rgba(legend) == bands
+    # the dashed median per layer is drawn in the variable's colour, and so is its legend entry
+    medians = {line.get_color() for ax in fig.get_axes() for line in ax.get_lines() if line.get_linestyle() == "--"}
+    legend_dashed = {line.get_color() for line in legend.findobj(plt.Line2D) if line.get_linestyle() == "--"}
+    assert legend_dashed == ({"C0", "C1"} if c14 else {"C0"}) and medians <= legend_dashed
+    plt.close(fig)
+
+
+def test_profile_title_says_in_plain_words_what_is_drawn():
+    dt = _profile_tree(n_sites=1, n_draw=50, c14=False)
+    stored = dt["posterior_predictive"]["soc"] * 1.0
+    dt["posterior_predictive"] = dt["posterior_predictive"].to_dataset().assign(soc_observed=stored)
+    dt["posterior_predictive"].attrs["observation_error"] = "error model 'paper', own sites"
+    fig = _profile_figure(dt, ["s0"], level=0.9, seed=0, title="all sites")
+    title = fig.subfigs[0].legends[0].get_title().get_text()
+    plt.close(fig)
+    assert "posterior_predictive" not in title and "soc_observed" not in title and "as stored" not in title
+    for words in ("observed layers", "90 % predictive interval including observation error", "noise-free 90 %"):
+        assert words in " ".join(title.split()), title
+    assert "σ = 10 % of observed SOC" in title
+
+
 def _pooled_tree(mean_xv=14.7, n=4000, seed=0):
     rng = np.random.default_rng(seed)
     lo, hi = BoxPrior().lower, BoxPrior().upper
