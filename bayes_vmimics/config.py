@@ -26,6 +26,9 @@ from .resources import model_dir
 #: The shipped study configurations (repository ``model/``, packaged as ``bayes_vmimics.study_files``).
 MODEL_DIR = model_dir()
 
+#: Data sources a study may combine (``[data] sources``; the readers are in ``bayes_vmimics.io``).
+DATA_SOURCES = ("he2016", "israd")
+
 
 @dataclass(frozen=True)
 class StudySection:
@@ -73,6 +76,8 @@ class DataSection:
         site_ids: explicit site ids (calibrate these, e.g. one site); empty = all of the forest type (–).
         max_sites: use at most this many sites (first by site id); 0 = all (count).
         exclude_filled_bd: drop layers whose bulk density was gap-filled (bool).
+        sources: the data sources combined, from "he2016" (He et al. 2016) and "israd" (ISRaD); empty = every
+            source present in the data folder (–).
     """
 
     forest_type: str = "ENF"
@@ -80,6 +85,7 @@ class DataSection:
     site_ids: tuple[str, ...] = ()
     max_sites: int = 0
     exclude_filled_bd: bool = False
+    sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -323,6 +329,8 @@ def _validate(cfg: StudyConfig) -> None:
     _choice(cfg.model.c14_mode, ("tracer", "paper"), "model.c14_mode")
     _choice(cfg.data.forest_type, FOREST_TYPES, "data.forest_type")
     _choice(cfg.data.split, ("calibration", "validation", "all"), "data.split")
+    for source in cfg.data.sources:
+        _choice(source, DATA_SOURCES, "data.sources")
     _choice(cfg.likelihood.soc_unit, ("mg_cm3", "g_kg"), "likelihood.soc_unit")
     from .errors import ErrorModel
 

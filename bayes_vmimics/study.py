@@ -39,6 +39,8 @@ PROJECT_TABLES = (
     "litter_partition.csv",
     "profile_exclusions.csv",
     "site_split.csv",
+    "israd_forest_types.csv",
+    "source_matches.csv",
 )
 
 #: Exclusion reasons of the curation (``io.sites``) that mean a site lost to a missing site covariate in the raw
@@ -213,15 +215,31 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def data_version(data_dir: Path, project_dir: Path | None = None) -> str:
+def _raw_site_files(data_dir: Path, sources) -> list[str]:
+    """Names (relative to the data folder) of the raw site files of ``sources`` (``None``: the default sources)."""
+    from .io.israd import REQUIRED_COLUMNS, find_israd_dir
+    from .io.sites import resolve_sources
+
+    names = []
+    for source in resolve_sources(tuple(sources) if sources else None, data_dir):
+        if source == "he2016":
+            names.append(_SITE_FILE)
+        elif source == "israd":
+            folder = find_israd_dir(data_dir)
+            names += [f"{folder.name}/{table}.csv" for table in REQUIRED_COLUMNS] if folder is not None else []
+    return names
+
+
+def data_version(data_dir: Path, project_dir: Path | None = None, sources=None) -> str:
     """Label of the data a run used: hashes of the raw files and of the project's curation tables (so runs
     before and after a curation change, e.g. a new exclusion, carry different labels).
 
     Args:
         data_dir: raw-data folder (path).
         project_dir: the project's tables (default ``data/`` of the repository) (path).
+        sources: the data sources used (``[data] sources``; empty or None: every source present) (–).
     """
-    from .io.sites import PROJECT_DATA_DIR
+    from .io.sites import PROJECT_DATA_DIR, resolve_sources
 
     project_dir = Path(project_dir) if project_dir is not None else PROJECT_DATA_DIR
 
@@ -233,8 +251,10 @@ def data_version(data_dir: Path, project_dir: Path | None = None) -> str:
             h.update(p.read_bytes() if p.is_file() else b"<missing>")
         return h.hexdigest()[:16]
 
-    raw = digest(Path(data_dir), (_SITE_FILE, "atm14c_hua2013_annual.csv"))
-    return f"sha256:{raw} ({data_dir}); project tables sha256:{digest(project_dir, PROJECT_TABLES)}"
+    names = (*_raw_site_files(Path(data_dir), sources), "atm14c_hua2013_annual.csv")
+    label = "+".join(resolve_sources(tuple(sources) if sources else None, data_dir))
+    raw = digest(Path(data_dir), names)
+    return f"{label} sha256:{raw} ({data_dir}); project tables sha256:{digest(project_dir, PROJECT_TABLES)}"
 
 
 def data_file_hashes(config: StudyConfig, data_dir: Path | None, *, sites: bool) -> dict[str, str]:
@@ -254,7 +274,7 @@ def data_file_hashes(config: StudyConfig, data_dir: Path | None, *, sites: bool)
     out: dict[str, str] = {}
     if data_dir is None:
         return out
-    names = [_SITE_FILE] if sites else []
+    names = _raw_site_files(Path(data_dir), config.data.sources) if sites else []
     atm = _ATMOSPHERE_FILES.get(config.model.atmosphere)
     if atm and (config.likelihood.use_c14 if sites else config.synthetic.with_c14):
         names.append(atm)
@@ -364,7 +384,9 @@ def _site_tables(folder: Path, config: StudyConfig):
     _check_not_empty(PROJECT_DATA_DIR / n for n in PROJECT_TABLES if n not in _MAY_HAVE_NO_ROWS)
     _check_not_empty((PROJECT_DATA_DIR / n for n in _MAY_HAVE_NO_ROWS), rows=False)
     try:
-        return build_site_tables(folder, exclude_filled_bd=config.data.exclude_filled_bd)
+        return build_site_tables(
+            folder, exclude_filled_bd=config.data.exclude_filled_bd, sources=config.data.sources or None
+        )
     except FileNotFoundError:
         raise
     except Exception as err:  # pandas' EmptyDataError, ParserError, a missing column: name the file
@@ -488,7 +510,7 @@ def build_study(config: StudyConfig, data_dir=None) -> Study:
             atmosphere = _load_atmosphere(config, folder)
         notes += check_radiocarbon(sites, config, atmosphere)
         truth = None
-        version = data_version(folder)
+        version = data_version(folder, sources=config.data.sources)
         types = [config.data.forest_type] * len(sites) if not config.data.site_ids else ["sites"] * len(sites)
     with warnings.catch_warnings():  # sampling years past the record: a note of check_radiocarbon says so
         warnings.simplefilter("ignore", AtmosphereHeldWarning)
@@ -542,7 +564,15 @@ def build_hierarchical_study(cfg: StudyConfig, forest_types, data_dir) -> Study:
     with warnings.catch_warnings():  # sampling years past the record: a note of check_radiocarbon says so
         warnings.simplefilter("ignore", AtmosphereHeldWarning)
         problem = CalibrationProblem.from_config(sites, cfg, atmosphere=atmosphere)
-    return Study(problem, None, data_version(folder), ft, data_file_hashes(cfg, folder, sites=True), notes, folder)
+    return Study(
+        problem,
+        None,
+        data_version(folder, sources=cfg.data.sources),
+        ft,
+        data_file_hashes(cfg, folder, sites=True),
+        notes,
+        folder,
+    )
 
 
 def build_hierarchical_problem(cfg: StudyConfig, forest_types, data_dir):
