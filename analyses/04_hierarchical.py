@@ -10,7 +10,7 @@ results/04_hierarchical_<FOREST_TYPES>, or results/04_hierarchical_synthetic wit
 Example:
     python analyses/04_hierarchical.py --data-dir ../shared/data --forest-type ENF --config study_default \\
         --n-processes 2
-    python analyses/04_hierarchical.py --data-dir ../shared/data --forest-types ENF EBF DBF BNF
+    python analyses/04_hierarchical.py --data-dir ../shared/data --forest-type ENF,EBF,DBF,BNF
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ variable), ``by_depth.csv`` (the same by depth band, with the side of the misses
 
 Usage::
 
-    python analyses/08_error_models.py --data-dir ../shared/data --forest-types ENF EBF DBF BNF \
+    python analyses/08_error_models.py --data-dir ../shared/data --forest-type ENF EBF DBF BNF \
         --error-models paper discrepancy --out results/error_models
 """
 
@@ -112,7 +112,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data-dir", default=None, help="raw-data folder (default $BAYES_VMIMICS_DATA)")
     ap.add_argument("--config", default="study_default", help="study configuration (default study_default)")
-    ap.add_argument("--forest-types", nargs="+", default=list(FOREST_TYPES), choices=FOREST_TYPES)
+    ap.add_argument(
+        "--forest-type",
+        "--forest-types",  # the old spelling, still accepted
+        dest="forest_types",
+        nargs="+",
+        default=list(FOREST_TYPES),
+        choices=FOREST_TYPES,
+        help="forest types to fit, one or several (default all four)",
+    )
     ap.add_argument("--error-models", nargs="+", default=["paper", "discrepancy"])
     ap.add_argument(
         "--posterior",

@@ -22,8 +22,10 @@ DEFAULT_OUT = Path("results")
 
 
 # ----------------------------------------------------------------------------- option types
-def int_at_least(low: int, why: str = ""):
-    """argparse ``type=``: an integer ≥ ``low`` (argparse names the option in its message)."""
+def int_at_least(low: int, why: str = "", *, high: int | None = None):
+    """argparse ``type=``: an integer ≥ ``low`` and, if given, ≤ ``high`` (argparse names the option in its
+    message). The upper bound refuses counts that would run for years (a typo such as ``--n-steps 1000000000000``)
+    before anything starts."""
 
     def parse(text: str) -> int:
         try:
@@ -32,15 +34,78 @@ def int_at_least(low: int, why: str = ""):
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"must be ≥ {low}{why}, got {value}")
+        if high is not None and value > high:
+            bound = f"{high:_}".replace("_", " ")
+            got = f"{value:_}".replace("_", " ")
+            raise argparse.ArgumentTypeError(f"must be ≤ {bound} (the bound stated in --help), got {got}")
         return value
 
-    parse.__name__ = f"integer ≥ {low}"
+    parse.__name__ = f"integer ≥ {low}" if high is None else f"integer in [{low}, {high}]"
     return parse
 
 
 SEED = int_at_least(0)
 COUNT = int_at_least(1)
 COUNT0 = int_at_least(0)
+
+#: Upper bounds of the counts that set a run's length (each option's help states its bound).
+MAX_STEPS = 1_000_000  # emcee steps per ensemble or site: ≈ 10⁷ model solves per walker set, days on 2 cores
+MAX_WALKERS = 10_000
+MAX_DRAWS = 10_000_000  # stage-2 sweeps or NUTS draws per chain
+MAX_PREDICTIVE_DRAWS = 100_000  # posterior or prior draws, each a solve of every site
+MAX_CHAINS = 100  # ensembles, chains, replicates
+MAX_PROCESSES = 1024
+STEPS = int_at_least(1, high=MAX_STEPS)
+WALKERS = int_at_least(1, high=MAX_WALKERS)
+DRAWS = int_at_least(1, high=MAX_DRAWS)
+PREDICTIVE = int_at_least(1, high=MAX_PREDICTIVE_DRAWS)
+PREDICTIVE0 = int_at_least(0, high=MAX_PREDICTIVE_DRAWS)
+PROCESSES = int_at_least(1, high=MAX_PROCESSES)
+
+
+def bound_text(high: int) -> str:
+    """``"≤ 1 000 000"``: an upper bound as the help texts state it."""
+    return f"≤ {high:_}".replace("_", " ")
+
+
+class ForestTypesAction(argparse.Action):
+    """``--forest-type``, where a command accepts several: repeatable (``--forest-type ENF --forest-type EBF``),
+    space-separated (``--forest-type ENF EBF``) or comma-separated (``--forest-type ENF,EBF``); the value is a list
+    without repeats. Given as ``--forest-types`` (the old spelling of ``hierarchical`` and ``crossvalidate``, kept
+    hidden), it says so on stderr."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import sys
+
+        from .constants import FOREST_TYPES
+
+        items = [v.strip() for text in values for v in str(text).split(",") if v.strip()]
+        bad = [v for v in items if v not in FOREST_TYPES]
+        if bad:
+            parser.error(f"argument --forest-type: invalid choice {bad[0]!r} (choose from {', '.join(FOREST_TYPES)})")
+        if option_string == "--forest-types":
+            print(
+                "note: --forest-types is the old spelling of --forest-type (repeatable or comma-separated)",
+                file=sys.stderr,
+            )
+        current = list(getattr(namespace, self.dest, None) or [])
+        setattr(namespace, self.dest, list(dict.fromkeys(current + items)))
+
+
+def add_forest_types_argument(p: argparse.ArgumentParser, *, help: str) -> None:
+    """``--forest-type`` of the commands that accept several forest types (``hierarchical``, ``crossvalidate``,
+    ``sensitivity``), with ``--forest-types`` as a hidden old spelling."""
+    from .constants import FOREST_TYPES
+
+    p.add_argument(
+        "--forest-type",
+        nargs="+",
+        action=ForestTypesAction,
+        default=None,
+        metavar="TYPE",
+        help=f"{help}; one or several of {', '.join(FOREST_TYPES)}, space- or comma-separated or repeated",
+    )
+    p.add_argument("--forest-types", nargs="+", action=ForestTypesAction, dest="forest_type", help=argparse.SUPPRESS)
 
 
 def scheduler_option(text: str) -> str:
@@ -76,29 +141,30 @@ def add_refine_arguments(p: argparse.ArgumentParser, *, what: str = "") -> None:
         choices=["auto", "always", "never"],
         default="auto",
         help="second stage-1 pass under a normal prior fitted to the first pass's population, needed when the "
-        f"population is narrow{what} (auto: when a site's stage-2 weights rest on < 5 draws)",
+        f"population is narrow{what} (auto, the default: when a site's stage-2 weights rest on < 5 draws)",
     )
     p.add_argument(
-        "--refine-steps", type=COUNT, default=None, help="stage-1 steps per site of the second pass (default n-steps/3)"
+        "--refine-steps",
+        type=STEPS,
+        default=None,
+        help=f"stage-1 steps per site of the second pass, {bound_text(MAX_STEPS)} (default n-steps/3, at least 100)",
     )
 
 
-def add_warm_argument(p: argparse.ArgumentParser, *, checks_branches: bool = True) -> None:
-    """``--warm``: warm starts in stage 1 (``hierarchical``, which then checks them against cold spin-ups, and
-    ``crossvalidate``, which reuses such a run's checkpoints)."""
+def warm_help(*, checks_branches: bool = True) -> str:
+    """Help of ``--warm`` in stage 1 (``hierarchical``, which then checks the warm starts against cold spin-ups,
+    and ``crossvalidate``, which reuses such a run's checkpoints)."""
     text = "warm starts in stage 1: 2-4x faster solves, but some land on another equilibrium than the spin-up"
     if checks_branches:
-        text += "; the run then re-solves 100 draws per site cold and reports mismatches (README, 'The steady state')"
-    else:
-        text += " (hierarchical --warm checks that; give --warm here to reuse such a run's stage-1 checkpoints)"
-    p.add_argument("--warm", action="store_true", help=text)
+        return text + "; the run then re-solves 100 draws per site cold and reports mismatches (docs/steady_state.md)"
+    return text + " (hierarchical --warm checks that; give --warm here to reuse such a run's stage-1 checkpoints)"
 
 
 def add_regression_arguments(
     p: argparse.ArgumentParser, *, covariates_default: str | None, covariates_help: str
 ) -> None:
-    """The options of the regression population (issue 20): ``--covariates``, ``--clay-rule``, ``--shared-beta``
-    and ``--beta-sd``, shared by ``hierarchical`` and ``crossvalidate``."""
+    """The options of the regression population: ``--covariates``, ``--clay-rule``, ``--shared-beta`` and
+    ``--beta-sd``, shared by ``hierarchical`` and ``crossvalidate``."""
     p.add_argument("--covariates", default=covariates_default, help=covariates_help)
     p.add_argument(
         "--clay-rule",
@@ -107,7 +173,11 @@ def add_regression_arguments(
         help="with clay: sites without a measurement keep the forcing's filled clay with the indicator "
         "clay_measured (default), or are an error",
     )
-    p.add_argument("--shared-beta", action="store_true", help="one coefficient matrix B for all forest types")
+    p.add_argument(
+        "--shared-beta",
+        action="store_true",
+        help="one coefficient matrix B for all forest types (default: one per forest type)",
+    )
     p.add_argument(
         "--beta-sd", type=float, default=0.5, help="prior sd of each coefficient B (logit units per sd; default 0.5)"
     )
@@ -124,7 +194,10 @@ def add_stage2_engine_arguments(p: argparse.ArgumentParser) -> None:
         "draws per chain (default 1000, as many tuning steps) and there is no second pass",
     )
     p.add_argument(
-        "--mixture-components", type=COUNT, default=2, help="components per site with --stage2 mixture (default 2)"
+        "--mixture-components",
+        type=int_at_least(1, high=50),
+        default=2,
+        help="Gaussian components per site with --stage2 mixture, 1 to 50 (default 2); not used otherwise",
     )
 
 
@@ -229,42 +302,87 @@ def finish(out: Path, **fields) -> None:
 
 
 def config_from_args(args) -> StudyConfig:
+    """The study configuration of a command's options: ``--config`` (else study_quick with ``--quick``, else
+    study_default) with the options that override it.
+
+    Raises:
+        ValueError: ``calibrate --n-steps`` not above the burn-in (``sampler.discard``, or ``--discard``) of a
+            full run: nothing or next to nothing would be kept; the message names both numbers. A ``--quick``
+            smoke run instead keeps the second half of its steps and records that in ``args.burn_in_note``.
+    """
     from .config import load_config
 
     cfg = load_config(args.config) if args.config else load_config("study_quick" if args.quick else "study_default")
     changes: dict[str, dict] = {}
     if getattr(args, "synthetic", False):
         changes.setdefault("study", {})["mode"] = "synthetic"
-    if getattr(args, "forest_type", None):
-        changes.setdefault("data", {})["forest_type"] = args.forest_type
+    ft = getattr(args, "forest_type", None)
+    if isinstance(ft, list):  # commands that take several forest types: the configuration's when one is given
+        ft = ft[0] if len(ft) == 1 else None
+    if ft:
+        changes.setdefault("data", {})["forest_type"] = ft
     if getattr(args, "site_id", None):
         changes.setdefault("data", {})["site_ids"] = list(args.site_id)
     if getattr(args, "split", None):
         changes.setdefault("data", {})["split"] = args.split
     if getattr(args, "max_sites", None) is not None:
         changes.setdefault("data", {})["max_sites"] = args.max_sites
-    for key in ("n_steps", "n_walkers", "n_ensembles", "n_processes"):
+    for key in ("n_steps", "n_walkers", "n_ensembles", "n_processes", "discard"):
         v = getattr(args, key, None)
         if v is not None:
             changes.setdefault("sampler", {})[key] = v
     if getattr(args, "no_progress", False):
         changes.setdefault("sampler", {})["progress"] = False
-    if getattr(args, "cold", False):
-        changes.setdefault("likelihood", {})["warm_start"] = False
-    if "sampler" in changes and "n_steps" in changes["sampler"]:
-        s = changes["sampler"]
+    warm = getattr(args, "warm", None)
+    if warm is not None:
+        changes.setdefault("likelihood", {})["warm_start"] = bool(warm)
+    args.burn_in_note = None
+    s = changes.get("sampler", {})
+    if "n_steps" in s:
         n = s["n_steps"]
-        if cfg.sampler.discard >= n:
+        discard = s.get("discard", cfg.sampler.discard)
+        given = "--discard" if "discard" in s else f"sampler.discard of the configuration ({cfg.study.name})"
+        if discard >= n:
+            if getattr(args, "command", None) == "calibrate" and ("discard" in s or not args.quick):
+                raise ValueError(
+                    f"--n-steps {n} is not above the burn-in of {discard} steps ({given}): no step after the burn-in "
+                    f"would be kept; give --n-steps > {discard}, or a shorter burn-in with --discard (< {n})"
+                )
             s["discard"] = n // 2
+            args.burn_in_note = (
+                f"burn-in cut from {discard} to {n // 2} steps (--n-steps {n} ≤ {given}): only the last "
+                f"{n - n // 2} of {n} steps per ensemble are kept"
+            )
     return cfg.replace(**changes) if changes else cfg
 
 
 def add_common_arguments(
-    p: argparse.ArgumentParser, *, study: bool = True, out: str = "results/<command>_synthetic or _<FOREST_TYPE>"
+    p: argparse.ArgumentParser,
+    *,
+    study: bool = True,
+    out: str = "results/<command>_synthetic or _<FOREST_TYPE>",
+    quick: str = "quick settings (model/study_quick.toml): a smoke run that tests the pipeline in minutes and is "
+    "never converged",
+    seed: str = "random seed, ≥ 0 (default 2021)",
+    several_forest_types: bool = False,
+    warm: str | None = None,
 ) -> None:
-    p.add_argument("--seed", type=SEED, default=2021, help="random seed, ≥ 0 (default 2021)")
+    """The options every command shares: ``--seed``, ``--out``, ``--quick`` and, for commands that build a study,
+    ``--config``, ``--data-dir``, ``--synthetic``, ``--forest-type``, ``--site-id``, ``--max-sites``, the pair
+    ``--warm``/``--cold`` and ``--fresh``.
+
+    Args:
+        p: the command's parser (–).
+        study: add the study options (bool).
+        out: the default of ``--out``, as the help states it (–).
+        quick: the help of ``--quick``: its effect on this command (–).
+        seed: the help of ``--seed`` (–).
+        several_forest_types: ``--forest-type`` takes several types (:class:`ForestTypesAction`) (bool).
+        warm: help of ``--warm`` where it does more than the configuration's warm starts (–).
+    """
+    p.add_argument("--seed", type=SEED, default=2021, help=seed)
     p.add_argument("--out", default=None, help=f"output folder (default {out})")
-    p.add_argument("--quick", action="store_true", help="quick settings (model/study_quick.toml)")
+    p.add_argument("--quick", action="store_true", help=quick)
     if not study:
         return
     p.add_argument(
@@ -285,12 +403,17 @@ def add_common_arguments(
     )
     from .constants import FOREST_TYPES
 
-    p.add_argument(
-        "--forest-type",
-        choices=FOREST_TYPES,
-        default=None,
-        help="forest type of the pooled calibration (real data)",
-    )
+    if several_forest_types:
+        add_forest_types_argument(
+            p, help="forest types of the real sites, one population each (default: the configuration's, ENF)"
+        )
+    else:
+        p.add_argument(
+            "--forest-type",
+            choices=FOREST_TYPES,
+            default=None,
+            help="forest type of the pooled calibration on real sites, one type (default: the configuration's, ENF)",
+        )
     p.add_argument(
         "--site-id",
         action="append",
@@ -298,10 +421,27 @@ def add_common_arguments(
         help="calibrate this site (repeat for several); overrides --forest-type",
     )
     p.add_argument("--max-sites", type=COUNT0, default=None, help="use at most this many sites (0 = all)")
-    p.add_argument(
+    pair = p.add_mutually_exclusive_group()
+    pair.add_argument(
+        "--warm",
+        action="store_const",
+        const=True,
+        dest="warm",
+        default=None,
+        help=(
+            warm
+            or "warm starts: each solve starts from a nearby converged steady state, 2-4x faster, but the "
+            "log-probability may then depend on the evaluation history near folds"
+        )
+        + " (default: the configuration's likelihood.warm_start, off in study_default and study_quick)",
+    )
+    pair.add_argument(
         "--cold",
-        action="store_true",
-        help="no warm starts: deterministic (cold spin-up) log-probability, slower",
+        action="store_const",
+        const=False,
+        dest="warm",
+        help="cold spin-ups: every solve from the same start, a deterministic log-probability (the default unless "
+        "the configuration sets likelihood.warm_start = true)",
     )
     p.add_argument(
         "--fresh",
@@ -315,9 +455,27 @@ __all__ = [
     "COUNT",
     "COUNT0",
     "DEFAULT_OUT",
+    "DRAWS",
+    "MAX_CHAINS",
+    "MAX_DRAWS",
+    "MAX_PREDICTIVE_DRAWS",
+    "MAX_PROCESSES",
+    "MAX_STEPS",
+    "MAX_WALKERS",
+    "PREDICTIVE",
+    "PREDICTIVE0",
+    "PROCESSES",
     "SEED",
+    "STEPS",
+    "WALKERS",
+    "ForestTypesAction",
+    "add_forest_types_argument",
+    "bound_text",
     "UNUSED_SECTIONS",
     "add_common_arguments",
+    "add_refine_arguments",
+    "add_regression_arguments",
+    "add_stage2_engine_arguments",
     "add_scheduler_argument",
     "claim",
     "config_from_args",
@@ -326,4 +484,5 @@ __all__ = [
     "out_dir",
     "scheduler_from_args",
     "scheduler_option",
+    "warm_help",
 ]

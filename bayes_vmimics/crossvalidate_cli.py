@@ -1,4 +1,4 @@
-"""Command line of the cross-validation by site: ``bayes-vmimics crossvalidate …`` (issue 20).
+"""Command line of the cross-validation by site: ``bayes-vmimics crossvalidate …``.
 
 Stage 1 once for every selected site (emcee per site, checkpointed in ``--stage1-dir``, default
 ``--out/stage1``; the hierarchical run's own ``stage1`` folder is reused when the sites, configuration,
@@ -34,6 +34,18 @@ import argparse
 import time
 from pathlib import Path
 
+#: ``crossvalidate --help``: what the command does, in plain text (the module docstring is for the API docs).
+DESCRIPTION = (
+    "K-fold cross-validation by site of the hierarchical populations. Stage 1 (emcee) runs once for every "
+    "selected site, checkpointed in --stage1-dir (default --out/stage1; a hierarchical run's own stage1 folder is "
+    "reused when the sites, configuration, --seed, --n-steps and --n-walkers are the same). Then, per fold, "
+    "stage 2 of the population without covariates and of the regression population on the training sites, and "
+    "each held-out site predicted as a new site of its forest type; last, the regression population on all "
+    "sites, for the coefficients B. Writes cv_scores.csv, cv_scores.png, cv_predictions.png, cv_stage2.csv "
+    "(R-hat, ESS and stage-2 weight ESS per fold and method), beta_summary.csv, beta.png and the other files "
+    "listed in docs/covariates.md to --out."
+)
+
 CROSSVALIDATE_FILES = (
     "stage1/*.npz",
     "stage1/refined/*.npz",
@@ -62,30 +74,40 @@ def add_crossvalidate_parser(subparsers) -> argparse.ArgumentParser:
         The ``crossvalidate`` parser.
     """
     from .cli_common import (
-        COUNT,
+        DRAWS,
+        MAX_CHAINS,
+        MAX_DRAWS,
+        MAX_PREDICTIVE_DRAWS,
+        MAX_PROCESSES,
+        MAX_STEPS,
+        MAX_WALKERS,
+        PREDICTIVE,
+        PROCESSES,
+        STEPS,
+        WALKERS,
         add_common_arguments,
         add_refine_arguments,
         add_regression_arguments,
         add_scheduler_argument,
         add_stage2_engine_arguments,
-        add_warm_argument,
+        bound_text,
         int_at_least,
+        warm_help,
     )
-    from .constants import FOREST_TYPES
     from .covariates import COVARIATES, DEFAULT_COVARIATES
 
     p = subparsers.add_parser(
         "crossvalidate",
         help="K-fold cross-validation by site of the hierarchical populations, with and without covariates",
-        description=__doc__.split("\n\n")[0],
+        description=DESCRIPTION,
     )
-    add_common_arguments(p, out="results/crossvalidate_<FOREST_TYPES>")
-    p.add_argument(
-        "--forest-types",
-        nargs="+",
-        choices=FOREST_TYPES,
-        default=None,
-        help="one population per forest type (default: --forest-type or the study's)",
+    add_common_arguments(
+        p,
+        out="results/crossvalidate_<FOREST_TYPES>",
+        several_forest_types=True,
+        quick="quick settings (model/study_quick.toml: at most 6 sites), 1000 stage-1 steps per site and 500 "
+        "stage-2 sweeps per fold (300 NUTS draws with --stage2 mixture): a smoke run",
+        warm=warm_help(checks_branches=False),
     )
     p.add_argument(
         "--split",
@@ -94,17 +116,36 @@ def add_crossvalidate_parser(subparsers) -> argparse.ArgumentParser:
         help="sites of data/site_split.csv to cross-validate (default all; 'calibration' reuses the stage 1 of a "
         "hierarchical run on the calibration half)",
     )
-    p.add_argument("--folds", type=int_at_least(2, " (every site held out once)"), default=5, help="K, ≥ 2 (default 5)")
+    p.add_argument(
+        "--folds",
+        type=int_at_least(2, " (every site held out once)", high=1000),
+        default=5,
+        help="K, 2 to 1000 (at most the number of sites) (default 5)",
+    )
     add_regression_arguments(
         p,
         covariates_default=",".join(DEFAULT_COVARIATES),
         covariates_help=f"comma-separated site covariates of the regression (default {','.join(DEFAULT_COVARIATES)}); "
         f"known: {', '.join(COVARIATES)} (docs/covariates.md)",
     )
-    p.add_argument("--n-steps", type=COUNT, default=None, help="stage-1 emcee steps per site (default 10000)")
-    p.add_argument("--n-walkers", type=COUNT, default=32, help="stage-1 walkers per site (default 32)")
     p.add_argument(
-        "--n-processes", type=COUNT, default=None, help="worker processes for stage 1 (with --scheduler dask: workers)"
+        "--n-steps",
+        type=STEPS,
+        default=None,
+        help=f"stage-1 emcee steps per site, {bound_text(MAX_STEPS)} (default 10000, 1000 with --quick)",
+    )
+    p.add_argument(
+        "--n-walkers",
+        type=WALKERS,
+        default=32,
+        help=f"stage-1 walkers per site, {bound_text(MAX_WALKERS)} (default 32)",
+    )
+    p.add_argument(
+        "--n-processes",
+        type=PROCESSES,
+        default=None,
+        help=f"worker processes for stage 1 (with --scheduler dask: workers), {bound_text(MAX_PROCESSES)} "
+        "(default: the configuration's, 1, 2 with --quick)",
     )
     add_scheduler_argument(p, what="the stage-1 sites")
     p.add_argument(
@@ -115,15 +156,23 @@ def add_crossvalidate_parser(subparsers) -> argparse.ArgumentParser:
     add_refine_arguments(p, what="; one pass for all sites, used by every fold")
     p.add_argument(
         "--draws",
-        type=COUNT,
+        type=DRAWS,
         default=None,
-        help="stage-2 sweeps per chain and fold (default 4000; with --stage2 mixture NUTS draws, default 1000)",
+        help=f"stage-2 sweeps per chain and fold, {bound_text(MAX_DRAWS)} (default 4000, 500 with --quick; with "
+        "--stage2 mixture NUTS draws, default 1000, 300 with --quick)",
     )
     add_stage2_engine_arguments(p)
-    add_warm_argument(p, checks_branches=False)
-    p.add_argument("--chains", type=int_at_least(2, " (R-hat)"), default=4, help="stage-2 chains (default 4)")
     p.add_argument(
-        "--predictive-draws", type=COUNT, default=200, help="posterior draws per held-out site (default 200)"
+        "--chains",
+        type=int_at_least(2, " (R-hat)", high=MAX_CHAINS),
+        default=4,
+        help=f"stage-2 chains, 2 to {MAX_CHAINS} (default 4)",
+    )
+    p.add_argument(
+        "--predictive-draws",
+        type=PREDICTIVE,
+        default=200,
+        help=f"posterior draws per held-out site, 1 to {MAX_PREDICTIVE_DRAWS} (default 200)",
     )
     p.add_argument(
         "--methods",
@@ -149,6 +198,7 @@ def cmd_crossvalidate(args) -> int:
 
 
 def _crossvalidate(args, scheduler) -> int:
+    import numpy as np
     import pandas as pd
 
     from .cli_common import claim, config_from_args, finish, hierarchical_stage2, mixture_stage2, out_dir
@@ -168,9 +218,7 @@ def _crossvalidate(args, scheduler) -> int:
     from .study import build_hierarchical_study
 
     t0 = time.perf_counter()
-    cfg = config_from_args(args).replace(data={"split": args.split})
-    if args.warm:
-        cfg = cfg.replace(likelihood={"warm_start": True})
+    cfg = config_from_args(args).replace(data={"split": args.split})  # --warm / --cold: likelihood.warm_start
     if cfg.study.mode == "synthetic":
         raise ValueError("crossvalidate needs real sites with covariates (--data-dir), not --synthetic")
     names = parse_covariates(args.covariates)
@@ -178,7 +226,7 @@ def _crossvalidate(args, scheduler) -> int:
         raise ValueError(f"--beta-sd must be positive, got {args.beta_sd}")
     if args.out:
         check_out_path(Path(args.out))
-    study = build_hierarchical_study(cfg, args.forest_types, args.data_dir)
+    study = build_hierarchical_study(cfg, args.forest_type, args.data_dir)
     problem, forest_types = study.problem, study.forest_types
     # every site's covariates are checked before stage 1 (a missing value names the site and the covariate)
     table = site_covariate_table(study.folder, tables=build_site_tables(study.folder))
@@ -346,6 +394,20 @@ def _crossvalidate(args, scheduler) -> int:
 
         plot_beta(full, out / "beta.png")
         finish(out)
+    from .diagnostics import convergence_verdict
+
+    # the verdict over every fold's stage 2 and the regression on all sites (stage-1 N/τ per site as in sites.csv)
+    st2 = cv.stage2
+    verdict = convergence_verdict(
+        rhat=[*st2["max_r_hat"].dropna(), rep["max_r_hat"], beta_rep["max_r_hat"]],
+        ess_bulk=[*st2["min_ess_bulk"].dropna(), rep["min_ess_bulk"], beta_rep["min_ess_bulk"]],
+        n_over_tau=(s1.n_steps - s1.discard) / np.nanmax(s1.tau, axis=1),
+        weight_ess_q05=None if mixture else st2["min_weight_ess_q05"].dropna().to_numpy(),
+        divergences=int(st2["divergences"].sum()) if mixture else None,
+        sites=s1.site_ids,
+        smoke_run=bool(args.quick or cfg.study.name == "quick"),
+    )
+    print(verdict.line())
     cols = ["method", "forest_type", "variable", "r2_all", "rmse_all", "lppd_all", "coverage_50_all"]
     cols += ["coverage_90_all", "r2_fold_mean", "r2_fold_se", "lppd_fold_mean", "lppd_fold_se"]
     print(f"{args.folds}-fold cross-validation by site (every site held out once; *_all: all held-out predictions):")

@@ -15,7 +15,9 @@ Groups written by :func:`build_datatree`:
 - ``convergence``: ``tau`` and ``n_over_tau`` (ensemble, parameter), ``rhat`` (parameter).
 
 Root attributes: study configuration (JSON, ``configuration``: ``validate`` reads the error model and the data
-selection from it), data version, seed, package versions, failure counts, how the
+selection from it), the convergence verdict (JSON, ``convergence_verdict``:
+:meth:`~bayes_vmimics.diagnostics.ConvergenceVerdict.to_json`; ``smoke_run`` 1 for a ``--quick`` run,
+``verdict_notes`` more failed criteria), data version, seed, package versions, failure counts, how the
 run was resumed (``steps_at_start``: per ensemble, the steps stored at the start of each invocation;
 ``n_evaluations_total`` over all invocations), the best cost of the posterior draws and of the start search
 (``cost_name``, ``posterior_best_cost``, ``optimiser_best_cost``; see :func:`mode_lines`), and for synthetic
@@ -618,6 +620,10 @@ def build_datatree(
     attrs.update(extra_attrs or {})
     dt = xr.DataTree.from_dict(groups)
     dt.attrs = attrs
+    if convergence is not None:
+        from .diagnostics import result_verdict
+
+        dt.attrs["convergence_verdict"] = result_verdict(dt).to_json()
     return dt
 
 
@@ -715,10 +721,15 @@ def fit_metrics_table(dt: xr.DataTree) -> pd.DataFrame:
 
 
 def format_report(dt: xr.DataTree) -> str:
-    """Text report: summary table, x_v–x_K correlation, fit metrics, convergence and failure counts."""
+    """Text report: the convergence verdict (first line, :func:`~bayes_vmimics.diagnostics.result_verdict`),
+    summary table, x_v–x_K correlation, fit metrics, convergence and failure counts."""
+    from .diagnostics import result_verdict
+
     pd_opts = {"display.width": 160, "display.max_columns": 20, "display.float_format": "{:.4g}".format}
     with pd.option_context(*[v for kv in pd_opts.items() for v in kv]):
         lines = [
+            result_verdict(dt).line(),
+            "",
             "Posterior summary (5/50/95 % quantiles; R-hat across independent ensembles):",
             str(summary_table(dt)),
             "",

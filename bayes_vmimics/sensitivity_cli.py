@@ -32,11 +32,28 @@ import numpy as np
 import pandas as pd
 
 from . import sensitivity_analysis as sa
-from .cli_common import add_scheduler_argument, int_at_least, scheduler_from_args
+from .cli_common import (
+    MAX_PROCESSES,
+    add_forest_types_argument,
+    add_scheduler_argument,
+    bound_text,
+    int_at_least,
+    scheduler_from_args,
+)
 from .constants import FOREST_TYPES
 from .parameters import PARAMETER_NAMES
 
 DEFAULT_OUT = Path("results/sensitivity")
+
+#: ``sensitivity --help``: what the command does, in plain text (the module docstring is for the API docs).
+DESCRIPTION = (
+    "The paper's sensitivity analyses (Wang et al. 2021): morris, its Morris screening of J1 and J2 per site "
+    "(the paper's Fig 2); sobol, Sobol' first and total indices on the Table 1 box, or given-data indices under "
+    "a calibration posterior (--results); profiles, the mean SOC profile with x_D, alpha_v, alpha_r +-25 % (the "
+    "paper's Fig 7); response, SOC at 15 and 35 cm against litter input and V, diffusion off (the paper's Fig 8). "
+    "Calibrated parameters are the paper's Table 3 per forest type unless --results gives a pooled result. "
+    "'bayes-vmimics sensitivity ANALYSIS --help' lists each analysis's options and files."
+)
 
 #: --quick settings per analysis (small designs that finish in seconds to a minute).
 QUICK = {
@@ -60,25 +77,26 @@ def add_sensitivity_parser(subparsers) -> argparse.ArgumentParser:
     """
     p = subparsers.add_parser(
         "sensitivity",
-        help="the paper's sensitivity analyses (Morris Fig 2, Fig 7, Fig 8) and Sobol' indices",
-        description=__doc__.split("\n\n")[0],
+        help="the paper's sensitivity analyses (Morris screening of its Fig 2, its Figs 7 and 8) and Sobol' indices",
+        description=DESCRIPTION,
     )
     sub = p.add_subparsers(dest="analysis", required=True)
     helps = {
-        "morris": "Morris screening of J1 and J2 per site (P Fig 2)",
-        "sobol": "Sobol' indices on the Table 1 box, or given-data indices under a posterior (--results)",
-        "profiles": "SOC profiles with x_D, alpha_v, alpha_r +-25 %% (P Fig 7)",
-        "response": "SOC at 15 and 35 cm against litter input and V, diffusion off (P Fig 8)",
+        "morris": "Morris screening of J1 and J2 per site (the paper's Fig 2); writes morris_indices.csv, "
+        "morris_ranking.csv, morris_importance.png",
+        "sobol": "Sobol' indices on the Table 1 box, or given-data indices under a posterior (--results); writes "
+        "sobol_indices.csv and .png (posterior_indices.* with --results)",
+        "profiles": "SOC profiles with x_D, alpha_v, alpha_r +-25 %% (the paper's Fig 7); writes profiles.nc, "
+        "fig7_profiles.png",
+        "response": "SOC at 15 and 35 cm against litter input and V, diffusion off (the paper's Fig 8); writes "
+        "response.nc, fig8_response.png",
     }
     for name, text in helps.items():
-        q = sub.add_parser(name, help=text, description=text)
+        q = sub.add_parser(name, help=text, description=text.replace("%%", "%"))
         q.add_argument("--data-dir", default=None, help="raw-data folder (default $BAYES_VMIMICS_DATA)")
-        q.add_argument(
-            "--forest-type",
-            nargs="+",
-            choices=FOREST_TYPES,
-            default=None,
-            help="forest type(s) whose sites are used (default: all four; response: EBF BNF as in P Fig 8)",
+        add_forest_types_argument(
+            q,
+            help="forest types whose sites are used (default: all four; response: EBF and BNF as in the paper's Fig 8)",
         )
         q.add_argument(
             "--site-id",
@@ -92,7 +110,12 @@ def add_sensitivity_parser(subparsers) -> argparse.ArgumentParser:
             default="all" if name in ("morris", "sobol") else "calibration",
             help="half of data/site_split.csv (default: all for morris/sobol, calibration for profiles/response)",
         )
-        q.add_argument("--max-sites", type=int_at_least(0), default=None, help="at most this many sites per type")
+        q.add_argument(
+            "--max-sites",
+            type=int_at_least(0),
+            default=None,
+            help="at most this many sites per type (default: all, 2 with --quick; 0 = all)",
+        )
         q.add_argument(
             "--synthetic",
             action="store_true",
@@ -107,17 +130,32 @@ def add_sensitivity_parser(subparsers) -> argparse.ArgumentParser:
             help="calibration results.nc (pooled): posterior variant (sobol), posterior median and 90 %% band "
             "(profiles, response); repeat once per --forest-type",
         )
-        q.add_argument("--seed", type=int_at_least(0), default=2021, help="random seed (default 2021)")
+        q.add_argument(
+            "--seed",
+            type=int_at_least(0),
+            default=2021,
+            help="random seed of the designs and of the posterior draws used, ≥ 0 (default 2021)",
+        )
         q.add_argument("--out", default=None, help=f"output folder (default {DEFAULT_OUT})")
         q.add_argument(
             "--n-processes",
-            type=int_at_least(1),
+            type=int_at_least(1, high=MAX_PROCESSES),
             default=1,
-            help="worker processes (default 1); with --scheduler dask: Dask workers",
+            help=f"worker processes, {bound_text(MAX_PROCESSES)} (default 1); with --scheduler dask: Dask workers",
         )
         if name in ("morris", "sobol"):
             add_scheduler_argument(q, what="the model runs (chunks of design rows)")
-        q.add_argument("--quick", action="store_true", help="small designs and few sites: a smoke run")
+        quick = {
+            "morris": f"{QUICK['n_trajectories']} trajectories",
+            "sobol": f"N = {QUICK['n_base']} base samples, {QUICK['max_draws']} posterior draws",
+            "profiles": f"{QUICK['band_draws']} posterior draws in the band",
+            "response": f"{QUICK['n_multipliers']} multipliers per curve",
+        }[name]
+        q.add_argument(
+            "--quick",
+            action="store_true",
+            help=f"small designs and few sites ({quick}, {QUICK['max_sites']} sites per type): a smoke run",
+        )
         q.add_argument("--no-progress", action="store_true", help="no progress bar")
         if name in ("morris", "sobol"):
             q.add_argument(
@@ -135,17 +173,24 @@ def add_sensitivity_parser(subparsers) -> argparse.ArgumentParser:
             q.add_argument("--fresh", action="store_true", help="discard finished per-site files in --out")
         if name == "morris":
             q.add_argument(
-                "--trajectories", type=int_at_least(2), default=None, help="Morris trajectories (default 50, P §2.3)"
+                "--trajectories",
+                type=int_at_least(2, high=100_000),
+                default=None,
+                help="Morris trajectories per site, 2 to 100 000 (default 50 as in the paper's §2.3, 6 with --quick)",
             )
         if name == "sobol":
             q.add_argument(
                 "--n-base",
-                type=int_at_least(2),
+                type=int_at_least(2, high=2**20),
                 default=None,
-                help="Sobol' base samples N, a power of 2; runs = N·(n_parameters + 2) (default 1024)",
+                help="Sobol' base samples N, a power of 2, ≤ 1 048 576; runs = N·(n_parameters + 2) (default 1024, 32 "
+                "with --quick)",
             )
             q.add_argument(
-                "--max-draws", type=int_at_least(20), default=None, help="posterior draws used (default 1000)"
+                "--max-draws",
+                type=int_at_least(20, high=1_000_000),
+                default=None,
+                help="posterior draws used with --results, 20 to 1 000 000 (default 1000, 200 with --quick)",
             )
             q.add_argument(
                 "--delta",
@@ -154,7 +199,10 @@ def add_sensitivity_parser(subparsers) -> argparse.ArgumentParser:
             )
         if name == "profiles":
             q.add_argument(
-                "--band-draws", type=int_at_least(2), default=None, help="posterior draws of the band (default 100)"
+                "--band-draws",
+                type=int_at_least(2, high=100_000),
+                default=None,
+                help="posterior draws of the band with --results, 2 to 100 000 (default 100, 8 with --quick)",
             )
         q.set_defaults(func=cmd_sensitivity)
     return p

@@ -116,6 +116,12 @@ def test_hierarchical_two_stage_run_and_resume(tmp_path, capsys, monkeypatch):
     # warm starts: stage-1 draws re-solved cold, the result per site in sites.csv
     assert "re-solving 100 stage-1 draws per site from cold spin-ups" in first
     assert "stage 1" in first and "max R-hat" in first and "second pass (asked for)" in first
+    # a --quick run is a smoke run: its report (and the console) says so first, with the failed criteria
+    verdict = (out / "report.txt").read_text().splitlines()[0]
+    assert verdict.startswith("convergence verdict: NOT CONVERGED (SMOKE RUN: --quick settings") and verdict in first
+    assert "stage-1 N/τ" not in verdict and "min N/τ" in verdict
+    with xr.open_datatree(out / "results.nc") as dt:
+        assert '"verdict": "not converged"' in dt.attrs["convergence_verdict"] and dt.attrs["smoke_run"] == 1
     with xr.open_datatree(out / "results.nc") as dt:
         post = dt["posterior"].to_dataset().load()
     assert set(post.data_vars) >= {"mu", "sigma", "theta_population", "theta_site"}
@@ -180,14 +186,79 @@ def test_hierarchical_rejects_several_types_without_data(tmp_path, capsys, monke
     monkeypatch.delenv("BAYES_VMIMICS_DATA", raising=False)
     rc = main(["hierarchical", "--synthetic", "--forest-types", "ENF", "EBF", "--out", str(tmp_path)])
     assert rc == 2
-    assert "need real data" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "need real data" in err and "--forest-types is the old spelling of --forest-type" in err
+
+
+def _help(capsys, *argv) -> str:
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--help"])
+    assert exc.value.code == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv", [[], ["crossvalidate"], ["sensitivity"], ["sensitivity", "morris"], ["hierarchical"], ["optimize"]]
+)
+def test_help_is_plain_text_for_people(capsys, argv):
+    text = _help(capsys, *argv)
+    for markup in ("``", ":mod:", ":func:", "issue 20", "P Fig", "P's", "P §", "%%"):
+        assert markup not in text, f"{markup!r} in bayes-vmimics {' '.join(argv)} --help"
+
+
+def test_forest_type_is_one_name_across_commands():
+    from bayes_vmimics.cli import make_parser
+    from bayes_vmimics.cli_common import config_from_args
+
+    parser = make_parser()
+    for argv in (
+        ["--forest-type", "BNF,DBF"],
+        ["--forest-type", "BNF", "DBF"],
+        ["--forest-type", "BNF", "--forest-type", "DBF", "--forest-type", "BNF"],
+        ["--forest-types", "BNF", "DBF"],  # the old spelling, hidden
+    ):
+        for command in (["hierarchical"], ["crossvalidate"], ["sensitivity", "morris"]):
+            assert parser.parse_args([*command, *argv]).forest_type == ["BNF", "DBF"]
+    # one type: the configuration's forest type, as calibrate's
+    cfg = config_from_args(parser.parse_args(["hierarchical", "--forest-type", "EBF"]))
+    assert (
+        cfg.data.forest_type
+        == config_from_args(parser.parse_args(["calibrate", "--forest-type", "EBF"])).data.forest_type
+    )
+    for bad in (["hierarchical", "--forest-type", "ENF,XYZ"], ["calibrate", "--forest-type", "ENF,EBF"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(bad)
+
+
+def test_warm_and_cold_are_one_pair_with_a_stated_default(capsys):
+    from bayes_vmimics.cli import make_parser
+    from bayes_vmimics.cli_common import config_from_args
+
+    parser = make_parser()
+    for command in ("hierarchical", "crossvalidate", "calibrate"):
+        assert config_from_args(parser.parse_args([command, "--warm"])).likelihood.warm_start is True
+        assert config_from_args(parser.parse_args([command, "--cold"])).likelihood.warm_start is False
+        assert config_from_args(parser.parse_args([command])).likelihood.warm_start is False
+        with pytest.raises(SystemExit):
+            parser.parse_args([command, "--warm", "--cold"])
+        assert "not allowed with argument" in capsys.readouterr().err
+    text = " ".join(_help(capsys, "hierarchical").split())
+    assert "(default: the configuration's likelihood.warm_start, off in study_default and study_quick)" in text
+
+
+def test_quick_states_its_effect_where_it_has_one(capsys):
+    summarise = " ".join(_help(capsys, "summarise").split())
+    assert "--quick the report and summary.csv only, no figures" in summarise
+    assert "--seed SEED not used: summarise draws nothing at random" in summarise
+    validate = " ".join(_help(capsys, "validate").split())
+    assert "--quick use study_quick instead of study_default where the result stores no configuration" in validate
 
 
 @pytest.mark.slow
 def test_hierarchical_several_forest_types_on_real_sites(tmp_path, capsys, data_dir):
     import xarray as xr
 
-    args = ["hierarchical", "--data-dir", str(data_dir), "--forest-types", "BNF", "DBF", "--quick"]
+    args = ["hierarchical", "--data-dir", str(data_dir), "--forest-type", "BNF,DBF", "--quick"]
     args += ["--max-sites", "2", "--n-steps", "30", "--n-walkers", "14", "--draws", "100", "--chains", "2"]
     args += ["--no-progress", "--out", str(tmp_path)]
     assert main(args) == 0

@@ -88,3 +88,22 @@ def test_summary_report_and_plot(tree, tmp_path):
     assert "x_v–x_K" in format_report(dt)
     png = plot_profiles(dt, tmp_path / "p.png")
     assert png.stat().st_size > 1000
+
+
+def test_the_report_starts_with_the_convergence_verdict(tree, tmp_path):
+    """A 12-step run is never called converged: the report's first line says so with the failed criteria, and the
+    verdict is stored with the result and survives the netCDF round trip."""
+    dt, _ = tree
+    first = format_report(dt).splitlines()[0]
+    assert first.startswith("convergence verdict: NOT CONVERGED — failed: ")
+    assert "N/τ" in first and "bulk ESS" in first and "SMOKE RUN" not in first
+    stored = json.loads(dt.attrs["convergence_verdict"])
+    assert stored["verdict"] == "not converged" and stored["failed"] and not stored["smoke_run"]
+    save_datatree(dt, tmp_path / "r.nc")
+    again = load_datatree(tmp_path / "r.nc")
+    assert format_report(again).splitlines()[0] == first
+    # a configuration named "quick" marks a smoke run even without the attribute
+    quick = again.copy()
+    quick.attrs = {k: v for k, v in again.attrs.items() if k != "smoke_run"}
+    quick.attrs["configuration"] = json.dumps({"study": {"name": "quick"}})
+    assert "SMOKE RUN" in format_report(quick).splitlines()[0]
