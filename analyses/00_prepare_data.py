@@ -1,15 +1,16 @@
 """Build the tidy site tables from the raw data folder and print a summary (project issue 4).
 
 Writes to ``--out`` (default ``results/data/``):
-    sites.csv, layers.csv, exclusions.csv       He et al. (2016) forest profiles
+    sites.csv, layers.csv, exclusions.csv       forest profiles of every source in the data folder (``--sources``)
     qa_flags.csv                                the QA findings (as data/qa_flags.csv)
     split.csv                                   calibration/validation split for ``--seed``
     howland_sites.csv, howland_layers.csv       Howland Forest "Tower Pit" (SOC + BD + 14C)
     mcfarlane_sites.csv, mcfarlane_layers.csv   McFarlane et al. (2013) sites (14C checks only)
 
-The saved split in ``data/site_split.csv`` is the reference; ``--write-split`` replaces it (only do this
-on purpose: results of earlier runs are then no longer comparable). Without it the script reports whether
-the split for ``--seed`` matches the saved one.
+The saved split in ``data/site_split.csv`` is the reference. ``--write-split`` adds rows for the usable sites it
+does not list yet (the ISRaD profiles; ``split_all_sources``) and keeps every saved row, so the He et al. split of
+the paper comparison never changes. Without it the script reports whether the split for ``--seed`` matches the
+saved one.
 
 The QA table ``data/qa_flags.csv`` (every layer and profile the QA rules exclude, downweight or flag, with
 the rule and the evidence; ``data/README.md``) is generated from the raw files: ``--write-qa`` rewrites it,
@@ -26,20 +27,22 @@ import argparse
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from bayes_vmimics.io.sites import (
     DEFAULT_SPLIT_SEED,
     FOUR_TYPES,
     PROJECT_DATA_DIR,
     QA_TABLE_FILE,
+    SOURCES,
+    SPLIT_FILE,
     build_site_tables,
-    calibration_split,
     load_howland_profile,
     load_mcfarlane_sites,
+    load_saved_split,
     qa_table_text,
+    split_all_sources,
     summarize,
     write_qa_table,
+    write_split,
 )
 
 
@@ -54,26 +57,40 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="drop layers with bulk density gap-filled by He et al.",
     )
-    ap.add_argument("--write-split", action="store_true", help="overwrite data/site_split.csv with this split")
+    ap.add_argument(
+        "--sources",
+        default=None,
+        help=f"comma-separated sources from {','.join(SOURCES)} (default: every source in the data folder)",
+    )
+    ap.add_argument(
+        "--write-split",
+        action="store_true",
+        help="add rows for the usable sites data/site_split.csv lacks (saved rows unchanged) and write it",
+    )
     ap.add_argument("--write-qa", action="store_true", help=f"overwrite data/{QA_TABLE_FILE} with the QA findings")
     args = ap.parse_args(argv)
 
-    tables = build_site_tables(args.data_dir, exclude_filled_bd=args.exclude_filled_bd)
-    split = calibration_split(tables.sites, seed=args.seed)
-    saved = PROJECT_DATA_DIR / "site_split.csv"
+    sources = None if args.sources is None else tuple(x.strip() for x in args.sources.split(",") if x.strip())
+    tables = build_site_tables(args.data_dir, sources=sources, exclude_filled_bd=args.exclude_filled_bd)
+    saved = PROJECT_DATA_DIR / SPLIT_FILE
+    old = load_saved_split(saved)
+    split = split_all_sources(tables.sites, old if len(old) else None, seed=args.seed)
     if args.write_split:
-        if args.exclude_filled_bd:
-            ap.error("--write-split builds the reference split and cannot be combined with --exclude-filled-bd")
-        split.to_csv(saved, index=False)
-        print(f"wrote {saved}")
+        if args.exclude_filled_bd or sources is not None:
+            ap.error(
+                "--write-split writes the reference split: it cannot be combined with --exclude-filled-bd or --sources"
+            )
+        print(
+            f"wrote {write_split(split, saved)} ({len(split) - len(old)} new row(s), {len(old)} saved rows unchanged)"
+        )
     elif saved.is_file():
         # the saved split is the reference: subsets (e.g. --exclude-filled-bd) keep their assignment
-        old = pd.read_csv(saved)
         if not args.exclude_filled_bd:
-            same = old[["site_id", "split"]].reset_index(drop=True).equals(split[["site_id", "split"]])
-            print(f"split for seed {args.seed} {'matches' if same else 'DIFFERS FROM'} the saved {saved}")
-        split = old[old["site_id"].isin(split["site_id"])].reset_index(drop=True)
-        print(f"using the saved split {saved} (seed {int(old['seed'].iloc[0])})")
+            same = old[["site_id", "split"]].equals(split[["site_id", "split"]])
+            verdict = "matches" if same else "DIFFERS FROM (rebuild with --write-split)"
+            print(f"split for seed {args.seed} {verdict} {saved}")
+        print(f"using the saved split {saved} (seed {old['seed'].iloc[0]})")
+    split = split[split["site_id"].isin(tables.sites["site_id"])].reset_index(drop=True)
     tables.sites["split"] = tables.sites["site_id"].map(split.set_index("site_id")["split"])
     qa_path = PROJECT_DATA_DIR / QA_TABLE_FILE
     if args.write_qa:
@@ -96,14 +113,15 @@ def main(argv: list[str] | None = None) -> int:
     u = tables.usable_sites()
     print(f"usable four-type profiles: {len(u)} (target >= 150); with 14C: {int(u['has_c14'].sum())}")
     for ft in FOUR_TYPES:
-        x = u[u["forest_type"] == ft]
-        cal, val = x[x["split"] == "calibration"], x[x["split"] == "validation"]
-        print(
-            f"  {ft}: calibration {len(cal)} ({int(cal['has_c14'].sum())} with 14C), "
-            f"validation {len(val)} ({int(val['has_c14'].sum())} with 14C)"
-        )
+        for src in sorted(set(u["source"])):
+            x = u[(u["forest_type"] == ft) & (u["source"] == src)]
+            cal, val = x[x["split"] == "calibration"], x[x["split"] == "validation"]
+            print(
+                f"  {ft} {src}: calibration {len(cal)} ({int(cal['has_c14'].sum())} with 14C), "
+                f"validation {len(val)} ({int(val['has_c14'].sum())} with 14C)"
+            )
     # the saved split is never rebuilt silently: its rows of profiles that are no longer usable are listed
-    saved_ids = pd.read_csv(saved).set_index("site_id")["split"] if saved.is_file() else pd.Series(dtype=object)
+    saved_ids = load_saved_split(saved).set_index("site_id")["split"]
     gone = tables.sites[tables.sites["site_id"].isin(saved_ids.index) & ~tables.sites["usable"]]
     gone = gone.assign(split=gone["site_id"].map(saved_ids))
     if len(gone):

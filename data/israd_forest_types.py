@@ -55,7 +55,7 @@ def candidates_with_fields(data_dir=None):
     c = israd_forest_candidates(t)
     c = c.merge(t["site"][["entry_name", "site_name", "site_note"]], on=["entry_name", "site_name"], how="left")
     c = c.merge(t["metadata"][["entry_name", "bibliographical_reference", "doi"]], on="entry_name", how="left")
-    return c[[*ISRAD_KEYS, "n_layers", *RECORDED]]
+    return c[[*ISRAD_KEYS, "n_layers", "n_layers_c14", *RECORDED]]
 
 
 if __name__ == "__main__":

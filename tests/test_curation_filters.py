@@ -18,6 +18,7 @@ FEWER = f"fewer than {S.MIN_LAYERS} mineral layers with SOC and bulk density"
 DEPTHS = ((0.0, 5.0), (5.0, 15.0), (15.0, 30.0))
 SOC = (4.0, 2.0, 1.0)
 BD = (0.9, 1.1, 1.3)
+HE = (S.HE2016_SOURCE,)  # synthetic He et al. files: He-only tables
 
 
 # ------------------------------------------------------------------ synthetic raw files
@@ -37,7 +38,7 @@ def _build(tmp_path, rows, *, drop_columns=(), **kw):
     ft = write_forest_types(tmp_path, pids, "ENF")
     kw.setdefault("exclusions", False)  # the repository table names He et al. profiles absent here
     kw.setdefault("split", tmp_path / "no_split.csv")
-    return S.build_site_tables(path=p, forest_types=ft, **kw)
+    return S.build_site_tables(path=p, sources=HE, forest_types=ft, **kw)
 
 
 # ------------------------------------------------------------------ A: SOC = 0 without a reported value
@@ -222,7 +223,9 @@ def _qa_build(tmp_path, rows, **kw):
     p = tmp_path / "layers.csv"
     pd.DataFrame(rows).to_csv(p, index=False)
     ft = write_forest_types(tmp_path, sorted({r["profile_id"] for r in rows}), "DBF")
-    return S.build_site_tables(path=p, forest_types=ft, exclusions=False, split=tmp_path / "no_split.csv", **kw)
+    return S.build_site_tables(
+        path=p, sources=HE, forest_types=ft, exclusions=False, split=tmp_path / "no_split.csv", **kw
+    )
 
 
 def test_qa_catches_planted_faults(tmp_path, planted_rows):
@@ -333,9 +336,18 @@ def test_write_qa_table_round_trip(tmp_path, planted_rows):
 # ------------------------------------------------------------------ real data
 @pytest.fixture(scope="module")
 def real(data_dir):
+    """The default build: every source in the data folder (He et al. and, with its subfolder, ISRaD)."""
     if not (data_dir / S.HE2016_FILE).is_file():
         pytest.skip(f"{S.HE2016_FILE} absent from {data_dir}")
     return S.build_site_tables(data_dir)
+
+
+@pytest.fixture(scope="module")
+def real_he(data_dir):
+    """The He-only build (the paper comparison)."""
+    if not (data_dir / S.HE2016_FILE).is_file():
+        pytest.skip(f"{S.HE2016_FILE} absent from {data_dir}")
+    return S.build_site_tables(data_dir, sources=HE)
 
 
 def test_raw_zero_soc_layers_have_no_reported_value(data_dir):
@@ -386,15 +398,17 @@ def test_real_no_two_usable_profiles_identical(real):
     )
     sig = text.sort_values(["site_id", "top_cm"]).groupby("site_id")["key"].agg("|".join)
     assert sig.is_unique
-    # and dropping them was needed: without the filter there are 17 groups, 43 surplus profiles (+ 2 partial
+    # and dropping them was needed: among He et al.'s profiles there are 17 groups, 43 surplus profiles (+ 2 partial
     # copies of he2016_366, section C)
-    exact = real.sites["exclusion_reason"].fillna("").str.startswith("duplicate SOC profile")
-    assert exact.sum() == 43 and real.sites.loc[exact, "duplicate_of"].nunique() == 17
-    assert real.sites["duplicate_of"].notna().sum() == 45
+    he = real.sites[real.sites["source"] == S.HE2016_SOURCE]
+    exact = he["exclusion_reason"].fillna("").str.startswith("duplicate SOC profile")
+    assert exact.sum() == 43 and he.loc[exact, "duplicate_of"].nunique() == 17
+    assert he["duplicate_of"].notna().sum() == 45
 
 
 def test_real_duplicate_groups_within_one_split_half_and_type(real):
-    s = real.sites
+    # He et al.'s groups (an ISRaD copy of a He profile is not usable and has no split; its type is ISRaD's)
+    s = real.sites[real.sites["source"] == S.HE2016_SOURCE]
     members = s[s["duplicate_of"].notna()].assign(group=lambda d: d["duplicate_of"])
     kept = s[s["site_id"].isin(members["group"])].assign(group=lambda d: d["site_id"])
     groups = pd.concat([kept, members])
@@ -402,11 +416,19 @@ def test_real_duplicate_groups_within_one_split_half_and_type(real):
     assert (groups.groupby("group")["split"].nunique(dropna=False) == 1).all()
 
 
-def test_real_counts_after_all_filters(real):
-    # after the SOC = 0 filter, the pseudo-replicates and the QA rules (he2016_131 BNF validation: unit slip;
-    # 364 and 370 DBF calibration: partial copies of 366)
-    u = real.usable_sites()
+def test_real_counts_after_all_filters(real, real_he):
+    # He-only: after the SOC = 0 filter, the pseudo-replicates and the QA rules (he2016_131 BNF validation: unit
+    # slip; 364 and 370 DBF calibration: partial copies of 366)
+    u = real_he.usable_sites()
     assert len(u) == 114 and int(u["has_c14"].sum()) == 111
+    # the default build adds ISRaD's usable profiles (data/README.md §6) and leaves the He rows as they are
+    d = real.usable_sites()
+    assert sorted(d.loc[d["source"] == S.HE2016_SOURCE, "site_id"]) == sorted(u["site_id"])
+    if (d["source"] == S.ISRAD_SOURCE).any():
+        assert len(d) == 288 and int(d["has_c14"].sum()) == 225
+        isr = d[d["source"] == S.ISRAD_SOURCE]["forest_type"].value_counts().to_dict()
+        assert isr == {"ENF": 51, "EBF": 31, "DBF": 67, "BNF": 25}
+        assert d["split"].isin(["calibration", "validation"]).all()
     expected = {  # forest type: (calibration, with 14C, validation, with 14C)
         "ENF": (13, 11, 22, 22),
         "EBF": (19, 19, 19, 18),
@@ -472,7 +494,9 @@ def test_real_nothing_dropped_silently(real):
     assert set(q["decision"]) <= {"exclude", "downweight", "flag"}
     assert (q["decision"] == q["rule"].map(S.QA_RULES)).all()
     # every profile a QA or pseudo-replicate rule excludes has its row in the QA table
-    by_rule = s["exclusion_reason"].fillna("").str.contains(r"\(QA |pseudo-replicate")
+    # (an ISRaD profile that is a He et al. profile is "same profile as he2016_N", with the He profile's own reason)
+    reason = s["exclusion_reason"].fillna("")
+    by_rule = reason.str.contains(r"\(QA |pseudo-replicate") & ~reason.str.startswith("same profile as")
     assert by_rule.sum() > 0
     assert set(s.loc[by_rule, "site_id"]) <= set(q.loc[q["decision"] == "exclude", "site_id"])
     # every excluded layer is out of the layer table and logged with its CSV line

@@ -19,6 +19,7 @@ needs_data = pytest.mark.skipif(
     not HAVE_DATA, reason=f"raw data folder {DATA_DIR} absent (set BAYES_VMIMICS_DATA; see data/README.md)"
 )
 REVIEW = "excluded by review (data/profile_exclusions.csv)"
+HE = (S.HE2016_SOURCE,)  # the He-only tables: the review table and today's counts are about He et al. profiles
 
 
 # ------------------------------------------------------------------ synthetic raw files
@@ -60,7 +61,7 @@ def _table(tmp_path, rows, name="excl.csv", columns=None):
 def _build(raw_file, tmp_path, exclusions, split=None):
     path, ft = raw_file
     return S.build_site_tables(
-        path=path, forest_types=ft, exclusions=exclusions, split=split or tmp_path / "no_split.csv"
+        path=path, sources=HE, forest_types=ft, exclusions=exclusions, split=split or tmp_path / "no_split.csv"
     )
 
 
@@ -174,7 +175,9 @@ def real():
     if not HAVE_DATA:
         pytest.skip(f"raw data folder {DATA_DIR} absent (set BAYES_VMIMICS_DATA; see data/README.md)")
     # without the table and without the QA rules (whose unit-slip rule catches he2016_216 on its own)
-    return S.build_site_tables(DATA_DIR), S.build_site_tables(DATA_DIR, exclusions=False, qa=False)
+    return S.build_site_tables(DATA_DIR, sources=HE), S.build_site_tables(
+        DATA_DIR, sources=HE, exclusions=False, qa=False
+    )
 
 
 @needs_data
@@ -205,7 +208,7 @@ def test_he2016_216_excluded_by_default(real):
 
 @needs_data
 def test_unit_slip_rule_catches_he2016_216_without_the_table():
-    t = S.build_site_tables(DATA_DIR, exclusions=False)
+    t = S.build_site_tables(DATA_DIR, sources=HE, exclusions=False)
     s = t.sites.set_index("site_id")
     assert not s.at["he2016_216", "usable"]
     assert s.at["he2016_216", "exclusion_reason"] == f"likely unit slip: SOC about 100x too low (QA {S.QA_UNIT_SLIP})"
@@ -213,7 +216,7 @@ def test_unit_slip_rule_catches_he2016_216_without_the_table():
     assert list(row["rule"]) == [S.QA_UNIT_SLIP] and list(row["decision"]) == ["exclude"]
     assert "also excluded by review" not in row["evidence"].iloc[0]
     # with the table, the review is the reason and the QA table says both caught it
-    t2 = S.build_site_tables(DATA_DIR)
+    t2 = S.build_site_tables(DATA_DIR, sources=HE)
     ev = t2.qa.loc[t2.qa["site_id"] == "he2016_216", "evidence"].iloc[0]
     assert ev.endswith("also excluded by review (data/profile_exclusions.csv)")
 

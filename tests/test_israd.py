@@ -171,7 +171,7 @@ def test_folder_without_israd_is_he_only(tmp_path):
     ft = write_forest_types(tmp_path, [1, 2])
     kw = dict(forest_types=ft, exclusions=False, split=tmp_path / "none.csv", matches=False)
     assert S.resolve_sources("all", tmp_path) == ("he2016",)
-    assert S.resolve_sources(None, tmp_path) == S.DEFAULT_SOURCES == ("he2016",)
+    assert S.DEFAULT_SOURCES == "all" and S.resolve_sources(None, tmp_path) == ("he2016",)  # He alone: no ISRaD
     a = S.build_site_tables(tmp_path, **kw)
     b = S.build_site_tables(tmp_path, sources="all", **kw)
     pd.testing.assert_frame_equal(a.sites, b.sites)
@@ -179,14 +179,17 @@ def test_folder_without_israd_is_he_only(tmp_path):
     assert list(a.sites["site_id"]) == ["he2016_1", "he2016_2"] and (a.sites["source"] == "he2016").all()
     with pytest.raises(ValueError, match="sources"):
         S.build_site_tables(tmp_path, sources=("he2016", "isard"), **kw)
-    # with an ISRaD folder, the default is still He et al. only; "all" adds ISRaD after the He rows
+    # with an ISRaD folder, the default (every source present) adds ISRaD after the He rows; he2016 alone on request
     write_israd(tmp_path / "israd_t", [_profile()], _profile_layers())
-    assert S.resolve_sources("all", tmp_path) == ("he2016", "israd")
-    c = S.build_site_tables(tmp_path, **kw)
+    assert S.resolve_sources("all", tmp_path) == S.resolve_sources(None, tmp_path) == ("he2016", "israd")
+    c = S.build_site_tables(tmp_path, sources=("he2016",), **kw)
     pd.testing.assert_frame_equal(a.sites, c.sites)
-    d = S.build_site_tables(tmp_path, sources="all", israd_forest_types=_types(("Test_2020", "", "", "ENF")), **kw)
+    types = _types(("Test_2020", "", "", "ENF"))
+    d = S.build_site_tables(tmp_path, israd_forest_types=types, **kw)
     assert list(d.sites["site_id"]) == ["he2016_1", "he2016_2", "israd_test_2020__s1__p1"]
     assert d.sites["usable"].all() and list(d.sites["source"]) == ["he2016", "he2016", "israd"]
+    e = S.build_site_tables(tmp_path, sources="all", israd_forest_types=types, **kw)
+    pd.testing.assert_frame_equal(d.sites, e.sites)
 
 
 # ------------------------------------------------------------------ layer rules
@@ -533,7 +536,7 @@ def real():
 
 @needs_israd
 def test_real_he_rows_unchanged_and_ids_unique(real):
-    he = S.build_site_tables(DATA_DIR)
+    he = S.build_site_tables(DATA_DIR, sources=("he2016",))
     s = real.sites
     assert s["site_id"].is_unique
     assert all(re.fullmatch(r"[a-z0-9_]+", x) for x in s["site_id"])
@@ -552,7 +555,8 @@ def test_real_counts(real):
     assert r.str.endswith("not forest").sum() == 4591 - 1489
     assert r.str.startswith("treatment profile").sum() == 99 and r.str.startswith("disturbed").sum() == 5
     # the matches table: same-profile pairs whose ISRaD profile is a candidate forest profile
-    assert r.str.startswith("same profile as he2016_").sum() == 164
+    # (164 by the same-study rule, 9 by identical data under another study name: Czimczik_2007, de_Freitas_2001)
+    assert r.str.startswith("same profile as he2016_").sum() == 173
     u = real.usable_sites()
     # He et al.: as today; ISRaD: depends on data/israd_forest_types.csv (in review), at least one of each type
     he = u[u["source"] == "he2016"]["forest_type"].value_counts().to_dict()
@@ -581,8 +585,9 @@ def test_real_nothing_dropped_silently(real):
     assert not (set(same["israd_site_id"].dropna()) & used)
     for _, row in real.usable_sites().iterrows():
         S.site_forcing(row)
-    # the summary counts the sources; a split over both sources runs (the saved split holds He profiles only)
+    # the summary counts the sources; the saved split covers both sources (tests/test_sites.py)
     assert "usable profiles by forest type x source" in S.summarize(real)
+    assert real.usable_sites()["split"].isin(["calibration", "validation"]).all()
     assert S.calibration_split(real.sites)["site_id"].str.startswith("israd_").sum() == int(
         (real.usable_sites()["source"] == "israd").sum()
     )

@@ -82,13 +82,13 @@ def test_rule_on_fixtures_match_too_far_other_study_disagreeing_values():
     he = [
         _he(1, "Smith_2001", 10.0),  # its copy in ISRaD: same study (other year), 0.16 km, same values
         _he(2, "Smith_2001", 20.0),  # its copy lies 222 km away: too far for either kind of match
-        _he(3, "Smith_2001", 30.0),  # identical values at the same place, but another study
+        _he(3, "Smith_2001", 30.0),  # another study at the same place, Δ14C 5 ‰ off: similar, not identical
         _he(4, "Smith_2001", 40.0),  # same study and place, Δ14C 50 ‰ off in every layer
     ]
     ir = [
         _ir("Smith_2003", "P1", 10.001, 20.001),
         _ir("Smith_2003", "P2", 22.0),
-        _ir("Jones_2001", "P3", 30.0),
+        _ir("Jones_2001", "P3", 30.0, d14c=[d + 5.0 for d in D14C]),
         _ir("Smith_2003", "P4", 40.0, d14c=[d + 50.0 for d in D14C]),
     ]
     t = match_he_israd(**_frames(he, ir))
@@ -101,6 +101,26 @@ def test_rule_on_fixtures_match_too_far_other_study_disagreeing_values():
     r4 = rows["he2016_4"]
     assert (r4["match"], r4["pro_name"], r4["n_layers_agree"]) == ("same study nearby", "P4", 0)
     assert "Δ14C" in r4["evidence"] and "gridded covariates only" in r4["evidence"]
+
+
+def test_identical_data_under_another_study_name_is_the_same_profile():
+    """Rule 3b: He et al. cite a data report, ISRaD the paper (Manies_USGSOF_2006 = Czimczik_2007): identical depths,
+    SOC and Δ14C (±0.5 ‰) in ≥ 3 layers within 150 km make the same profile; two identical layers do not."""
+    he = [
+        _he(1, "Manies_USGSOF_2006", 55.7),
+        _he(2, "Manies_USGSOF_2006", 57.0, d14c=[np.nan, np.nan, -20.0, -150.0]),
+        _he(3, "Manies_USGSOF_2006", 59.0),
+    ]
+    ir = [
+        _ir("Czimczik_2007", "OBSD", 55.877, d14c=[d + 0.2 for d in D14C]),  # 20 km away
+        _ir("Czimczik_2007", "T2", 57.0, d14c=[np.nan, np.nan, -20.0, -150.0]),
+        _ir("Czimczik_2007", "T3", 59.0, soc=[30.0, 3.0, 1.5, 1.6]),  # one SOC disagrees
+    ]
+    rows = _by_he(match_he_israd(**_frames(he, ir)))
+    r = rows["he2016_1"]
+    assert (r["match"], r["pro_name"], r["n_layers_agree"]) == ("same profile", "OBSD", 4)
+    assert r["evidence"].startswith("identical data under another study name (Manies_USGSOF_2006 / Czimczik_2007)")
+    assert set(rows) == {"he2016_1"}
 
 
 def test_soc_decides_without_c14_and_a_c14_disagreement_vetoes():
@@ -269,6 +289,11 @@ KNOWN_PAIRS = {
     # Trumbore & Harden 1997 (He: Trumbore_Unpublished), Gillam Road GR3: the same 8 Δ14C values, He et al.'s
     # depths 42 cm lower (He 30–32 cm = ISRaD -12 to -10 cm); He et al.'s SOC is ~20× lower
     "he2016_130": ("Trumbore_Harden_1997", "TH_1964Gillam", "GillamRoad_64burn_GR3"),
+    # Manies et al. 2006 (USGS OFR; He: Manies_USGSOF_2006) = Czimczik et al. 2007 in ISRaD (rule 3b), Manitoba
+    # black spruce: identical depths, SOC and Δ14C to 0.1 ‰ (146: 7 layers, -21 to 37 cm; 150: 8; 153: 7), 5–25 km
+    "he2016_146": ("Czimczik_2007", "CZ_Old_Black_Spruce", "OBSD"),
+    "he2016_150": ("Czimczik_2007", "CZ_1964burn_NSA", "T64D"),
+    "he2016_153": ("Czimczik_2007", "CZ_1998burn", "T98burn"),
 }
 
 
@@ -307,7 +332,7 @@ def test_israd_names_carrying_a_he_profile_number_agree(generated):
 
 def test_forest_type_table_covers_every_candidate_once(real_data):
     cand = israd_forest_candidates(data_dir=real_data)
-    assert (len(cand), cand["entry_name"].nunique()) == (200, 44)
+    assert (len(cand), cand["entry_name"].nunique()) == (303, 56)
     typed = assign_israd_forest_types(cand)  # raises on a gap, an overlap, an unknown code
     assert len(typed) == len(cand) and set(typed["forest_type"]) <= set(KNOWN_TYPES)
 

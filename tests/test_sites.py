@@ -41,6 +41,7 @@ def _build(tmp_path, rows, **kw):
     path = _write(tmp_path, rows)
     pids = sorted({r["profile_id"] for r in rows})
     kw.setdefault("exclusions", False)  # the repository table names He et al. profiles absent here
+    kw.setdefault("sources", (S.HE2016_SOURCE,))  # a synthetic He et al. file: the He-only tables
     return S.build_site_tables(
         path=path, forest_types=_forest_types(tmp_path, pids), split=tmp_path / "no_split.csv", **kw
     )
@@ -178,7 +179,11 @@ def test_forest_type_table_missing_profile(tmp_path):
     path = _write(tmp_path, [_layer(1, 0, 10), _layer(2, 0, 10)])
     with pytest.raises(ValueError, match=r"forest_types.*no row for profile\(s\) \[2\]"):
         S.build_site_tables(
-            path=path, forest_types=_forest_types(tmp_path, [1]), exclusions=False, split=tmp_path / "x.csv"
+            path=path,
+            sources=(S.HE2016_SOURCE,),
+            forest_types=_forest_types(tmp_path, [1]),
+            exclusions=False,
+            split=tmp_path / "x.csv",
         )
 
 
@@ -209,15 +214,20 @@ def test_forest_type_table_covers_every_profile_once():
 # ------------------------------------------------------------------ real data
 @pytest.fixture(scope="module")
 def tables():
+    """The default build: every source in the data folder."""
     if not HAVE_DATA:
         pytest.skip(f"raw data folder {DATA_DIR} absent (set BAYES_VMIMICS_DATA; see data/README.md)")
     return S.build_site_tables(DATA_DIR)
 
 
+HAVE_ISRAD = HAVE_DATA and any(p.name.lower().startswith("israd") and p.is_dir() for p in DATA_DIR.iterdir())
+
+
 @needs_data
 def test_real_tables_shape_and_units(tables):
     s, lay = tables.sites, tables.layers
-    assert len(s) == 300 and s["site_id"].is_unique
+    assert (s["source"] == S.HE2016_SOURCE).sum() == 300 and s["site_id"].is_unique
+    assert len(s) == 300 + (4591 if HAVE_ISRAD else 0)
     assert (lay["top_cm"] >= 0).all() and (lay["bottom_cm"] > lay["top_cm"]).all()
     np.testing.assert_allclose(lay["soc_mg_cm3"], lay["soc_pct"] * 10.0 * lay["bd_g_cm3"])
     assert lay["soc_pct"].le(S.SOC_PCT_MAX).all()
@@ -252,13 +262,17 @@ def test_split_stable_and_matches_saved(tables, tmp_path):
     assert zero.sum() == 82
     raw.loc[zero, "soc_pct_reported"] = 0.0
     raw.to_csv(tmp_path / S.HE2016_FILE, index=False)
-    before_review = S.build_site_tables(path=tmp_path / S.HE2016_FILE, exclusions=False, deduplicate=False, qa=False)
+    before_review = S.build_site_tables(
+        path=tmp_path / S.HE2016_FILE, sources=(S.HE2016_SOURCE,), exclusions=False, deduplicate=False, qa=False
+    )
     a = S.calibration_split(before_review.sites, seed=S.DEFAULT_SPLIT_SEED)
     b = S.calibration_split(before_review.sites, seed=S.DEFAULT_SPLIT_SEED)
     pd.testing.assert_frame_equal(a, b)
     saved = pd.read_csv(S.PROJECT_DATA_DIR / "site_split.csv")
+    saved = saved[saved["site_id"].str.startswith("he2016_")]  # the He et al. rows; ISRaD rows follow them
     assert list(saved["site_id"]) == list(a["site_id"]) and list(saved["split"]) == list(a["split"])
-    assert set(tables.usable_sites()["site_id"]) <= set(saved["site_id"])
+    u = tables.usable_sites()
+    assert set(u.loc[u["source"] == S.HE2016_SOURCE, "site_id"]) <= set(saved["site_id"])
     c = S.calibration_split(before_review.sites, seed=S.DEFAULT_SPLIT_SEED + 1)
     assert not c["split"].equals(a["split"])
     # replicate pits of one site stay together; halves balanced within each forest type
@@ -268,6 +282,94 @@ def test_split_stable_and_matches_saved(tables, tmp_path):
     # build_site_tables attaches the saved split
     u = tables.usable_sites()
     assert u["split"].isin(["calibration", "validation"]).all()
+
+
+# ------------------------------------------------------------------ the split of every source
+def _he_rows_at_head() -> str | None:
+    """``data/site_split.csv`` as committed before ISRaD rows were added (the He et al. rows), or None without git."""
+    import subprocess
+
+    try:
+        return subprocess.run(
+            ["git", "show", "04c37a1:data/site_split.csv"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def test_saved_he_rows_are_unchanged():
+    # the He et al. split of the paper comparison: every row byte for byte as before ISRaD was added
+    before = _he_rows_at_head()
+    if before is None:
+        pytest.skip("no git history of data/site_split.csv")
+    now = (S.PROJECT_DATA_DIR / S.SPLIT_FILE).read_text(encoding="utf-8")
+    assert now.startswith(before)
+    assert all(line.startswith("israd_") for line in now[len(before) :].splitlines())
+
+
+@needs_data
+def test_split_covers_every_usable_site(tables):
+    u = tables.usable_sites()
+    assert u["split"].isin(["calibration", "validation"]).all()
+    saved = S.load_saved_split()
+    assert saved["site_id"].is_unique
+    # rebuilding gives the committed file: saved rows kept, no usable site left out
+    again = S.split_all_sources(tables.sites, saved)
+    pd.testing.assert_frame_equal(again, saved)
+
+
+@needs_data
+@pytest.mark.skipif(not HAVE_ISRAD, reason="no ISRaD subfolder in the data folder")
+def test_israd_split_balanced_and_grouped_by_location(tables):
+    s = tables.sites.set_index("site_id")
+    sp = S.load_saved_split()
+    new = sp[sp["site_id"].str.startswith("israd_")].copy()
+    assert set(new["site_id"]) == set(tables.usable_sites().query("source == 'israd'")["site_id"])
+    new["loc"] = S._location(
+        s.loc[new["site_id"], "lat"].to_numpy(), s.loc[new["site_id"], "lon"].to_numpy()
+    ).to_numpy()
+    # roughly balanced per forest type: the halves differ by at most the largest location group of the type
+    for ft, x in new.groupby("forest_type"):
+        n = x["split"].value_counts()
+        assert abs(n.get("calibration", 0) - n.get("validation", 0)) <= max(2, x.groupby("loc").size().max()), ft
+    # same location (0.01°), across entries and types, and the saved rows there: one half
+    he = sp[sp["site_id"].str.startswith("he2016_") & sp["site_id"].isin(s.index)].copy()
+    he["loc"] = S._location(s.loc[he["site_id"], "lat"].to_numpy(), s.loc[he["site_id"], "lon"].to_numpy()).to_numpy()
+    both = pd.concat([new, he[he["loc"].isin(new["loc"])]])
+    assert (both.groupby("loc")["split"].nunique() == 1).all()
+    # NEON sites sampled by both Beem-Miller 2022 and Nave 2021 share a half
+    neon = new[new["site_id"].str.contains("__bart__")]
+    assert neon["site_id"].str.startswith("israd_beem_miller").any() and neon["split"].nunique() == 1
+    # a "same study nearby" ISRaD profile is in the half of its He et al. profile
+    near = s[(s["israd_match"] == "same study nearby") & s["israd_site_id"].isin(new["site_id"]) & s["split"].notna()]
+    half = new.set_index("site_id")["split"]
+    assert len(near) and (near["split"].to_numpy() == half[near["israd_site_id"]].to_numpy()).all()
+
+
+def test_split_all_sources_keeps_saved_rows_and_pins_locations():
+    sites = pd.DataFrame(
+        {
+            "site_id": ["he2016_1", "israd_a", "israd_b", "israd_c", "israd_d", "israd_e"],
+            "profile_id": [1, "israd_a", "israd_b", "israd_c", "israd_d", "israd_e"],
+            "source": ["he2016"] + ["israd"] * 5,
+            "forest_type": ["DBF"] * 6,
+            "usable": True,
+            "has_c14": True,
+            "lat": [10.0, 10.001, 20.0, 20.004, 30.0, 40.0],
+            "lon": [5.0, 5.001, 5.0, 5.0, 5.0, 5.0],
+            "israd_match": ["same study nearby", None, None, None, None, None],
+            "israd_site_id": ["israd_d", None, None, None, None, None],
+        }
+    )
+    saved = pd.DataFrame(
+        [["he2016_1", "1", "DBF", "True", "DBF:10.00,5.00", "validation", "2021"]], columns=list(S.SPLIT_COLUMNS)
+    )
+    sp = S.split_all_sources(sites, saved).set_index("site_id")
+    assert sp.loc["he2016_1"].tolist() == saved.iloc[0, 1:].tolist()
+    assert sp.loc["israd_a", "split"] == "validation"  # at he2016_1's location
+    assert sp.loc["israd_d", "split"] == "validation"  # he2016_1's "same study nearby" profile
+    assert sp.loc["israd_b", "split"] == sp.loc["israd_c", "split"]  # one location (0.01°)
+    assert sp.loc["israd_b", "group"] == "DBF:20.00,5.00"
 
 
 @needs_data

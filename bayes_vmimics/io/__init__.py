@@ -11,11 +11,14 @@ from .sites import (
     SiteTables,
     build_site_tables,
     calibration_split,
+    covariate_completeness,
     load_he2016_layers,
     load_howland_profile,
     load_mcfarlane_sites,
     resolve_sources,
     site_forcing,
+    site_inventory,
+    split_all_sources,
     write_qa_table,
 )
 
@@ -30,6 +33,7 @@ __all__ = [
     "build_israd_tables",
     "build_site_tables",
     "calibration_split",
+    "covariate_completeness",
     "data_file",
     "find_israd_dir",
     "load_atmosphere",
@@ -43,5 +47,7 @@ __all__ = [
     "resolve_data_dir",
     "resolve_sources",
     "site_forcing",
+    "site_inventory",
+    "split_all_sources",
     "write_qa_table",
 ]

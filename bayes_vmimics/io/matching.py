@@ -32,6 +32,7 @@ __all__ = [
     "ISRAD_KEYS",
     "MATCH_COLUMNS",
     "MIN_AGREE_FRACTION",
+    "MIN_IDENTICAL_LAYERS",
     "MIN_LAYERS_COMPARED",
     "NEARBY_MAX_KM",
     "SAME_PROFILE_MAX_KM",
@@ -81,6 +82,12 @@ DEPTH_SHIFT_MAX_CM = 50.0
 MIN_LAYERS_COMPARED = 2
 #: ... and at least this fraction of them agreeing.
 MIN_AGREE_FRACTION = 0.75
+#: Identical data under another study name (rule 3b): at least this many layers paired at the same depths, each
+#: with Δ14C identical within D14C_IDENTICAL_PERMIL. He et al. cite a data report where ISRaD cites the paper
+#: (He ``Manies_USGSOF_2006`` profiles 146–153 are ISRaD ``Czimczik_2007`` OBSD, T30W … T98burn: 4–8 layers with
+#: the same depths, SOC and Δ14C to 0.1 ‰, 5–27 km apart); three Δ14C values repeated to 0.5 ‰ at the same depths
+#: do not happen by chance.
+MIN_IDENTICAL_LAYERS = 3
 #: Spelling variants of a first author in the two sources (normalised keys, see :func:`study_key`).
 STUDY_ALIASES = {"maines": "manies"}  # He et al.'s "Maines_USGSOF_2011" is Manies et al. (USGS OFR)
 
@@ -155,6 +162,7 @@ class _Comparison:
     n_c14_ok: int = 0
     n_soc: int = 0
     n_soc_ok: int = 0
+    n_c14_identical: int = 0  # of n_c14, layers whose Δ14C agrees within D14C_IDENTICAL_PERMIL
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -180,6 +188,17 @@ class _Comparison:
             return False
         return self.deciding == "14C" or self.n_c14_ok == self.n_c14  # SOC decides only if no ¹⁴C disagrees
 
+    @property
+    def identical(self) -> bool:
+        """Identical data (rule 3b): ≥ MIN_IDENTICAL_LAYERS layers paired at the same depths, every one with Δ14C on
+        both sides agreeing within D14C_IDENTICAL_PERMIL, every paired SOC agreeing, no layer paired by a shift."""
+        return (
+            self.n_shift == 0
+            and self.n_c14 >= MIN_IDENTICAL_LAYERS
+            and self.n_c14_identical == self.n_c14
+            and self.n_soc_ok == self.n_soc
+        )
+
     def add(self, h, r, shifted: bool) -> None:
         """Count one pair of layers (He row ``h``, ISRaD row ``r``)."""
         bad = []
@@ -197,6 +216,8 @@ class _Comparison:
             self.n_c14 += 1
             if abs(h.d14c - r.d14c) <= D14C_TOL_PERMIL:
                 self.n_c14_ok += 1
+            if abs(h.d14c - r.d14c) <= D14C_IDENTICAL_PERMIL:
+                self.n_c14_identical += 1
             else:
                 bad.append(f"Δ14C {_fmt(h.d14c)} vs {_fmt(r.d14c)} ‰")
         elif pd.notna(h.f14c) and pd.notna(r.f14c):
@@ -304,6 +325,13 @@ def match_he_israd(
        sources, not another profile). Passing pairs are made one-to-one greedily: most agreeing layers first,
        then the larger agreeing fraction, then the shorter distance; a pair whose He or ISRaD profile is
        already taken is dropped.
+    3b. **Identical data under another study name**: a He profile left without a same-profile match is the same
+       profile as an ISRaD profile of *another* study key within ``SAME_PROFILE_MAX_KM`` when ≥
+       ``MIN_IDENTICAL_LAYERS`` (3) layers pair at the same depths (no shifted pairs), every paired Δ14C is
+       identical within ``D14C_IDENTICAL_PERMIL`` (0.5 ‰) and every paired SOC agrees: one source cites a data
+       report where the other cites the paper (He ``Manies_USGSOF_2006`` 146–153 = ISRaD ``Czimczik_2007``), or
+       the keys are written differently (He ``de Freitas_2001`` = ISRaD ``de_Freitas_2001``, whose first part is
+       "de"). One-to-one greedily: most identical layers, then the shorter distance.
     4. **Same study nearby**: a He profile left without a same-profile match is paired with the nearest ISRaD
        profile of the same study within ``NEARBY_MAX_KM`` (5 km, ~0.05°), whatever its layers. Such a pair may
        be used only to borrow gridded covariates (ISRaD_extra's WorldClim, SoilGrids, Köppen) for the He
@@ -359,8 +387,6 @@ def match_he_israd(
             }
         )
     pairs = pd.DataFrame(rows, columns=[*MATCH_COLUMNS[:8], "n_layers_compared", "n_layers_agree", "_cmp"])
-    if pairs.empty:
-        return pd.DataFrame(columns=list(MATCH_COLUMNS))
     pairs["_pass"] = np.array([c.same for c in pairs["_cmp"]], dtype=bool) & (
         pairs["distance_km"] <= SAME_PROFILE_MAX_KM
     )
@@ -394,6 +420,47 @@ def match_he_israd(
         if len(rivals):
             ev += f"; {len(rivals)} other ISRaD profile(s) of the study also pass"
         out.append({**r.to_dict(), "match": SAME_PROFILE, "evidence": ev})
+
+    # rule 3b: identical data under another study name (a data report cited by one source, the paper by the other)
+    left = hs[~hs["site_id"].isin(taken_he)]
+    cross = []
+    for h in left.itertuples(index=False):
+        hl_h = he_by_site.get(h.site_id, empty)
+        if hl_h["d14c"].notna().sum() < MIN_IDENTICAL_LAYERS:
+            continue
+        d = np.asarray(haversine_km(h.lat, h.lon, ir["lat"].to_numpy(), ir["lon"].to_numpy()))
+        ok = (d <= SAME_PROFILE_MAX_KM) & (ir["_study"].to_numpy() != study_key(h.dataset))
+        near = ir[ok].assign(distance_km=d[ok])
+        for r in near.itertuples(index=False):
+            pro = (r.entry_name, r.site_name, r.pro_name)
+            if pro in taken_ir:
+                continue
+            cmp = _compare_layers(hl_h, ir_by_pro.get(pro, empty))
+            if cmp.identical:
+                cross.append((cmp.n_c14_identical, -float(r.distance_km), h, pro, float(r.distance_km), cmp))
+    for n_id, _, h, pro, dist, cmp in sorted(cross, key=lambda x: (-x[0], -x[1], int(x[2].profile_id))):
+        if h.site_id in taken_he or pro in taken_ir:
+            continue
+        taken_he.add(h.site_id)
+        taken_ir.add(pro)
+        ev = (
+            f"identical data under another study name ({h.dataset} / {pro[0]}); {dist:.2f} km apart; Δ14C identical "
+            f"(±{D14C_IDENTICAL_PERMIL:g} ‰) in {n_id} of {cmp.n_c14} paired layers at the same depths; SOC agrees "
+            f"in {cmp.n_soc_ok} of {cmp.n_soc}"
+        )
+        out.append(
+            {
+                "he_site_id": h.site_id,
+                "he_profile_id": int(h.profile_id),
+                "he_dataset": h.dataset,
+                **dict(zip(keys, pro, strict=True)),
+                "match": SAME_PROFILE,
+                "distance_km": dist,
+                "n_layers_compared": cmp.n_compared,
+                "n_layers_agree": n_id,
+                "evidence": ev,
+            }
+        )
 
     rest = pairs[~pairs["he_site_id"].isin(taken_he) & (pairs["distance_km"] <= NEARBY_MAX_KM)]
     for _, g in rest.groupby("he_site_id", sort=False):
@@ -467,31 +534,30 @@ def _israd_values(layer: pd.DataFrame) -> pd.DataFrame:
 
 def israd_forest_candidates(tables: dict[str, pd.DataFrame] | None = None, data_dir=None) -> pd.DataFrame:
     """The ISRaD forest profiles usable for a calibration: ``pro_land_cover == "forest"`` with ≥ 3 mineral layers
-    (top ≥ 0 cm and bottom > 0 cm) that each give organic or total C (``lyr_c_org`` / ``lyr_c_tot``), bulk density
-    (``lyr_bd_samp`` / ``lyr_bd_tot``) and ¹⁴C (``lyr_14c`` / ``lyr_fraction_modern``); gap-filled ``*_filled``
-    columns of ISRaD_extra are not used. (With organic layers counted the file gives 222 profiles in 46 entries;
-    the mineral-layer rule matches the package's depth convention and gives 200 in 44.)
+    (top ≥ 0 cm and bottom > 0 cm) that each give organic or total C (``lyr_c_org`` / ``lyr_c_tot``) and bulk
+    density (``lyr_bd_samp`` / ``lyr_bd_tot``) — the curation's rule (≥ 3 layers with SOC and BD), so that every
+    profile it may use has a row; ¹⁴C is not required (``n_layers_c14`` counts the layers that carry it:
+    ``lyr_14c`` / ``lyr_fraction_modern``). Gap-filled ``*_filled`` columns of ISRaD_extra are not used. (Requiring
+    ¹⁴C in the 3 layers, the former rule, gave 200 profiles in 44 entries and left 39 profiles the curation keeps,
+    e.g. Perez_2006, Trumbore_2006, Schrumpf_2013, without a forest type.)
 
     Args:
         tables: the output of :func:`load_israd_tables`, or None to read it from ``data_dir``.
         data_dir: the raw-data folder (path), or None for ``$BAYES_VMIMICS_DATA``; used only without ``tables``.
 
     Returns:
-        One row per candidate profile: the keys ``entry_name``, ``site_name``, ``pro_name``, ``n_layers``
-        (count), ``lat``, ``lon`` (decimal degrees) and the profile's recorded columns (``pro_*``, MODIS
-        ``Description``), sorted by the keys.
+        One row per candidate profile: the keys ``entry_name``, ``site_name``, ``pro_name``, ``n_layers`` and
+        ``n_layers_c14`` (counts), ``lat``, ``lon`` (decimal degrees) and the profile's recorded columns
+        (``pro_*``, MODIS ``Description``), sorted by the keys.
     """
     t = load_israd_tables(data_dir) if tables is None else tables
     v = _israd_values(t["layer"])
-    ok = (
-        v["soc_pct"].notna()
-        & v["bd_g_cm3"].notna()
-        & (t["layer"]["lyr_14c"].notna() | t["layer"]["lyr_fraction_modern"].notna())
-        & (v["top_cm"] >= 0)
-        & (v["bottom_cm"] > 0)
-    )
+    ok = v["soc_pct"].notna() & v["bd_g_cm3"].notna() & (v["top_cm"] >= 0) & (v["bottom_cm"] > 0)
+    c14 = ok & (t["layer"]["lyr_14c"].notna() | t["layer"]["lyr_fraction_modern"].notna())
     keys = list(ISRAD_KEYS)
     n = v[ok].groupby(keys).size().rename("n_layers").reset_index()
+    n14 = v[c14].groupby(keys).size().rename("n_layers_c14").reset_index()
+    n = n.merge(n14, on=keys, how="left").fillna({"n_layers_c14": 0}).astype({"n_layers_c14": int})
     pro = t["profile"]
     cand = n[n["n_layers"] >= 3].merge(pro[pro["pro_land_cover"] == "forest"], on=keys)
     cand = cand.rename(columns={"pro_lat": "lat", "pro_long": "lon"})

@@ -6,8 +6,9 @@ exclusions, lignin:N, litter partition, calibration/validation split) live in th
 folder.
 
 Sources
-    He et al. (2016) by default; ``build_site_tables(sources="all")`` adds ISRaD (``bayes_vmimics.io.israd``,
-    ``data/README.md`` §6), curated by the same filters and QA rules (``_curate``).
+    Every source present in the data folder by default (He et al. 2016, and ISRaD when the folder has an ``israd*``
+    subfolder: ``bayes_vmimics.io.israd``, ``data/README.md`` §6), curated by the same filters and QA rules
+    (``_curate``); ``build_site_tables(sources=("he2016",))`` gives the He-only tables of the paper comparison.
 
 Tables
     ``sites``: one row per profile, every profile of the source kept, with ``usable`` and
@@ -67,9 +68,9 @@ HE2016_FILE = "he2016_forest_layers.csv"
 HE2016_SOURCE = "he2016"
 ISRAD_SOURCE = "israd"
 SOURCES = (HE2016_SOURCE, ISRAD_SOURCE)
-#: Sources of ``build_site_tables(sources=None)``: He et al. only, so every caller sees today's tables; pass
-#: ``sources="all"`` (or ``("he2016", "israd")``) to add ISRaD.
-DEFAULT_SOURCES = (HE2016_SOURCE,)
+#: Sources of ``build_site_tables(sources=None)``: every source present in the data folder (He et al. alone when it
+#: has no ISRaD subfolder); ``sources=("he2016",)`` gives the He-only tables (the paper comparison).
+DEFAULT_SOURCES = "all"
 MCFARLANE_FILE = "he2016_mcfarlane2013_layers.csv"
 HOWLAND_FILE = "israd_gaudinski2001_howland_layers.csv"
 SIX_SITES_FILE = "six_sites_metadata.csv"
@@ -90,6 +91,10 @@ CARBON_FRACTION = 0.47
 LITTERFALL_RATIO_RANGE = (0.2, 3.0)
 #: Default seed of the saved calibration/validation split.
 DEFAULT_SPLIT_SEED = 2021
+#: The saved calibration/validation split (repository ``data/``).
+SPLIT_FILE = "site_split.csv"
+#: Columns of the saved split.
+SPLIT_COLUMNS = ("site_id", "profile_id", "forest_type", "has_c14", "group", "split", "seed")
 #: Columns of the profile-exclusion table (``data/profile_exclusions.csv``), all required, no others.
 EXCLUSION_COLUMNS = ("profile_id", "site_id", "dataset", "reason", "evidence", "decision")
 #: Decisions the profile-exclusion table may record.
@@ -972,13 +977,15 @@ def build_site_tables(
         data_dir: raw-data folder, or None for ``$BAYES_VMIMICS_DATA`` (path).
         sources: the sources to combine, a tuple from ``SOURCES`` (``"he2016"``, ``"israd"``); ``"all"`` for
             every source present in the data folder (ISRaD: an ``israd*`` subfolder, or ``israd_dir``); None
-            for ``DEFAULT_SOURCES`` (He et al. only, today's tables) (tuple of str, "all" or None).
+            for ``DEFAULT_SOURCES`` (``"all"``); ``("he2016",)`` for the He-only tables (tuple of str, "all" or
+            None).
         exclude_filled_bd: drop layers whose bulk density was gap-filled by He et al. (bool).
         path: use this raw layer file instead of the one in the data folder (path).
         forest_types: alternative forest-type table (path); default ``data/forest_types.csv``.
         exclusions: alternative profile-exclusion table (path); default ``data/profile_exclusions.csv``;
             ``False`` applies none (path or False).
-        split: calibration/validation table to attach (path); default ``data/site_split.csv`` if present.
+        split: calibration/validation table to attach to the sites of every source (path); default
+            ``data/site_split.csv`` if present.
         deduplicate: after the other filters, keep one profile of each group of pseudo-replicates and mark
             the others not usable, with ``duplicate_of`` naming the kept site: identical kept layers
             (:func:`_duplicate_soc_profiles`; the lowest profile id is kept), then partial copies
@@ -995,8 +1002,8 @@ def build_site_tables(
     Returns:
         ``SiteTables`` with every profile in ``sites`` (``usable`` flags those passing all filters; ``source``
         says "he2016" or "israd"), the kept mineral layers of all profiles in ``layers`` (with ``qa_flag``),
-        the exclusions in ``log`` and the QA findings in ``qa``. With ``sources=("he2016",)`` (the default)
-        every row and site id is today's; with ISRaD, the ISRaD profiles follow (ids ``israd_…``; see
+        the exclusions in ``log`` and the QA findings in ``qa``. With ``sources=("he2016",)`` every row and site
+        id is the He-only build's; with ISRaD, the ISRaD profiles follow (ids ``israd_…``; see
         :func:`bayes_vmimics.io.israd.build_israd_tables`) and He profiles matched to an ISRaD profile carry
         the match and its gridded covariates.
 
@@ -1014,12 +1021,11 @@ def build_site_tables(
             path=path,
             forest_types=forest_types,
             exclusions=exclusions,
-            split=split,
             deduplicate=deduplicate,
             qa=qa,
         )
     if "israd" not in srcs:
-        return he
+        return _attach_split(he, split)
     from .israd import build_israd_tables, combine_tables, load_source_matches
 
     m = load_source_matches(matches if he is not None else False)
@@ -1032,7 +1038,7 @@ def build_site_tables(
         deduplicate=deduplicate,
         qa=qa,
     )
-    return isr if he is None else combine_tables(he, isr, m)
+    return _attach_split(isr if he is None else combine_tables(he, isr, m), split)
 
 
 def resolve_sources(
@@ -1046,7 +1052,7 @@ def resolve_sources(
     Args:
         sources: a tuple (or one name) from ``SOURCES``; ``"all"`` for every source present in the data folder
             (``he2016``: its layer file; ``israd``: ``israd_dir`` or an ``israd*`` subfolder); None for
-            ``DEFAULT_SOURCES`` (tuple of str, str or None).
+            ``DEFAULT_SOURCES`` ("all") (tuple of str, str or None).
         data_dir: raw-data folder, or None for ``$BAYES_VMIMICS_DATA`` (path).
         israd_dir: explicit ISRaD folder (path).
 
@@ -1057,7 +1063,7 @@ def resolve_sources(
         ValueError: an unknown or empty source list, or ``"all"`` with no source present.
     """
     if sources is None:
-        return DEFAULT_SOURCES
+        sources = DEFAULT_SOURCES
     if isinstance(sources, str) and sources == "all":
         from .datadir import resolve_data_dir
         from .israd import find_israd_dir
@@ -1085,11 +1091,10 @@ def _build_he2016_tables(
     path: str | os.PathLike | None = None,
     forest_types: str | os.PathLike | None = None,
     exclusions: str | os.PathLike | bool | None = None,
-    split: str | os.PathLike | None = None,
     deduplicate: bool = True,
     qa: bool = True,
 ) -> SiteTables:
-    """The He et al. (2016) tables (arguments as :func:`build_site_tables`)."""
+    """The He et al. (2016) tables without the split (arguments as :func:`build_site_tables`)."""
     raw = load_he2016_layers(data_dir, path=path)
     fname = Path(raw.attrs["path"]).name
     if exclusions is False:
@@ -1160,28 +1165,35 @@ def _build_he2016_tables(
         deduplicate=deduplicate,
         qa=qa,
     )
-    sites, entries = tables.sites, tables.log
-    split_path = Path(split) if split is not None else PROJECT_DATA_DIR / "site_split.csv"
+    tables.log = pd.DataFrame(tables.log, columns=_LOG_COLUMNS)
+    return tables
+
+
+def _attach_split(tables: SiteTables, split: str | os.PathLike | None = None) -> SiteTables:
+    """Attach the saved split (``split`` or ``data/site_split.csv``) to the sites of every source, as ``split``.
+
+    The saved split is kept as is: its rows of profiles that are no longer usable stay in it and are skipped (a
+    note in ``log``); rows of sources not built are ignored.
+    """
+    sites = tables.sites
+    split_path = Path(split) if split is not None else PROJECT_DATA_DIR / SPLIT_FILE
     sites["split"] = None
     if split_path.is_file():
         sp = _read_csv(split_path)
         _require_columns(sp, split_path, ["site_id", "split"])
         sites["split"] = sites["site_id"].map(sp.set_index("site_id")["split"])
-        # the saved split is kept as is: rows of profiles no longer usable stay in it and are skipped
-        stale = sites.loc[sites["split"].notna() & ~sites["usable"], "site_id"]
+        stale = sites.loc[sites["split"].notna() & ~sites["usable"].astype(bool), "site_id"]
         if len(stale):
             shown = ", ".join(stale.iloc[:10]) + (f" and {len(stale) - 10} more" if len(stale) > 10 else "")
-            entries.append(
-                dict(
-                    file=split_path.name,
-                    row=None,
-                    profile_id=None,
-                    column="site_id",
-                    value=", ".join(stale),
-                    reason=f"{len(stale)} saved split row(s) name profiles that are not usable, skipped: {shown}",
-                )
+            note = dict(
+                file=split_path.name,
+                row=None,
+                profile_id=None,
+                column="site_id",
+                value=", ".join(stale),
+                reason=f"{len(stale)} saved split row(s) name profiles that are not usable, skipped: {shown}",
             )
-    tables.log = pd.DataFrame(entries, columns=_LOG_COLUMNS)
+            tables.log = pd.concat([tables.log, pd.DataFrame([note], columns=_LOG_COLUMNS)], ignore_index=True)
     return tables
 
 
@@ -1418,6 +1430,119 @@ def calibration_split(sites: pd.DataFrame, seed: int = DEFAULT_SPLIT_SEED) -> pd
     return _by_profile_id(s[cols]).reset_index(drop=True)
 
 
+def _location(lat, lon) -> pd.Series:
+    """Location key of a split group: coordinates rounded to 0.01° (about 1 km), as text "lat,lon"."""
+    la, lo = np.round(np.asarray(lat, dtype=float), 2), np.round(np.asarray(lon, dtype=float), 2)
+    return pd.Series([f"{a:.2f},{b:.2f}" for a, b in zip(la, lo, strict=True)], dtype=object)
+
+
+def load_saved_split(path: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The saved split (``data/site_split.csv`` or ``path``) as read, every column as text, or an empty table.
+
+    Args:
+        path: another split file (path).
+
+    Returns:
+        DataFrame with columns ``SPLIT_COLUMNS`` (text), in file order.
+    """
+    p = Path(path) if path is not None else PROJECT_DATA_DIR / SPLIT_FILE
+    if not p.is_file():
+        return pd.DataFrame(columns=list(SPLIT_COLUMNS))
+    sp = pd.read_csv(p, dtype=str, keep_default_na=False)
+    _require_columns(sp, p, list(SPLIT_COLUMNS))
+    return sp[list(SPLIT_COLUMNS)]
+
+
+def split_all_sources(
+    sites: pd.DataFrame, saved: pd.DataFrame | None = None, seed: int = DEFAULT_SPLIT_SEED
+) -> pd.DataFrame:
+    """The calibration/validation split of every usable four-type site: the saved rows unchanged, new sites added.
+
+    Every row of ``saved`` is kept exactly as it is (the He et al. split of the paper comparison, rows of profiles
+    no longer usable included). The usable four-type sites not in it (the ISRaD profiles) are split per forest
+    type by the grouped rule of :func:`calibration_split`, with groups by **location across entries and forest
+    types** (coordinates rounded to 0.01°: Beem-Miller 2022 and Nave 2021 sample NEON sites at the same
+    coordinates): a group at the location of a saved row, or holding the ISRaD profile of a He profile's "same
+    study nearby" pair (``israd_match``, ``israd_site_id``), goes to that row's half (the first such row by the
+    saved order); the other groups are shuffled with ``np.random.default_rng(seed)`` within each forest type ×
+    (any ¹⁴C in the group) and each given to the half holding fewer new profiles of the type so far (ties to
+    calibration), the pinned groups counted first. The new sites are thus balanced per forest type within their
+    source, and the saved halves are not changed.
+
+    Args:
+        sites: the ``sites`` table of :func:`build_site_tables` (``site_id``, ``profile_id``, ``forest_type``,
+            ``usable``, ``has_c14``, ``lat``, ``lon``; optional ``israd_match``, ``israd_site_id``).
+        saved: the saved split (:func:`load_saved_split`); None: :func:`calibration_split` of the He et al. sites.
+        seed: random seed (integer).
+
+    Returns:
+        DataFrame with ``SPLIT_COLUMNS``: the saved rows first (as given), then the new sites sorted by
+        ``site_id``; ``group`` of a new site is ``<forest type>:<lat>,<lon>`` as for the saved rows.
+    """
+    if saved is None:
+        he = sites[sites.get("source", pd.Series(HE2016_SOURCE, index=sites.index)) == HE2016_SOURCE]
+        saved = calibration_split(he, seed=seed).astype(str)
+    saved = saved[list(SPLIT_COLUMNS)].reset_index(drop=True)
+    u = sites[sites["usable"].astype(bool) & sites["forest_type"].isin(FOUR_TYPES)]
+    new = u[~u["site_id"].isin(saved["site_id"])].copy()
+    new["_loc"] = _location(new["lat"].to_numpy(float), new["lon"].to_numpy(float)).to_numpy()
+    # pins: the half of a saved row at the same location, or of the He profile of a "same study nearby" pair
+    known = sites.set_index("site_id")
+    pin: dict[str, str] = {}
+    half_of = dict(zip(saved["site_id"], saved["split"], strict=True))
+    for sid in saved["site_id"]:
+        if sid in known.index and pd.notna(known.at[sid, "lat"]) and pd.notna(known.at[sid, "lon"]):
+            loc = _location([float(known.at[sid, "lat"])], [float(known.at[sid, "lon"])]).iloc[0]
+            pin.setdefault(loc, half_of[sid])
+    if "israd_match" in sites:
+        nearby = sites[(sites["israd_match"] == "same study nearby") & sites["site_id"].isin(half_of)]
+        loc_of = dict(zip(new["site_id"], new["_loc"], strict=True))
+        for he_id, ir_id in zip(nearby["site_id"], nearby["israd_site_id"], strict=True):
+            if ir_id in loc_of:
+                pin.setdefault(loc_of[ir_id], half_of[he_id])
+    rng = np.random.default_rng(seed)
+    assign: dict[str, str] = {}
+    for ft in FOUR_TYPES:
+        x = new[new["forest_type"] == ft]
+        sizes = x.groupby("_loc").size().sort_index()
+        gc14 = x.groupby("_loc")["has_c14"].any().reindex(sizes.index)
+        counts = {"calibration": 0, "validation": 0}
+        for loc, n in sizes.items():
+            half = assign.get(loc) or pin.get(loc)
+            if half is not None:
+                assign[loc] = half
+                counts[half] += int(n)
+        for c14 in (True, False):
+            free = [loc for loc in sizes.index if gc14[loc] == c14 and loc not in assign]
+            for k in rng.permutation(len(free)):
+                loc = free[k]
+                half = "calibration" if counts["calibration"] <= counts["validation"] else "validation"
+                assign[loc] = half
+                counts[half] += int(sizes[loc])
+    new["split"] = new["_loc"].map(assign)
+    new["group"] = new["forest_type"] + ":" + new["_loc"]
+    new["seed"] = str(int(seed))
+    new["profile_id"] = new["profile_id"].astype(str)
+    new["has_c14"] = new["has_c14"].astype(bool).astype(str)
+    rows = new.sort_values("site_id")[list(SPLIT_COLUMNS)]
+    return pd.concat([saved, rows.astype(str)], ignore_index=True)
+
+
+def write_split(split: pd.DataFrame, path: str | os.PathLike | None = None) -> Path:
+    """Write a split (:func:`split_all_sources`) to ``path`` (default ``data/site_split.csv``), saved rows unchanged.
+
+    Args:
+        split: the split, every column as text (DataFrame).
+        path: output file (path).
+
+    Returns:
+        The path written.
+    """
+    p = Path(path) if path is not None else PROJECT_DATA_DIR / SPLIT_FILE
+    split[list(SPLIT_COLUMNS)].to_csv(p, index=False, lineterminator="\n")
+    return p
+
+
 def _by_profile_id(s: pd.DataFrame) -> pd.DataFrame:
     """Rows sorted by ``profile_id``: He et al.'s integer ids in order, then text ids (ISRaD site ids) in order."""
     if s["profile_id"].map(lambda p: isinstance(p, str)).any():
@@ -1562,7 +1687,7 @@ def _fill_clay_from_he2016(sites: pd.DataFrame, data_dir) -> None:
     if not need.any():
         return
     try:
-        he = build_site_tables(data_dir)
+        he = build_site_tables(data_dir, sources=(HE2016_SOURCE,))
     except (OSError, ValueError):  # pragma: no cover - He file absent: leave NaN, flagged
         return
     med = he.sites[he.sites["clay_is_measured"]].groupby("forest_type")["clay_pct"].median()
@@ -1704,3 +1829,159 @@ def qa_summary(tables: SiteTables) -> str:
         what = f"{n_lay} layer(s) of {x['profile_id'].nunique()} profile(s)" if n_lay else f"{len(x)} profile(s)"
         lines.append(f"  {len(x):5d}  {rule} ({decision}): {what}")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# inventory of the sites (``bayes-vmimics sites``)
+# --------------------------------------------------------------------------------------------------
+#: Covariates of the completeness target, as (inventory column, category column).
+COMPLETENESS_COVARIATES = (("mat_c", "mat_c_source"), ("map_mm", "map_mm_source"), ("clay_fraction", "clay_source"))
+#: Categories of a covariate's origin in the inventory: measured (reported by the study or measured on the
+#: profile), gridded (a gridded product at the profile's coordinates: WorldClim 2.1, SoilGrids), imputed (filled
+#: by a rule: the forest-type median of measured clay, He et al.'s undocumented gap-filling of MAT and MAP).
+SOURCE_CATEGORIES = ("measured", "gridded", "imputed")
+
+
+def _climate_category(s: pd.DataFrame, var: str) -> pd.Series:
+    """measured / gridded / imputed of ``mat`` or ``map`` per site, and the detail text."""
+    reported = s[f"{var}_is_reported"].fillna(False).astype(bool)
+    value = s["mat_c" if var == "mat" else "map_mm"]
+    isr = s["source"] == ISRAD_SOURCE
+    cat = pd.Series(np.where(reported, "measured", np.where(isr, "gridded", "imputed")), index=s.index, dtype=object)
+    return cat.where(value.notna(), None)
+
+
+def _clay_category(s: pd.DataFrame) -> pd.Series:
+    src = s["clay_source"].fillna("").astype(str)
+    measured = s["clay_is_measured"].fillna(False).astype(bool)
+    cat = np.where(measured, "measured", np.where(src.str.contains("SoilGrids"), "gridded", "imputed"))
+    return pd.Series(cat, index=s.index, dtype=object).where(s["clay_pct"].notna(), None)
+
+
+def site_inventory(tables: SiteTables, forest_types=None) -> pd.DataFrame:
+    """One row per profile the curation considered (usable or not), with its type, evidence, layers and covariates.
+
+    Args:
+        tables: :func:`build_site_tables` (SiteTables).
+        forest_types: keep only these forest types (codes of ``ALL_TYPES``), or None for every profile.
+
+    Returns:
+        DataFrame: ``site_id``, ``source``, ``profile_id`` (He rows), ``dataset``, ``entry_name``, ``site_name``,
+        ``pro_name`` (ISRaD rows), ``forest_type``, ``forest_type_confidence``, ``forest_type_evidence`` (He:
+        ``data/forest_types.csv`` rationale; ISRaD: ``data/israd_forest_types.csv`` evidence), ``usable``,
+        ``reason``, ``lat``, ``lon`` (decimal degrees), ``n_layers_soc``, ``n_layers_f14c`` (kept mineral layers
+        with SOC, with F14C), ``top_cm``, ``bottom_cm`` (depth range of the kept layers, cm below the mineral
+        surface), ``split``, ``mat_c`` (°C), ``map_mm`` (mm yr⁻¹), ``clay_fraction`` (0–1), each with
+        ``*_source`` (measured / gridded / imputed) and ``*_source_detail``, the other forcing covariates with
+        their sources (litter g C m⁻² yr⁻¹, lignin:N g g⁻¹, soil temperature °C), elevation (m), the gridded
+        covariates of ISRaD (or of a matched ISRaD profile), the He–ISRaD match and ``qa_flags`` (the QA rules
+        naming the site, ``;``-joined).
+
+    Raises:
+        ValueError: an unknown forest type.
+    """
+    s = tables.sites
+    if forest_types is not None:
+        bad = [f for f in forest_types if f not in ALL_TYPES]
+        if bad:
+            raise ValueError(f"--forest-type: unknown forest type(s) {', '.join(bad)} (known: {', '.join(ALL_TYPES)})")
+        s = s[s["forest_type"].isin(list(forest_types))]
+    s = s.reset_index(drop=True)
+    isr = (s["source"] == ISRAD_SOURCE).to_numpy()
+
+    def col(name, default=None):
+        return s[name] if name in s else pd.Series(default, index=s.index, dtype=object)
+
+    lay = tables.layers.groupby("site_id").agg(top_cm=("top_cm", "min"), bottom_cm=("bottom_cm", "max"))
+    qa = tables.qa.groupby("site_id")["rule"].agg(lambda r: ";".join(dict.fromkeys(r))) if len(tables.qa) else {}
+    out = pd.DataFrame(
+        {
+            "site_id": s["site_id"],
+            "source": s["source"],
+            "profile_id": col("profile_id").where(~isr, None),
+            "dataset": s["dataset"],
+            "entry_name": col("entry_name").where(isr, None),
+            "site_name": s["site_name"],
+            "pro_name": col("pro_name").where(isr, None),
+            "forest_type": s["forest_type"],
+            "forest_type_confidence": col("forest_type_confidence"),
+            "forest_type_evidence": col("forest_type_rationale"),
+            "usable": s["usable"].astype(bool),
+            "reason": s["exclusion_reason"],
+            "lat": s["lat"],
+            "lon": s["lon"],
+            "n_layers_soc": s["n_layers"].fillna(0).astype(int),
+            "n_layers_f14c": s["n_layers_c14"].fillna(0).astype(int),
+            "top_cm": s["site_id"].map(lay["top_cm"]),
+            "bottom_cm": s["site_id"].map(lay["bottom_cm"]),
+            "split": s["split"],
+            "mat_c": s["mat_c"],
+            "mat_c_source": _climate_category(s, "mat"),
+            "mat_c_source_detail": col("mat_source").where(
+                isr,
+                np.where(
+                    col("mat_is_reported", False).fillna(False).astype(bool),
+                    "reported by the study",
+                    "gap-filled by He et al. 2016 (method not recorded)",
+                ),
+            ),
+            "map_mm": s["map_mm"],
+            "map_mm_source": _climate_category(s, "map"),
+            "map_mm_source_detail": col("map_source").where(
+                isr,
+                np.where(
+                    col("map_is_reported", False).fillna(False).astype(bool),
+                    "reported by the study",
+                    "gap-filled by He et al. 2016 (method not recorded)",
+                ),
+            ),
+            "clay_fraction": s["clay_pct"] / 100.0,
+            "clay_source": _clay_category(s),
+            "clay_source_detail": s["clay_source"],
+            "soil_temperature_c": s["soil_temperature_c"],
+            "soil_temperature_source": s["soil_temperature_source"],
+            "litter_above_g_c_m2_yr": s["litter_above_g_c_m2_yr"],
+            "litter_above_source": s["litter_above_source"],
+            "litter_below_g_c_m2_yr": s["litter_below_g_c_m2_yr"],
+            "litter_below_source": s["litter_below_source"],
+            "lignin_n_above": s["lignin_n_above"],
+            "lignin_n_below": s["lignin_n_below"],
+            "lignin_n_source": s["lignin_n_source"],
+            "elevation_m": s["elevation_m"],
+            "elevation_source": pd.Series(np.where(s["elevation_m"].notna(), "reported", None), index=s.index),
+            "biome": s["biome"],
+            "hua2013_zone": s["hua2013_zone"],
+            "israd_match": col("israd_match"),
+            "israd_site_id": col("israd_site_id"),
+        }
+    )
+    for c in ("clay_fraction_sg", "bd_g_cm3_sg", "mat_c_wc2", "map_mm_wc2", "koppen_present", "soil_order_usda"):
+        out[c] = col(c)
+    out["qa_flags"] = s["site_id"].map(qa) if len(tables.qa) else None
+    return out
+
+
+def covariate_completeness(inventory: pd.DataFrame) -> pd.DataFrame:
+    """Usable four-type sites per forest type × source: counts, with ¹⁴C, and for MAT, MAP and clay the share
+    known (measured or gridded) and the share imputed (``COMPLETENESS_COVARIATES``).
+
+    Args:
+        inventory: :func:`site_inventory` (DataFrame).
+
+    Returns:
+        DataFrame indexed by (``forest_type``, ``source``) with ``usable``, ``with_f14c`` (counts) and, per
+        covariate, ``<name>_known`` and ``<name>_imputed`` (fractions 0–1); a row per type with source "all".
+    """
+    u = inventory[inventory["usable"] & inventory["forest_type"].isin(FOUR_TYPES)]
+    rows = []
+    for ft in FOUR_TYPES:
+        x_ft = u[u["forest_type"] == ft]
+        for src in [*sorted(set(u["source"])), "all"]:
+            x = x_ft if src == "all" else x_ft[x_ft["source"] == src]
+            r = {"forest_type": ft, "source": src, "usable": len(x), "with_f14c": int((x["n_layers_f14c"] > 0).sum())}
+            for name, cat in COMPLETENESS_COVARIATES:
+                n = max(len(x), 1)
+                r[f"{name}_known"] = float(x[cat].isin(["measured", "gridded"]).sum() / n) if len(x) else np.nan
+                r[f"{name}_imputed"] = float((x[cat] == "imputed").sum() / n) if len(x) else np.nan
+            rows.append(r)
+    return pd.DataFrame(rows).set_index(["forest_type", "source"])
