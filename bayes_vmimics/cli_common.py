@@ -301,6 +301,22 @@ def finish(out: Path, **fields) -> None:
     update_run(out, finished_at=datetime.now(UTC).isoformat(timespec="seconds"), **fields)
 
 
+def data_sources(text: str) -> tuple[str, ...]:
+    """``--sources``: a comma-separated list of data sources ("he2016", "israd"), or "all" for every source present
+    in the data folder (the empty tuple) (str → tuple of str)."""
+    from .config import DATA_SOURCES
+
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if names == ("all",):
+        return ()
+    bad = [n for n in names if n not in DATA_SOURCES]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown source(s) {', '.join(bad) or '(none given)'}: choose from {', '.join(DATA_SOURCES)} or all"
+        )
+    return names
+
+
 def config_from_args(args) -> StudyConfig:
     """The study configuration of a command's options: ``--config`` (else study_quick with ``--quick``, else
     study_default) with the options that override it.
@@ -325,6 +341,8 @@ def config_from_args(args) -> StudyConfig:
         changes.setdefault("data", {})["site_ids"] = list(args.site_id)
     if getattr(args, "split", None):
         changes.setdefault("data", {})["split"] = args.split
+    if getattr(args, "sources", None) is not None:
+        changes.setdefault("data", {})["sources"] = list(args.sources)
     if getattr(args, "max_sites", None) is not None:
         changes.setdefault("data", {})["max_sites"] = args.max_sites
     for key in ("n_steps", "n_walkers", "n_ensembles", "n_processes", "discard"):
@@ -395,6 +413,13 @@ def add_common_arguments(
         "--data-dir",
         default=None,
         help="raw-data folder (default $BAYES_VMIMICS_DATA); a folder that does not exist is an error",
+    )
+    p.add_argument(
+        "--sources",
+        type=data_sources,
+        default=None,
+        help="data sources to combine, comma-separated: he2016 (He et al. 2016), israd (ISRaD); default: the "
+        "configuration's [data] sources, else every source present in the data folder",
     )
     p.add_argument(
         "--synthetic",

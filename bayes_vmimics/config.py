@@ -54,7 +54,8 @@ class ModelSection:
         thickness_cm: layer thickness of the base grid (cm).
         profile: constants profile, "paper", "wc22" or "w15" (–).
         max_obs_depth_cm: observed intervals whose bottom lies deeper are dropped (cm); 0 keeps all.
-        atmosphere: atmospheric ¹⁴C record for ``load_atmosphere`` (–).
+        atmosphere: atmospheric ¹⁴C record for ``load_atmosphere``: "hua2021" (to 2019; the default, since
+            ISRaD profiles were sampled up to 2020), "hua2013" (to 2010, the paper's) or "graven2017" (–).
         c14_mode: ``simulate_radiocarbon`` mode, "tracer" or "paper" (–).
     """
 
@@ -62,7 +63,7 @@ class ModelSection:
     thickness_cm: float = 5.0
     profile: str = "paper"
     max_obs_depth_cm: float = 0.0
-    atmosphere: str = "hua2013"
+    atmosphere: str = "hua2021"
     c14_mode: str = "tracer"
 
 
@@ -137,9 +138,11 @@ class LikelihoodSection:
             deterministic (cold spin-up) log-probability.
         warm_cache_size: converged states kept per site for warm starts (count).
         error_model: preset of the observation-error model (:mod:`bayes_vmimics.errors`): "paper" (the
-            relative error above only), "floor" (+ absolute floors), "weighted" (+ thickness weights) or
+            relative error above only), "floor" (+ absolute floors), "weighted" (+ thickness weights),
             "discrepancy" (+ a site-level error scale κ integrated out; the default for real data, chosen by held-out
-            lppd and coverage) (–). The synthetic twin always uses "paper". The keys below override it.
+            lppd and coverage) or "lognormal" ("discrepancy" with multiplicative errors: normal on the log scale,
+            σ_log² = log(1 + σ²/y²), positive predictive draws; the log scale is chosen by this name only) (–).
+            The synthetic twin always uses "paper". The keys below override it.
         soc_abs_error: absolute SOC error floor s₀, σ² = (r·y)² + s₀² (mg C cm⁻³); unset = the preset's
             (0, or 1 from "floor" on).
         c14_abs_error: absolute F14C error floor s₀ (F14C units); unset = the preset's (0, or 0.02).
@@ -152,7 +155,7 @@ class LikelihoodSection:
         discrepancy_scale: prior median of κ (–).
         c14_discrepancy_shape: a for F14C; unset = ``discrepancy_shape`` (–).
         c14_discrepancy_scale: prior median of κ for F14C; unset = ``discrepancy_scale`` (–).
-        distribution: "normal" or "student_t" errors per observation (–).
+        distribution: "normal" or "student_t" errors per observation (on the log scale with "lognormal") (–).
         student_nu: degrees of freedom of the Student-t (–).
     """
 

@@ -124,6 +124,22 @@ SOIL_GROUPS: dict[str, tuple[str, ...]] = {
 }
 _GROUP_OF = {order: group for group, orders in SOIL_GROUPS.items() for order in orders}
 
+#: USDA soil order names (ISRaD's ``pro_usda_soil_order`` and the gridded order) → the codes of the He et al. file.
+SOIL_ORDER_CODES = {
+    "Alfisols": "Alf",
+    "Andisols": "And",
+    "Aridisols": "Id",
+    "Entisols": "Ent",
+    "Gelisols": "Gel",
+    "Histosols": "His",
+    "Inceptisols": "Ept",
+    "Mollisols": "Oll",
+    "Oxisols": "Ox",
+    "Spodosols": "Spo",
+    "Ultisols": "Ult",
+    "Vertisols": "Ert",
+}
+
 
 class MissingCovariateError(ValueError):
     """A requested covariate is missing at some site (the message names the sites and the covariate)."""
@@ -176,7 +192,8 @@ def profile_soil_orders(raw_layers: pd.DataFrame) -> pd.Series:
 
 
 def site_covariate_table(data_dir: str | os.PathLike | None = None, *, tables=None) -> pd.DataFrame:
-    """The raw (not standardised) covariate columns of every profile of the He et al. (2016) compilation.
+    """The raw (not standardised) covariate columns of every profile of the site tables (He et al. 2016 and, where
+    present, ISRaD: soil order there is the recorded USDA order, else the gridded one).
 
     Args:
         data_dir: raw-data folder, or None for ``$BAYES_VMIMICS_DATA`` (path).
@@ -209,6 +226,10 @@ def site_covariate_table(data_dir: str | os.PathLike | None = None, *, tables=No
         },
         index=s.index,
     )
+    # ISRaD profiles: the recorded USDA order, else the gridded one (names mapped to the He codes)
+    for column in ("soil_order_usda", "soil_order_usda_grid"):
+        if column in s:
+            out["soil_order"] = out["soil_order"].fillna(s[column].map(SOIL_ORDER_CODES))
     out["soil_group"] = out["soil_order"].map(_GROUP_OF)
     return out
 

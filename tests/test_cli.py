@@ -299,3 +299,25 @@ def test_hierarchical_split_selects_the_half_of_the_site_split():
     assert (cfg.data.split, cfg.data.forest_type) == ("validation", "BNF")
     with pytest.raises(SystemExit):
         parser.parse_args(["hierarchical", "--split", "second"])
+
+
+def test_sources_option_sets_the_data_sources_and_the_fingerprint_covers_their_files(data_dir, capsys):
+    from bayes_vmimics.cli import make_parser
+    from bayes_vmimics.cli_common import config_from_args
+    from bayes_vmimics.study import data_file_hashes
+
+    parser = make_parser()
+    args = parser.parse_args(["calibrate", "--quick", "--sources", "he2016, israd", "--forest-type", "DBF"])
+    cfg = config_from_args(args)
+    assert cfg.data.sources == ("he2016", "israd")
+    assert config_from_args(parser.parse_args(["calibrate", "--quick", "--sources", "all"])).data.sources == ()
+    assert config_from_args(parser.parse_args(["calibrate", "--quick"])).data.sources == ()
+    he_only = config_from_args(parser.parse_args(["calibrate", "--quick", "--sources", "he2016"]))
+    if not any(p.is_dir() and p.name.startswith("israd") for p in data_dir.iterdir()):
+        pytest.skip("the data folder has no ISRaD tables")
+    both = data_file_hashes(cfg, data_dir, sites=True)
+    assert any(k.startswith("raw/israd") and k.endswith("/layer.csv") for k in both)
+    assert not any(k.startswith("raw/israd") for k in data_file_hashes(he_only, data_dir, sites=True))
+    with pytest.raises(SystemExit):
+        parser.parse_args(["calibrate", "--sources", "he2016,gsoc"])
+    assert "unknown source(s) gsoc" in capsys.readouterr().err

@@ -241,8 +241,26 @@ def test_real_sites_sampled_after_the_record_are_a_note_not_a_warning(data_dir):
     from bayes_vmimics.study import build_study
 
     cfg = load_config("study_quick").replace(
-        study={"mode": "data"}, data={"forest_type": "EBF", "split": "all", "max_sites": 0}
+        study={"mode": "data"},
+        model={"atmosphere": "hua2013"},
+        data={"forest_type": "EBF", "split": "all", "max_sites": 0, "sources": ["he2016"]},
     )
     st = build_study(cfg, data_dir)
     assert st.problem.c14_enabled
     assert any("he2016_222" in n and "held at its 2010 value" in n for n in st.notes)
+
+
+def test_the_default_record_covers_every_real_site_sampled_to_2020(data_dir):
+    """ISRaD profiles were sampled up to 2020: under the default record (Hua et al. 2021, to 2019) every real
+    site of every forest type enters the ¹⁴C term; under the paper's record (to 2010) a site sampled in 2018 is
+    a clear error naming it."""
+    from bayes_vmimics.config import load_config
+    from bayes_vmimics.study import build_study
+
+    cfg = load_config("study_quick").replace(study={"mode": "data"}, data={"split": "all", "max_sites": 0})
+    assert cfg.model.atmosphere == "hua2021" and load_config("study_paper").model.atmosphere == "hua2013"
+    for ft in ("ENF", "EBF", "DBF", "BNF"):
+        st = build_study(cfg.replace(data={"forest_type": ft}), data_dir)
+        assert st.problem.c14_enabled
+    with pytest.raises(ValueError, match=r"sampling year 20(1[6-9]|20) is more than 5 years after"):
+        build_study(cfg.replace(data={"forest_type": "EBF"}, model={"atmosphere": "hua2013"}), data_dir)
