@@ -1,4 +1,4 @@
-"""Build the tidy site tables from the raw data folder and print a summary (project issue 4).
+"""Build the tidy site tables from the raw data folder and print a summary.
 
 Writes to ``--out`` (default ``results/data/``):
     sites.csv, layers.csv, exclusions.csv       forest profiles of every source in the data folder (``--sources``)

@@ -1,5 +1,5 @@
-"""Summarise a calibration: posterior table, x_v–x_K correlation, fit metrics (P Table 4) and the
-profile figure, from a results file written by 02_calibrate.py (written next to it unless --out is given).
+"""Summarise a calibration: posterior table, x_v–x_K correlation, fit metrics (the paper's Table 4, Wang et al.
+2021) and the profile figure, from a results file written by 02_calibrate.py (written next to it unless --out is given).
 
 Example:
     python analyses/03_summarise.py results/02_calibrate_synthetic/results.nc
