@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -301,6 +302,10 @@ def finish(out: Path, **fields) -> None:
     update_run(out, finished_at=datetime.now(UTC).isoformat(timespec="seconds"), **fields)
 
 
+#: Commands whose synthetic twin takes its sites from ``[synthetic]`` alone (real-site options are refused there).
+POOLED_COMMANDS = ("calibrate", "optimize", "prior-predictive")
+
+
 def data_sources(text: str) -> tuple[str, ...]:
     """``--sources``: a comma-separated list of data sources ("he2016", "israd"), or "all" for every source present
     in the data folder (the empty tuple) (str → tuple of str)."""
@@ -332,6 +337,26 @@ def config_from_args(args) -> StudyConfig:
     changes: dict[str, dict] = {}
     if getattr(args, "synthetic", False):
         changes.setdefault("study", {})["mode"] = "synthetic"
+    if getattr(args, "synthetic", False) and getattr(args, "command", None) in POOLED_COMMANDS:
+        ignored = [
+            option
+            for option, key in (("--site-id", "site_id"), ("--split", "split"))
+            if getattr(args, key, None) not in (None, [], False)
+        ]
+        if getattr(args, "max_sites", None):
+            print(
+                f"note: --max-sites {args.max_sites} is not used by the synthetic twin, which makes "
+                "[synthetic] n_sites sites",
+                file=sys.stderr,
+            )
+        if isinstance(getattr(args, "forest_type", None), str):  # the pooled commands: one forest type of real sites
+            ignored.insert(0, "--forest-type")
+        if ignored:
+            raise ValueError(
+                f"{', '.join(ignored)} choose{'s' if len(ignored) == 1 else ''} real sites; the synthetic twin "
+                "(--synthetic) makes its own ([synthetic] n_sites of the configuration): drop "
+                f"{'it' if len(ignored) == 1 else 'them'} or --synthetic"
+            )
     ft = getattr(args, "forest_type", None)
     if isinstance(ft, list):  # commands that take several forest types: the configuration's when one is given
         ft = ft[0] if len(ft) == 1 else None

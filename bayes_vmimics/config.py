@@ -26,6 +26,9 @@ from .resources import model_dir
 #: The shipped study configurations (repository ``model/``, packaged as ``bayes_vmimics.study_files``).
 MODEL_DIR = model_dir()
 
+#: Atmospheric ¹⁴C records of ``[model] atmosphere`` (``bayes_vmimics.io.load_atmosphere``).
+ATMOSPHERES = ("hua2021", "hua2013", "graven2017")
+
 #: Data sources a study may combine (``[data] sources``; the readers are in ``bayes_vmimics.io``).
 DATA_SOURCES = ("he2016", "israd")
 
@@ -361,6 +364,10 @@ def _validate(cfg: StudyConfig) -> None:
     for k, v in positive.items():
         if not v > 0:
             raise ValueError(f"{k} must be positive, got {v!r}")
+    _choice(cfg.model.atmosphere, ATMOSPHERES, "model.atmosphere")
+    for key, value in (("data.max_sites", cfg.data.max_sites), ("synthetic.seed", cfg.synthetic.seed)):
+        if value < 0:
+            raise ValueError(f"{key} must be ≥ 0, got {value!r}")
     if cfg.synthetic.noise < 0:
         raise ValueError(f"synthetic.noise must be ≥ 0, got {cfg.synthetic.noise!r}")
     if cfg.model.max_obs_depth_cm < 0:

@@ -203,7 +203,7 @@ def _crossvalidate(args, scheduler) -> int:
 
     from .cli_common import claim, config_from_args, finish, hierarchical_stage2, mixture_stage2, out_dir
     from .covariates import CovariateScaler, covariate_design, parse_covariates, site_covariate_table
-    from .crossvalidation import crossvalidate_sites
+    from .crossvalidation import crossvalidate_sites, site_folds
     from .inference.pymc_models import posterior_convergence, save_results
     from .inference.regression import RegressionPrior, sample_regression_population
     from .inference.two_stage import (
@@ -231,6 +231,10 @@ def _crossvalidate(args, scheduler) -> int:
     # every site's covariates are checked before stage 1 (a missing value names the site and the covariate)
     table = site_covariate_table(study.folder, tables=build_site_tables(study.folder))
     CovariateScaler.fit(table, problem.site_ids, forest_types, names, clay_rule=args.clay_rule)
+    try:  # the folds are dealt before stage 1, so that too few sites for --folds is said at once
+        site_folds(forest_types, args.folds, seed=args.seed)
+    except ValueError as err:
+        raise ValueError(f"--folds {args.folds}: {err}") from None
     n_steps = args.n_steps or (1000 if args.quick else 10_000)
     mixture = args.stage2 == "mixture"
     if mixture:

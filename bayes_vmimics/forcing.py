@@ -51,7 +51,12 @@ class SiteForcing:
     longitude: float | None = None
 
     def __post_init__(self) -> None:
-        t = np.asarray(self.temperature, dtype=float)
+        try:
+            t = np.asarray(self.temperature, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(
+                f"temperature must be a number in °C or {DAYS_PER_YEAR} daily values, got {self.temperature!r:.80}"
+            ) from exc
         if t.ndim == 0:
             if not np.isfinite(t):
                 raise ValueError(f"temperature must be finite, got {self.temperature!r}")
@@ -87,6 +92,8 @@ class SiteForcing:
             raise ValueError("litter_above + litter_below must be positive (no carbon enters the soil)")
         for name in ("lignin_n_above", "lignin_n_below"):
             v = _positive_scalar(name, getattr(self, name))
+            if v <= 0.0:
+                raise ValueError(f"{name} must be > 0 (litter always holds lignin and nitrogen), got {v!r}")
             if 0.85 - 0.013 * v < 0.0:
                 raise ValueError(
                     f"{name}={v!r} gives a negative metabolic fraction f_met = 0.85 - 0.013*L:N "

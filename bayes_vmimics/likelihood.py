@@ -165,6 +165,10 @@ class SiteObservations:
     forest_type: str | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.site_id, str) or not self.site_id.strip():
+            raise ValueError(
+                f"site_id must be a non-empty string (it names the site in every message), got {self.site_id!r}"
+            )
         self.top_cm = np.asarray(self.top_cm, dtype=float)
         self.bottom_cm = np.asarray(self.bottom_cm, dtype=float)
         self.soc_mg_cm3 = np.asarray(self.soc_mg_cm3, dtype=float)
@@ -393,6 +397,8 @@ class CalibrationProblem:
         self.c14_weight = float(c14_weight)
         self.soc_unit = soc_unit
         self.atmosphere = atmosphere
+        if c14_mode not in ("tracer", "paper"):
+            raise ValueError(f"c14_mode must be 'tracer' or 'paper', got {c14_mode!r}")
         self.c14_mode = c14_mode
         self.warm_start = bool(warm_start)
         self.warm_cache_size = int(warm_cache_size)

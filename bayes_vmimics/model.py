@@ -66,7 +66,13 @@ def parameter_vector(params) -> np.ndarray:
     """
     if isinstance(params, Parameters):
         return params.to_array()
-    theta = np.asarray(params, dtype=np.float64).ravel()
+    try:
+        theta = np.asarray(params, dtype=np.float64).ravel()
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"params must be a Parameters or 7 numbers (x_v, x_K, x_d, x_D, alpha_r, alpha_v, beta), got "
+            f"{type(params).__name__} {params!r:.80}"
+        ) from exc
     if theta.size != 7:
         raise ValueError(
             f"params must be a Parameters or 7 values (x_v, x_K, x_d, x_D, alpha_r, alpha_v, beta), got {theta.size}"

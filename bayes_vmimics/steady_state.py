@@ -39,6 +39,8 @@ def solve_site(
     on_failure: str = "warn",
 ) -> SteadyState:
     """Steady state of a prepared :class:`SiteModel` (see :func:`solve_steady_state`)."""
+    if on_failure not in ("warn", "raise", "ignore"):
+        raise ValueError(f"on_failure must be 'warn', 'raise' or 'ignore', got {on_failure!r}")
     theta = parameter_vector(params)
     C, warm = initial_state(site, initial)
     if site.day_factors is not None:
@@ -53,8 +55,6 @@ def solve_site(
             res.raise_if_failed()
         elif on_failure == "warn":
             warnings.warn(f"steady state not converged: {res.message}", ConvergenceWarning, stacklevel=3)
-        elif on_failure != "ignore":
-            raise ValueError(f"on_failure must be 'warn', 'raise' or 'ignore', got {on_failure!r}")
     return res
 
 

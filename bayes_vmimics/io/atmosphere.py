@@ -43,7 +43,13 @@ _FILLS = ("hua2021", "interpolate")
 
 
 def _read(name: str, data_dir) -> pd.DataFrame:
-    return pd.read_csv(data_file(name, data_dir))
+    path = data_file(name, data_dir)
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError as exc:
+        raise ValueError(f"{path}: the file is empty (no header line): restore it (see data/README.md)") from exc
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot parse CSV ({' '.join(str(exc).split())})") from exc
 
 
 def _zone_table(df: pd.DataFrame, year_col: str = "year") -> tuple[np.ndarray, np.ndarray]:

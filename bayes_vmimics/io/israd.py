@@ -240,7 +240,10 @@ def _read_table(folder: Path, name: str) -> pd.DataFrame:
     if not path.is_file():
         raise DataFolderError(f"ISRaD table {path.name!r} not found in {str(folder)!r}; see data/README.md §6")
     need = REQUIRED_COLUMNS[name]
-    header = pd.read_csv(path, nrows=0).columns
+    try:
+        header = pd.read_csv(path, nrows=0).columns
+    except pd.errors.EmptyDataError as exc:
+        raise ValueError(f"{path}: the file is empty (no header line): restore the ISRaD table") from exc
     missing = [c for c in need if c not in header]
     if missing:
         raise ValueError(f"{path}: row 1 (header): missing column(s) {', '.join(repr(c) for c in missing)}")

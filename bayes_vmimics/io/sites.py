@@ -305,8 +305,11 @@ def _csv_row(idx: int) -> int:
 def _read_csv(path: Path) -> pd.DataFrame:
     try:
         return pd.read_csv(path)
+    except pd.errors.EmptyDataError as exc:
+        raise ValueError(f"{path}: the file is empty (no header line): restore it (see data/README.md)") from exc
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: cannot parse CSV ({exc})") from exc
+        detail = " ".join(str(exc).split())  # pandas' text ends in a newline: keep the error on one line
+        raise ValueError(f"{path}: cannot parse CSV ({detail})") from exc
 
 
 def _require_columns(df: pd.DataFrame, path: Path, columns) -> None:
@@ -358,6 +361,16 @@ def _check_non_negative(df: pd.DataFrame, path: Path, columns) -> None:
         if bad.any():
             i = bad.idxmax()
             raise ValueError(f"{path}: row {_csv_row(i)}, column {c!r}: negative value {df.at[i, c]!r}")
+
+
+def _check_range(df: pd.DataFrame, path: Path, column: str, low: float, high: float, unit: str) -> None:
+    bad = (df[column] < low) | (df[column] > high)
+    if bad.any():
+        i = bad.idxmax()
+        raise ValueError(
+            f"{path}: row {_csv_row(i)}, column {column!r}: {float(df.at[i, column]):g} outside [{low:g}, {high:g}] "
+            f"{unit}"
+        )
 
 
 def _as_bool(series: pd.Series, path: Path, column: str) -> pd.Series:
@@ -416,6 +429,11 @@ def load_he2016_layers(data_dir: str | os.PathLike | None = None, *, path: str |
     df["bd_is_filled"] = _as_bool(df["bd_is_filled"], p, "bd_is_filled")
     _check_depths(df, p, "profile_id", "top_cm_mineral0", "bottom_cm_mineral0")
     _check_non_negative(df, p, ["soc_pct", "bd_g_cm3", "clay_pct", "litterfall_above"])
+    _check_range(df, p, "clay_pct", 0.0, 100.0, "%")
+    _check_range(df, p, "lat", -90.0, 90.0, "degrees north")
+    _check_range(df, p, "lon", -180.0, 360.0, "degrees east")
+    _check_range(df, p, "mat_c", -60.0, 60.0, "°C")
+    _check_range(df, p, "map_mm", 0.0, 15000.0, "mm yr⁻¹")
     df.attrs["path"] = str(p)
     return df
 
