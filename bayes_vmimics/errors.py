@@ -35,6 +35,15 @@ site-scale discrepancy (``discrepancy = "site_scale"``)
 Student-t errors (``distribution = "student_t"``, ``student_nu`` = ν) replace the normal density of each
 observation by a Student-t of scale σ_i (independent; not combined with ``site_scale``).
 
+log scale (multiplicative, log-normal errors; ``error_scale = "log"``, set by the ``lognormal`` preset)
+    every formula above applies to log y_i with location log μ_i (the prediction is the *median* of the
+    observation) and scale σ_log,i² = log(1 + σ_i²/y_i²), the log-normal whose coefficient of variation is the
+    linear model's σ_i/y_i (base: σ_log = √log(1 + r²) ≈ r; with the floor √log(1 + r² + (s₀/y_i)²)). The
+    residuals are e_i = log μ_i − log y_i, so the site scale κ keeps the same inverse-gamma algebra. Densities
+    are of y on the observation scale: each observation's term carries the Jacobian −log y_i (times w_i), so
+    that values, pointwise terms and lppd compare with the normal models; ∂/∂μ_i = (∂/∂ log μ_i) / μ_i.
+    Draws and predictive intervals are positive (log-normal, or log-Student-t for a new site, κ from its prior).
+
 Pointwise log-likelihoods (for PSIS-LOO) are the factor that leaving observation i out removes from its site's
 likelihood, log L_s(y) − log L_s(y₋ᵢ): for independent errors the (weighted) term of observation i, so they
 sum to the total; for ``site_scale`` the conditional log p(y_i | y₋ᵢ, θ) of a non-factorised model (Bürkner,
@@ -48,7 +57,8 @@ Presets (``[likelihood] error_model``; explicit keys override a preset's values)
 - ``paper``: base error only (the paper's J₁ + λJ₂; reproduces the original likelihood bit for bit);
 - ``floor``: + absolute floors s₀ = 1 mg C cm⁻³ (SOC) and 0.02 (F14C);
 - ``weighted``: ``floor`` + thickness weighting (h_ref = 10 cm);
-- ``discrepancy``: ``weighted`` + the site-scale discrepancy κ (a = 2, prior median of κ = 3).
+- ``discrepancy``: ``weighted`` + the site-scale discrepancy κ (a = 2, prior median of κ = 3);
+- ``lognormal``: ``discrepancy`` on the log scale (multiplicative errors, ``error_scale = "log"``).
 """
 
 from __future__ import annotations
@@ -76,12 +86,20 @@ PRESETS: dict[str, dict] = {
         "depth_weighting": "thickness",
         "discrepancy": "site_scale",
     },
+    "lognormal": {
+        "soc_abs_error": 1.0,
+        "c14_abs_error": 0.02,
+        "depth_weighting": "thickness",
+        "discrepancy": "site_scale",
+        "error_scale": "log",
+    },
 }
 
 _CHOICES = {
     "depth_weighting": ("none", "thickness"),
     "discrepancy": ("none", "site_scale"),
     "distribution": ("normal", "student_t"),
+    "error_scale": ("linear", "log"),
 }
 
 
@@ -102,6 +120,9 @@ class ErrorModel:
         c14_discrepancy_scale: prior median of κ for F14C, or None to use ``discrepancy_scale`` (–).
         distribution: "normal" or "student_t" per observation (–).
         student_nu: degrees of freedom ν of the Student-t (–).
+        error_scale: "linear" (additive errors, the paper's) or "log" (multiplicative: the error model applies to
+            log y with location log μ and σ_log² = log(1 + σ²/y²); the ``lognormal`` preset). Not a key of the
+            study file: a study chooses it through ``error_model`` (–).
     """
 
     name: str = "paper"
@@ -116,12 +137,14 @@ class ErrorModel:
     c14_discrepancy_scale: float | None = None
     distribution: str = "normal"
     student_nu: float = 4.0
+    error_scale: str = "linear"
 
     def __post_init__(self) -> None:
         for key, allowed in _CHOICES.items():
             v = getattr(self, key)
             if v not in allowed:
-                raise ValueError(f"likelihood.{key} must be one of {list(allowed)}, got {v!r}")
+                where = "ErrorModel" if key == "error_scale" else "likelihood"  # error_scale: set by the preset
+                raise ValueError(f"{where}.{key} must be one of {list(allowed)}, got {v!r}")
         for key in ("soc_abs_error", "c14_abs_error"):
             v = getattr(self, key)
             if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
@@ -151,7 +174,7 @@ class ErrorModel:
         """A preset (``PRESETS``) with some fields overridden.
 
         Args:
-            preset: "paper", "floor", "weighted" or "discrepancy" (–).
+            preset: "paper", "floor", "weighted", "discrepancy" or "lognormal" (–).
             **overrides: field values replacing the preset's (units of the fields); None values are ignored.
 
         Raises:
@@ -169,9 +192,10 @@ class ErrorModel:
     @classmethod
     def from_config(cls, section) -> ErrorModel:
         """From a ``[likelihood]`` section (:class:`~bayes_vmimics.config.LikelihoodSection`): its
-        ``error_model`` preset, overridden by the keys the section sets (None = take the preset's value)."""
+        ``error_model`` preset, overridden by the keys the section sets (None = take the preset's value;
+        fields that are not keys of the section, ``error_scale``, always take the preset's)."""
         fields = [f.name for f in dataclasses.fields(cls) if f.name != "name"]
-        return cls.from_preset(section.error_model, **{k: getattr(section, k) for k in fields})
+        return cls.from_preset(section.error_model, **{k: getattr(section, k, None) for k in fields})
 
     @classmethod
     def of_study(cls, config) -> ErrorModel:
@@ -185,6 +209,11 @@ class ErrorModel:
     def additive(self) -> bool:
         """Whether the site term is a sum of independent per-observation terms (no site scale)."""
         return self.discrepancy == "none"
+
+    @property
+    def log_scale(self) -> bool:
+        """Whether the errors are multiplicative (normal or Student-t on the log scale; ``error_scale = "log"``)."""
+        return self.error_scale == "log"
 
     @property
     def discrepancy_rate(self) -> float:
@@ -207,7 +236,8 @@ class ErrorModel:
         return self.soc_abs_error if variable == "soc" else self.c14_abs_error
 
     def sigma(self, variable: str, observed, rel_error: float, weight: float = 1.0, abs_scale=1.0) -> np.ndarray:
-        """σ of each observation before any site scale.
+        """σ of each observation before any site scale, on the observation scale (for ``error_scale = "log"``
+        the log-scale σ_log follows from it: :attr:`ObservationErrors.sigma_log`).
 
         Args:
             variable: "soc" or "f14c" (–).
@@ -255,6 +285,8 @@ class ErrorModel:
             abs_scale: floor unit conversion, see :meth:`sigma` (compared unit per floor unit).
         """
         y = np.asarray(observed, dtype=float)
+        if self.log_scale and not np.all(y > 0):
+            raise ValueError(f"{variable}: error_scale = 'log' (error model {self.name!r}) needs observations > 0")
         sigma = self.sigma(variable, y, rel_error, weight, abs_scale)
         w = self.weights(thickness_cm) if y.size else None
         if w is not None and w.shape != y.shape:
@@ -311,6 +343,9 @@ class ObservationErrors:
         observed: observations, shape (n,) (compared unit).
         sigma: σ per observation before any site scale, shape (n,) (compared unit).
         weights: depth weights w_i, shape (n,), or None (all 1) (–).
+
+    With ``error_scale = "log"`` the term also has ``sigma_log`` = √log(1 + σ²/y²), shape (n,) (log units), the
+    scale of the error on the log scale, and ``log_observed`` = log y (log of the compared unit).
     """
 
     model: ErrorModel
@@ -320,9 +355,36 @@ class ObservationErrors:
     weights: np.ndarray | None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "inv_sigma", 1.0 / self.sigma)
-        # −log σ − ½ log 2π: the normal log-density at zero residual (as the original likelihood)
-        object.__setattr__(self, "const", -np.log(self.sigma) - _HALF_LOG_2PI)
+        if self.model.log_scale:
+            # multiplicative error: the log-normal whose coefficient of variation is σ/y (≈ σ/y for small σ/y)
+            ratio = self.sigma / self.observed
+            s = np.sqrt(np.log1p(ratio * ratio))
+            log_y = np.log(self.observed)
+            object.__setattr__(self, "sigma_log", s)
+            object.__setattr__(self, "log_observed", log_y)
+            object.__setattr__(self, "_scale", s)
+            object.__setattr__(self, "inv_sigma", 1.0 / s)
+            object.__setattr__(self, "_log_scale", np.log(s))
+            # −log σ_log − ½ log 2π − log y: the log-normal density of y at μ = y (Jacobian d log y/dy = 1/y)
+            object.__setattr__(self, "const", -np.log(s) - _HALF_LOG_2PI - log_y)
+        else:
+            object.__setattr__(self, "_scale", self.sigma)
+            object.__setattr__(self, "inv_sigma", 1.0 / self.sigma)
+            object.__setattr__(self, "_log_scale", np.log(self.sigma))
+            # −log σ − ½ log 2π: the normal log-density at zero residual (as the original likelihood)
+            object.__setattr__(self, "const", -np.log(self.sigma) - _HALF_LOG_2PI)
+
+    def _location(self, predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(predictions, observations) on the scale of the error: as given, or their logs (log of a prediction
+        ≤ 0 is −inf or NaN, which the callers turn into −inf densities and NaN draws)."""
+        if not self.model.log_scale:
+            return predicted, self.observed
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(predicted), self.log_observed
+
+    def _log_jacobian(self) -> np.ndarray | float:
+        """−log y on the log scale (density of y from that of log y), 0 on the linear scale."""
+        return -self.log_observed if self.model.log_scale else 0.0
 
     @property
     def size(self) -> int:
@@ -346,6 +408,9 @@ class ObservationErrors:
         pred = np.asarray(predicted, dtype=float)
         if pred.shape != self.observed.shape:
             raise ValueError(f"{self.variable}: predictions must have shape {self.observed.shape}, got {pred.shape}")
+        if self.model.log_scale:
+            loc, obs = self._location(pred)
+            return (loc - obs) * self.inv_sigma
         return (pred - self.observed) * self.inv_sigma
 
     def _independent_terms(self, z: np.ndarray) -> np.ndarray:
@@ -353,7 +418,7 @@ class ObservationErrors:
         if m.distribution == "normal":
             ll = self.const - 0.5 * z * z
         else:
-            ll = _student_t_logpdf(z, m.student_nu, np.log(self.sigma))
+            ll = _student_t_logpdf(z, m.student_nu, self._log_scale) + self._log_jacobian()
         return ll if self.weights is None else self.weights * ll
 
     def _site_scale_value(self, z: np.ndarray) -> tuple[float, float, float]:
@@ -406,6 +471,8 @@ class ObservationErrors:
             else:
                 nu = m.student_nu
                 g = -(nu + 1.0) * z / (nu + z * z) * self.inv_sigma
+            if m.log_scale:
+                g = g / np.asarray(predicted, dtype=float)  # ∂/∂μ = (∂/∂ log μ) / μ
             return value, (g if self.weights is None else self.weights * g)
         if not np.all(np.isfinite(z)):
             return -np.inf, (np.zeros(self.size) if gradient else None)
@@ -416,6 +483,8 @@ class ObservationErrors:
             return value, None
         a, b = self._hyper()
         g = -((a + 0.5 * n) / (b + 0.5 * q)) * z * self.inv_sigma
+        if m.log_scale:
+            g = g / np.asarray(predicted, dtype=float)  # ∂/∂μ = (∂/∂ log μ) / μ
         return value, (g if self.weights is None else self.weights * g)
 
     def pointwise_log_likelihood(self, predicted) -> np.ndarray:
@@ -471,17 +540,18 @@ class ObservationErrors:
             pred = np.asarray(predicted, dtype=float)
             a, b = self._hyper()
             if new_site:
-                return 2.0 * a, self.sigma * math.sqrt(b / a)
+                return 2.0 * a, self._scale * math.sqrt(b / a)
             if pred.ndim != 1:
                 raise ValueError("new_site=False needs predictions of shape (n,) (one θ)")
             a2, b2 = self.discrepancy_posterior(pred)
-            return 2.0 * a2, self.sigma * math.sqrt(b2 / a2)
+            return 2.0 * a2, self._scale * math.sqrt(b2 / a2)
         if m.distribution == "student_t":
-            return m.student_nu, self.sigma
+            return m.student_nu, self._scale
         return None
 
     def log_predictive_density(self, predicted, *, new_site: bool = True) -> np.ndarray:
-        """Log density of each observation as a new observation given the predictions (no depth weights).
+        """Log density of each observation as a new observation given the predictions (no depth weights); on the
+        log scale the density of y (that of log y minus log y), so that it compares with the linear models'.
 
         Args:
             predicted: model values, shape (..., n) (compared unit).
@@ -496,18 +566,21 @@ class ObservationErrors:
         if pred.shape[-1:] != self.observed.shape:
             raise ValueError(f"{self.variable}: predictions must end with shape {self.observed.shape}")
         t = self._predictive_t(pred, new_site)
+        loc, obs = self._location(pred)
         if t is None:
-            z = (pred - self.observed) * self.inv_sigma
-            ll = self.const - 0.5 * z * z
+            z = (loc - obs) * self.inv_sigma
+            ll = self.const - 0.5 * z * z  # with the Jacobian −log y on the log scale
         else:
             nu, scale = t
-            ll = _student_t_logpdf((pred - self.observed) / scale, nu, np.log(scale))
+            ll = _student_t_logpdf((loc - obs) / scale, nu, np.log(scale)) + self._log_jacobian()
         return np.where(np.isfinite(ll), ll, -np.inf)
 
     def sample(self, predicted, rng: np.random.Generator, *, new_site: bool = True) -> np.ndarray:
         """Draws of new observations given the predictions: prediction + observation error.
 
-        With ``site_scale`` one κ is drawn per leading index (per draw of θ) and shared by the site's layers.
+        With ``site_scale`` one κ is drawn per leading index (per draw of θ) and shared by the site's layers. On the
+        log scale the draws are prediction × exp(error): positive (log-normal, or log-Student-t with κ from its
+        prior).
 
         Args:
             predicted: model values, shape (..., n) (compared unit).
@@ -516,7 +589,8 @@ class ObservationErrors:
                 (False, needs shape (n,)) (bool).
 
         Returns:
-            Shape (..., n) (compared unit); NaN where the prediction is NaN.
+            Shape (..., n) (compared unit); NaN where the prediction is NaN (on the log scale also where it is
+            negative).
         """
         pred = np.asarray(predicted, dtype=float)
         if pred.shape[-1:] != self.observed.shape:
@@ -531,11 +605,16 @@ class ObservationErrors:
                     raise ValueError("new_site=False needs predictions of shape (n,) (one θ)")
                 a, b = self.discrepancy_posterior(pred)
             kappa2 = b / rng.gamma(a, 1.0, size=pred.shape[:-1] + (1,))
-            return pred + np.sqrt(kappa2) * self.sigma * eps
-        if m.distribution == "student_t":
+            noise = np.sqrt(kappa2) * self._scale * eps
+        elif m.distribution == "student_t":
             nu = m.student_nu
-            return pred + self.sigma * eps / np.sqrt(rng.chisquare(nu, size=pred.shape) / nu)
-        return pred + self.sigma * eps
+            noise = self._scale * eps / np.sqrt(rng.chisquare(nu, size=pred.shape) / nu)
+        else:
+            noise = self._scale * eps
+        if m.log_scale:
+            loc, _ = self._location(pred)
+            return np.exp(loc + noise)
+        return pred + noise
 
 
 def _site_scale_marginal(a: float, b: float, n: np.ndarray, q: np.ndarray) -> float:
