@@ -742,6 +742,12 @@ def _result_types(res: dict, cfg: StudyConfig) -> list[str]:
             f"{res['path']} was calibrated on a list of sites (data.site_ids): it has no forest type whose held-out "
             "sites it predicts; give --config with the forest type to predict"
         )
+    stored = ((res.get("config") or {}).get("data") or {}).get("forest_type")
+    if stored and stored != cfg.data.forest_type:
+        raise ValueError(
+            f"{res['path']} was calibrated on forest type {stored}, but the configuration given predicts "
+            f"{cfg.data.forest_type}: set [data] forest_type = {stored!r} in it (or leave out --config)"
+        )
     return [cfg.data.forest_type]
 
 

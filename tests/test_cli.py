@@ -321,3 +321,16 @@ def test_sources_option_sets_the_data_sources_and_the_fingerprint_covers_their_f
     with pytest.raises(SystemExit):
         parser.parse_args(["calibrate", "--sources", "he2016,gsoc"])
     assert "unknown source(s) gsoc" in capsys.readouterr().err
+
+
+def test_validate_with_a_config_of_another_forest_type_is_refused():
+    """``validate RUN --config FILE`` whose [data] forest_type (default ENF) is not the result's: refused, naming
+    both, instead of scoring the result on another type's held-out sites."""
+    from bayes_vmimics.cli import _result_types
+    from bayes_vmimics.config import load_config
+
+    res = {"kind": "pooled posterior", "path": "run/results.nc", "config": {"data": {"forest_type": "DBF"}}}
+    cfg = load_config("study_default")
+    with pytest.raises(ValueError, match="calibrated on forest type DBF, but the configuration given predicts ENF"):
+        _result_types(res, cfg)
+    assert _result_types(res, cfg.replace(data={"forest_type": "DBF"})) == ["DBF"]
