@@ -23,15 +23,6 @@ from bayes_vmimics.io.atmosphere import (
 from bayes_vmimics.io.datadir import DataFolderError
 
 
-@pytest.fixture(scope="module")
-def atm_dir(data_dir):
-    """The raw data folder (``data_dir`` of conftest.py: $BAYES_VMIMICS_DATA, else ../shared/data) with the
-    atm14c_*.csv files."""
-    if not (data_dir / "atm14c_hua2013_annual.csv").is_file():
-        pytest.skip(f"raw data folder {data_dir} has no atm14c_*.csv files")
-    return data_dir
-
-
 # ---------------------------------------------------------------- Δ14C ↔ F14C (PROVENANCE "Conversions")
 def test_d14c_to_f14c_provenance_check_value():
     # Hua 2013 NH1 at 2009.53: Δ = 50.4 ‰ → F = 1.05799 (tabulated 1.058).

@@ -40,11 +40,6 @@ def cluster():
         yield sched
 
 
-@pytest.fixture(scope="module")
-def problem():
-    return CalibrationProblem(make_synthetic_sites(N_SITES, rng=np.random.default_rng(4)), use_c14=False)
-
-
 def _same_samples(a, b) -> None:
     assert a.site_ids == b.site_ids
     for name in ("z", "log_prob", "acceptance"):
@@ -71,18 +66,18 @@ class _Bar:
 
 
 # ------------------------------------------------------------------------------------------ 1: stage 1
-def test_stage1_on_dask_equals_the_process_pool(cluster, problem):
+def test_stage1_on_dask_equals_the_process_pool(cluster, three_site_problem):
     _ready(cluster)
-    serial = site_posterior_samples(problem, **STAGE1)
-    pooled = site_posterior_samples(problem, n_processes=2, **STAGE1)
-    on_dask = site_posterior_samples(problem, scheduler=cluster, **STAGE1)
+    serial = site_posterior_samples(three_site_problem, **STAGE1)
+    pooled = site_posterior_samples(three_site_problem, n_processes=2, **STAGE1)
+    on_dask = site_posterior_samples(three_site_problem, scheduler=cluster, **STAGE1)
     _same_samples(pooled, serial)
     _same_samples(on_dask, serial)
     # a user's own dask.distributed.Client is accepted the same way
-    _same_samples(site_posterior_samples(problem, scheduler=cluster.client, **STAGE1), serial)
+    _same_samples(site_posterior_samples(three_site_problem, scheduler=cluster.client, **STAGE1), serial)
     # the warm-start check (cold re-solves of stored draws), one task per site
-    a = check_stage1_branches(problem, serial, n_check=4, seed=1)
-    b = check_stage1_branches(problem, serial, n_check=4, seed=1, scheduler=cluster)
+    a = check_stage1_branches(three_site_problem, serial, n_check=4, seed=1)
+    b = check_stage1_branches(three_site_problem, serial, n_check=4, seed=1, scheduler=cluster)
     assert a.identical(b)
 
 
@@ -118,9 +113,9 @@ def test_calibrate_ensembles_on_dask_equal_the_serial_path(cluster, tmp_path, wa
 
 
 # ------------------------------------------------------------------------------------------ 3: a worker dies
-def test_a_worker_killed_mid_run_changes_nothing(cluster, problem, tmp_path, monkeypatch):
+def test_a_worker_killed_mid_run_changes_nothing(cluster, three_site_problem, tmp_path, monkeypatch):
     _ready(cluster)
-    reference = site_posterior_samples(problem, **LONG)
+    reference = site_posterior_samples(three_site_problem, **LONG)
     killed = []
 
     def kill_a_busy_worker(k):
@@ -133,7 +128,7 @@ def test_a_worker_killed_mid_run_changes_nothing(cluster, problem, tmp_path, mon
         killed.append(pid)
 
     monkeypatch.setattr(progress_module, "progress_bar", lambda **kw: _Bar(kill_a_busy_worker))
-    result = site_posterior_samples(problem, scheduler=cluster, checkpoint_dir=tmp_path, **LONG)
+    result = site_posterior_samples(three_site_problem, scheduler=cluster, checkpoint_dir=tmp_path, **LONG)
     assert len(killed) == 1
     _same_samples(result, reference)
     assert len(list(tmp_path.glob("*.npz"))) == N_SITES  # no site lost
@@ -142,9 +137,11 @@ def test_a_worker_killed_mid_run_changes_nothing(cluster, problem, tmp_path, mon
 
 
 # ------------------------------------------------------------------------------------------ 4: the client dies
-def test_an_interrupted_client_resumes_without_rerunning_finished_sites(cluster, problem, tmp_path, monkeypatch):
+def test_an_interrupted_client_resumes_without_rerunning_finished_sites(
+    cluster, three_site_problem, tmp_path, monkeypatch
+):
     _ready(cluster)
-    reference = site_posterior_samples(problem, **STAGE1)
+    reference = site_posterior_samples(three_site_problem, **STAGE1)
 
     def interrupt(k):
         raise KeyboardInterrupt  # Ctrl-C right after the first site was checkpointed
@@ -152,7 +149,7 @@ def test_an_interrupted_client_resumes_without_rerunning_finished_sites(cluster,
     with monkeypatch.context() as m:
         m.setattr(progress_module, "progress_bar", lambda **kw: _Bar(interrupt))
         with pytest.raises(KeyboardInterrupt):
-            site_posterior_samples(problem, scheduler=cluster, checkpoint_dir=tmp_path, **STAGE1)
+            site_posterior_samples(three_site_problem, scheduler=cluster, checkpoint_dir=tmp_path, **STAGE1)
     first = list(tmp_path.glob("*.npz"))
     assert len(first) == 1
     stamp = first[0].stat().st_mtime_ns
@@ -162,7 +159,7 @@ def test_an_interrupted_client_resumes_without_rerunning_finished_sites(cluster,
         time.sleep(0.1)
     assert not any(cluster.client.processing().values())
     n0 = cluster.n_submitted
-    resumed = site_posterior_samples(problem, scheduler=cluster, checkpoint_dir=tmp_path, **STAGE1)
+    resumed = site_posterior_samples(three_site_problem, scheduler=cluster, checkpoint_dir=tmp_path, **STAGE1)
     assert cluster.n_submitted - n0 == N_SITES - 1  # only the unfinished sites ran
     assert first[0].stat().st_mtime_ns == stamp
     assert len(list(tmp_path.glob("*.npz"))) == N_SITES
@@ -211,22 +208,22 @@ def test_scheduler_values_and_errors(cluster, capsys, monkeypatch):
 
 
 # ------------------------------------------------------------------------------------------ predictions, sensitivity
-def test_held_out_prediction_and_sensitivity_chunks_on_dask_are_unchanged(cluster, problem):
+def test_held_out_prediction_and_sensitivity_chunks_on_dask_are_unchanged(cluster, three_site_problem):
     import xarray as xr
 
     from bayes_vmimics import sensitivity_analysis as sa
     from bayes_vmimics.results import add_shared_held_out_predictive
 
     _ready(cluster)
-    thetas = problem.prior.sample(np.random.default_rng(2), 6).reshape(2, 3, NPAR)
+    thetas = three_site_problem.prior.sample(np.random.default_rng(2), 6).reshape(2, 3, NPAR)
     kw = dict(kind="pooled posterior", max_draws=6, seed=1)
-    here = add_shared_held_out_predictive(problem, thetas, ["synthetic"] * N_SITES, **kw)
+    here = add_shared_held_out_predictive(three_site_problem, thetas, ["synthetic"] * N_SITES, **kw)
     n0 = cluster.n_submitted
-    there = add_shared_held_out_predictive(problem, thetas, ["synthetic"] * N_SITES, scheduler=cluster, **kw)
+    there = add_shared_held_out_predictive(three_site_problem, thetas, ["synthetic"] * N_SITES, scheduler=cluster, **kw)
     assert cluster.n_submitted - n0 == N_SITES * 3  # blocks of 2 draws per site: ≥ 4 tasks per worker thread
     for group in ("posterior", "log_likelihood", "posterior_predictive"):
         xr.testing.assert_identical(here[group].to_dataset(), there[group].to_dataset())
-    ev = sa.SiteEvaluator(problem, 0)
+    ev = sa.SiteEvaluator(three_site_problem, 0)
     X = sa.morris_design(PARAMETER_NAMES, sa.default_bounds(PARAMETER_NAMES), n_trajectories=2, seed=3)
     y_here = sa.evaluate_design(ev, X, progress=False, chunk_size=4)
     n0 = cluster.n_submitted
@@ -242,7 +239,8 @@ def test_hierarchical_cli_on_dask_equals_the_process_pool_and_resumes_across_sch
     from bayes_vmimics.cli import main
 
     monkeypatch.delenv("BAYES_VMIMICS_DATA", raising=False)
-    base = ["hierarchical", "--synthetic", "--quick", "--n-steps", "40", "--n-walkers", "14", "--n-processes", "2"]
+    base = ["hierarchical", "--synthetic", "--quick", "--max-sites", "2", "--n-steps", "40", "--n-walkers", "14"]
+    base += ["--n-processes", "2"]
     base += ["--draws", "200", "--chains", "2", "--refine", "never", "--predictive-draws", "4", "--no-progress"]
     base += ["--seed", "4"]
     assert main([*base, "--scheduler", "processes", "--out", str(tmp_path / "pool")]) == 0

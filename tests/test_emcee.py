@@ -14,7 +14,7 @@ GRID = DepthGrid.uniform(6, 10.0)
 
 
 @pytest.fixture(scope="module")
-def problem():
+def one_site_problem():
     sites = make_synthetic_sites(1, rng=np.random.default_rng(5), interval_edges_cm=(0, 10, 30, 60), grid=GRID)
     return CalibrationProblem(sites, grid=GRID, warm_start=False)
 
@@ -34,48 +34,50 @@ class Toy:
 
 
 @pytest.mark.parametrize("move", ["de", "stretch"])
-def test_resume_equals_uninterrupted_run(problem, tmp_path, move):
+def test_resume_equals_uninterrupted_run(one_site_problem, tmp_path, move):
     kw = dict(n_walkers=14, seed=11, move=move)
-    full = run_ensemble(problem, problem.prior, n_steps=40, backend_path=tmp_path / "a.h5", **kw)
-    first = run_ensemble(problem, problem.prior, n_steps=20, backend_path=tmp_path / "b.h5", **kw)
+    full = run_ensemble(one_site_problem, one_site_problem.prior, n_steps=40, backend_path=tmp_path / "a.h5", **kw)
+    first = run_ensemble(one_site_problem, one_site_problem.prior, n_steps=20, backend_path=tmp_path / "b.h5", **kw)
     assert first.chain.shape == (20, 14, 7)
-    resumed = run_ensemble(problem, problem.prior, n_steps=40, backend_path=tmp_path / "b.h5", **kw)
+    resumed = run_ensemble(one_site_problem, one_site_problem.prior, n_steps=40, backend_path=tmp_path / "b.h5", **kw)
     assert resumed.n_resumed_from == 20
     np.testing.assert_array_equal(full.chain, resumed.chain)
     np.testing.assert_array_equal(full.log_prob, resumed.log_prob)
     # a fresh start discards the stored chain
-    again = run_ensemble(problem, problem.prior, n_steps=40, backend_path=tmp_path / "b.h5", resume=False, **kw)
+    again = run_ensemble(
+        one_site_problem, one_site_problem.prior, n_steps=40, backend_path=tmp_path / "b.h5", resume=False, **kw
+    )
     assert again.n_resumed_from == 0
     np.testing.assert_array_equal(full.chain, again.chain)
 
 
-def test_resume_records_each_ensembles_steps_and_all_evaluations(problem, tmp_path):
+def test_resume_records_each_ensembles_steps_and_all_evaluations(one_site_problem, tmp_path):
     path = tmp_path / "c.h5"
     kw = dict(n_walkers=14, seed=2, backend_path=path)
-    first = run_ensemble(problem, problem.prior, n_steps=4, name="ensemble_0", **kw)
+    first = run_ensemble(one_site_problem, one_site_problem.prior, n_steps=4, name="ensemble_0", **kw)
     assert first.resumed_at == [0] and first.n_evaluations_total == first.stats.n_evaluations > 0
     # ensemble 0 stopped after 4 steps, ensemble 1 never began: each is resumed from its own count
-    runs = run_ensembles(problem, problem.prior, n_ensembles=2, n_steps=6, **{**kw, "seed": 2})
+    runs = run_ensembles(one_site_problem, one_site_problem.prior, n_ensembles=2, n_steps=6, **{**kw, "seed": 2})
     assert [r.n_resumed_from for r in runs] == [4, 0]
     assert [r.resumed_at for r in runs] == [[0, 4], [0]]
     assert runs[0].n_evaluations_total == first.stats.n_evaluations + runs[0].stats.n_evaluations
     assert runs[1].n_evaluations_total == runs[1].stats.n_evaluations
     # a fresh start forgets the earlier invocations
-    again = run_ensemble(problem, problem.prior, n_steps=4, name="ensemble_0", resume=False, **kw)
+    again = run_ensemble(one_site_problem, one_site_problem.prior, n_steps=4, name="ensemble_0", resume=False, **kw)
     assert again.resumed_at == [0] and again.n_evaluations_total == again.stats.n_evaluations
 
 
-def test_a_damaged_chain_file_is_named(problem, tmp_path):
+def test_a_damaged_chain_file_is_named(one_site_problem, tmp_path):
     from bayes_vmimics.inference.emcee_sampler import check_backend
 
     path = tmp_path / "c.h5"
-    run_ensemble(problem, problem.prior, n_walkers=14, n_steps=3, seed=2, backend_path=path)
+    run_ensemble(one_site_problem, one_site_problem.prior, n_walkers=14, n_steps=3, seed=2, backend_path=path)
     check_backend(path)
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(ValueError, match="not a readable chain file.*--fresh"):
         check_backend(path)
     with pytest.raises(ValueError, match="c.h5 is not a readable chain file"):
-        run_ensemble(problem, problem.prior, n_walkers=14, n_steps=3, seed=2, backend_path=path)
+        run_ensemble(one_site_problem, one_site_problem.prior, n_walkers=14, n_steps=3, seed=2, backend_path=path)
 
 
 def test_integrated_time_of_a_too_short_chain_is_unknown():
@@ -85,12 +87,12 @@ def test_integrated_time_of_a_too_short_chain_is_unknown():
     assert np.isnan(tau[0]) or tau[0] > 0
 
 
-def test_walkers_start_inside_prior_and_pool_equals_serial(problem):
-    serial = run_ensemble(problem, problem.prior, n_walkers=14, n_steps=8, seed=3)
-    pooled = run_ensemble(problem, problem.prior, n_walkers=14, n_steps=8, seed=3, n_processes=2)
+def test_walkers_start_inside_prior_and_pool_equals_serial(one_site_problem):
+    serial = run_ensemble(one_site_problem, one_site_problem.prior, n_walkers=14, n_steps=8, seed=3)
+    pooled = run_ensemble(one_site_problem, one_site_problem.prior, n_walkers=14, n_steps=8, seed=3, n_processes=2)
     np.testing.assert_array_equal(serial.chain, pooled.chain)
     assert pooled.stats.n_evaluations == serial.stats.n_evaluations > 0
-    assert np.all(serial.chain >= problem.prior.lower) and np.all(serial.chain <= problem.prior.upper)
+    assert np.all(serial.chain >= one_site_problem.prior.lower) and np.all(serial.chain <= one_site_problem.prior.upper)
 
 
 def test_toy_target_and_ensemble_convergence():
@@ -133,7 +135,7 @@ def test_parameter_recovery_synthetic(only_when_selected):
     for seed in (1, 2, 3):
         sites = make_synthetic_sites(4, truth, rng=np.random.default_rng(seed))
         pb = CalibrationProblem(sites)
-        runs = run_ensembles(pb, pb.prior, n_ensembles=2, seed=seed, n_walkers=32, n_steps=1500)
+        runs = run_ensembles(pb, pb.prior, n_ensembles=2, seed=seed, n_walkers=32, n_steps=1500, n_processes=2)
         x = np.concatenate([r.chain[750::5].reshape(-1, 7) for r in runs])
         lo, hi = np.quantile(x, [0.05, 0.95], axis=0)
         inside = (truth >= lo) & (truth <= hi)

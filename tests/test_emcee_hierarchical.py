@@ -16,21 +16,14 @@ from bayes_vmimics.inference.pymc_models import (
     posterior_convergence,
     sample_new_site_parameters,
 )
-from bayes_vmimics.likelihood import CalibrationProblem
-from bayes_vmimics.synthetic import make_synthetic_sites
 
 TYPES = ["A", "A", "B"]
 
 
-@pytest.fixture(scope="module")
-def problem():
-    return CalibrationProblem(make_synthetic_sites(3, rng=np.random.default_rng(21)), use_c14=False)
-
-
-def test_density_equals_pymc_model(problem):
-    logp = HierarchicalLogProbability(problem, TYPES)
+def test_density_equals_pymc_model(three_site_problem):
+    logp = HierarchicalLogProbability(three_site_problem, TYPES)
     assert logp.ndim == 7 * (2 * 2 + 3)
-    model = build_hierarchical_model(problem, TYPES, parametrization="centred")
+    model = build_hierarchical_model(three_site_problem, TYPES, parametrization="centred")
     f = model.compile_logp()
     rng = np.random.default_rng(0)
     # equal up to rounding: PyTensor's sigmoid differs from NumPy's in the last bits, amplified by the peaked
@@ -46,24 +39,24 @@ def test_density_equals_pymc_model(problem):
     assert logp(np.full(logp.ndim, np.nan)) == -np.inf
     assert logp(np.zeros(3)) == -np.inf
     with pytest.raises(ValueError, match="one type per site"):
-        HierarchicalLogProbability(problem, ["A"])
+        HierarchicalLogProbability(three_site_problem, ["A"])
 
 
-def test_short_run_and_conventions(problem):
-    logp, runs = run_hierarchical_ensembles(problem, TYPES, n_steps=12, n_ensembles=2, seed=3)
+def test_short_run_and_conventions(three_site_problem):
+    logp, runs = run_hierarchical_ensembles(three_site_problem, TYPES, n_steps=12, n_ensembles=2, seed=3)
     assert len(runs) == 2 and runs[0].chain.shape == (12, 2 * logp.ndim + 2, logp.ndim)
     assert np.isfinite(runs[0].log_prob).all()
     dt = hierarchical_datatree(logp, runs, discard=6, thin=2, max_draws=100)
     post = dt["posterior"]
     assert post["theta_population"].dims == ("chain", "draw", "forest_type", "parameter")
     assert post["theta_site"].shape[:3] == (2, post.sizes["draw"], 3)
-    lo, hi = problem.prior.lower, problem.prior.upper
+    lo, hi = three_site_problem.prior.lower, three_site_problem.prior.upper
     assert np.all((post["theta_site"].values > lo) & (post["theta_site"].values < hi))
     rep = posterior_convergence(dt, ["theta_population"])
     assert rep["divergences"] == 0 and np.isfinite(rep["max_r_hat"])
-    th = sample_new_site_parameters(dt, "B", problem.prior, np.random.default_rng(1))
+    th = sample_new_site_parameters(dt, "B", three_site_problem.prior, np.random.default_rng(1))
     assert th.shape == (2, post.sizes["draw"], 7)
-    again = run_hierarchical_ensembles(problem, TYPES, n_steps=12, n_ensembles=2, seed=3)[1]
+    again = run_hierarchical_ensembles(three_site_problem, TYPES, n_steps=12, n_ensembles=2, seed=3)[1]
     np.testing.assert_array_equal(again[1].chain, runs[1].chain)  # reproducible from the seed
     with pytest.raises(ValueError, match="n_walkers"):
-        run_hierarchical_ensembles(problem, TYPES, n_steps=2, n_walkers=10)
+        run_hierarchical_ensembles(three_site_problem, TYPES, n_steps=2, n_walkers=10)

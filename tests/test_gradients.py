@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bayes_vmimics.atmosphere import ZONES, AtmosphericRecord
 from bayes_vmimics.forcing import SiteForcing
 from bayes_vmimics.gradients import (
     log_likelihood_and_gradient,
@@ -34,22 +33,10 @@ CASES = [
 IDS = [c[0] for c in CASES]
 
 
-def _bomb() -> AtmosphericRecord:
-    y = YEARS.astype(float)
-    f = np.where(y < 1955, 0.975, 0.975 + (1.9 - 0.975) * (y - 1955) / 8.0)
-    f = np.where(y > 1963, 1.0 + 0.9 * np.exp(-(y - 1963) / 16.0), f)
-    return AtmosphericRecord("test", YEARS, np.tile(f, (len(ZONES), 1)))
-
-
 @pytest.fixture(scope="module")
-def atmosphere():
-    return _bomb()
-
-
-@pytest.fixture(scope="module")
-def base_sites(atmosphere):
+def base_sites(bomb_atmosphere):
     return make_synthetic_sites(
-        2, rng=np.random.default_rng(1), with_c14=True, atmosphere=atmosphere, zone="NH1", sample_year=2003.4
+        2, rng=np.random.default_rng(1), with_c14=True, atmosphere=bomb_atmosphere, zone="NH1", sample_year=2003.4
     )
 
 
@@ -96,9 +83,9 @@ def test_rhs_parameter_derivative_matches_finite_differences(label, T, theta):
 
 @pytest.mark.parametrize("use_c14", [False, True], ids=["soc", "soc+14C"])
 @pytest.mark.parametrize(("label", "T", "theta"), CASES, ids=IDS)
-def test_site_gradient_matches_finite_differences(base_sites, atmosphere, use_c14, label, T, theta):
+def test_site_gradient_matches_finite_differences(base_sites, bomb_atmosphere, use_c14, label, T, theta):
     theta = np.array(theta)
-    prob = CalibrationProblem([_at_temperature(base_sites[0], T)], atmosphere=atmosphere, use_c14=use_c14)
+    prob = CalibrationProblem([_at_temperature(base_sites[0], T)], atmosphere=bomb_atmosphere, use_c14=use_c14)
     assert prob.c14_enabled == use_c14
     v, g = site_log_likelihood_and_gradient(prob, 0, theta)
     assert np.isfinite(v)
@@ -113,12 +100,12 @@ def test_gram_per_kg_unit_gradient(base_sites):
     _assert_close(g, _fd_gradient(lambda t: site_log_likelihood(prob, 0, t), theta), 1e-5)
 
 
-def test_values_equal_the_numpy_likelihood(base_sites, atmosphere):
+def test_values_equal_the_numpy_likelihood(base_sites, bomb_atmosphere):
     theta = np.array([7.7, 14.3, 2.0, 6.1, 12.0, 4.0, 1.56])
-    one = CalibrationProblem(base_sites[:1], atmosphere=atmosphere)
+    one = CalibrationProblem(base_sites[:1], atmosphere=bomb_atmosphere)
     v, _ = log_likelihood_and_gradient(one, theta)
     assert v == one.log_likelihood(theta)  # exactly: same solver, same arithmetic (¹⁴C replica bitwise)
-    two = CalibrationProblem(base_sites, atmosphere=atmosphere)
+    two = CalibrationProblem(base_sites, atmosphere=bomb_atmosphere)
     thetas = np.array([theta, theta * 1.05])
     vals, grads = site_log_likelihoods_and_gradients(two, thetas)
     np.testing.assert_array_equal(vals, site_log_likelihoods(two, thetas))
@@ -135,7 +122,7 @@ def test_shape_errors(base_sites):
         site_log_likelihoods_and_gradients(prob, np.ones((3, 7)))
 
 
-def test_climatology_and_paper_mode_are_refused(base_sites, atmosphere):
+def test_climatology_and_paper_mode_are_refused(base_sites, bomb_atmosphere):
     s = base_sites[0]
     clim = SiteObservations(
         "clim", s.forcing.replace(temperature=10.0 + 8.0 * np.sin(np.arange(365) / 365 * 2 * np.pi)),
@@ -144,19 +131,19 @@ def test_climatology_and_paper_mode_are_refused(base_sites, atmosphere):
     prob = CalibrationProblem([clim], use_c14=False)
     with pytest.raises(NotImplementedError, match="constant-temperature"):
         site_log_likelihood_and_gradient(prob, 0, np.array([4.0, 8.0, 2.0, 0.75, 10.0, 1.0, 1.2]))
-    paper = CalibrationProblem([s], atmosphere=atmosphere, c14_mode="paper")
+    paper = CalibrationProblem([s], atmosphere=bomb_atmosphere, c14_mode="paper")
     with pytest.raises(NotImplementedError, match="tracer"):
         site_log_likelihood_and_gradient(paper, 0, np.array([4.0, 8.0, 2.0, 0.75, 10.0, 1.0, 1.2]))
 
 
 @pytest.mark.parametrize("preset", ["weighted", "discrepancy"])
-def test_values_equal_the_numpy_likelihood_with_other_error_models(base_sites, atmosphere, preset):
+def test_values_equal_the_numpy_likelihood_with_other_error_models(base_sites, bomb_atmosphere, preset):
     theta = np.array([7.7, 14.3, 2.0, 6.1, 12.0, 4.0, 1.56])
-    two = CalibrationProblem(base_sites, atmosphere=atmosphere, error_model=preset)
+    two = CalibrationProblem(base_sites, atmosphere=bomb_atmosphere, error_model=preset)
     vals, grads = site_log_likelihoods_and_gradients(two, theta)
     np.testing.assert_array_equal(vals, site_log_likelihoods(two, theta))
     pooled, gp = log_likelihood_and_gradient(two, theta)
     assert pooled == pytest.approx(two.log_likelihood(theta), rel=1e-13)
     np.testing.assert_allclose(gp, grads.sum(axis=0), rtol=1e-14)
-    paper = CalibrationProblem(base_sites, atmosphere=atmosphere)
+    paper = CalibrationProblem(base_sites, atmosphere=bomb_atmosphere)
     assert pooled != pytest.approx(paper.log_likelihood(theta), rel=1e-3)

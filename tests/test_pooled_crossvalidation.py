@@ -14,8 +14,6 @@ from bayes_vmimics.config import load_config
 from bayes_vmimics.study import build_hierarchical_study
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-needs_data = pytest.mark.skipif(not (DATA / "PROVENANCE.md").exists(), reason="needs ../shared/data")
 
 
 @pytest.fixture(scope="module")
@@ -117,17 +115,16 @@ def test_stage1_draws_are_read_per_site_and_a_missing_one_is_named(pooled, tmp_p
         pooled.load_stage1([a], ["s1"], ["ENF"], {"stage1_walkers": 32, "stage1_steps": 6000})
 
 
-@needs_data
-def test_pooled_crossvalidation_end_to_end_on_real_sites(pooled, tmp_path):
+def test_pooled_crossvalidation_end_to_end_on_real_sites(pooled, tmp_path, data_dir):
     runs = []
     for ft in ("ENF", "DBF"):
         cfg = load_config(ROOT / "model" / "study_default.toml").replace(
             data={"forest_type": ft, "split": "calibration", "max_sites": 4}
         )
-        sites = build_hierarchical_study(cfg, [ft], DATA).problem.site_ids
+        sites = build_hierarchical_study(cfg, [ft], data_dir).problem.site_ids
         runs.append(_fake_run(tmp_path / f"hier_{ft}", ft, list(sites), config=_config(ft)))
     out = tmp_path / "cv"
-    argv = ["--data-dir", str(DATA), "--runs", *map(str, runs), "--folds", "2", "--draws", "40"]
+    argv = ["--data-dir", str(data_dir), "--runs", *map(str, runs), "--folds", "2", "--draws", "40"]
     argv += ["--predictive-draws", "4", "--chains", "2", "--out", str(out)]
     assert pooled.main(argv) == 0
     scores = pd.read_csv(out / "cv_scores.csv")
@@ -146,18 +143,17 @@ def test_pooled_crossvalidation_end_to_end_on_real_sites(pooled, tmp_path):
     assert np.allclose(per_type["ENF"], per_type["DBF"])
 
 
-@needs_data
-def test_excluded_sites_are_left_out_and_an_unknown_one_is_named(pooled, tmp_path):
+def test_excluded_sites_are_left_out_and_an_unknown_one_is_named(pooled, tmp_path, data_dir):
     """--exclude-sites drops sites of the runs (e.g. one without a covariate) before stage 1 is read; a site the
     runs do not hold is an error that names it."""
     cfg = load_config(ROOT / "model" / "study_default.toml").replace(
         data={"forest_type": "ENF", "split": "calibration", "max_sites": 5}
     )
-    sites = list(build_hierarchical_study(cfg, ["ENF"], DATA).problem.site_ids)
+    sites = list(build_hierarchical_study(cfg, ["ENF"], data_dir).problem.site_ids)
     run = _fake_run(tmp_path / "hier_ENF", "ENF", sites, config=_config("ENF", max_sites=5))
     (run / "stage1" / f"{sites[2]}_abc.npz").unlink()  # the left-out site needs no checkpoint
     out = tmp_path / "cv"
-    argv = ["--data-dir", str(DATA), "--runs", str(run), "--folds", "2", "--methods", "own"]
+    argv = ["--data-dir", str(data_dir), "--runs", str(run), "--folds", "2", "--methods", "own"]
     argv += ["--predictive-draws", "4", "--exclude-sites", sites[2], "--out", str(out)]
     assert pooled.main(argv) == 0
     folds = pd.read_csv(out / "cv_folds.csv")

@@ -26,16 +26,6 @@ from bayes_vmimics.radiocarbon import (
 )
 from bayes_vmimics.steady_state import solve_site
 
-
-@pytest.fixture(scope="module")
-def atm_dir(data_dir):
-    """The raw data folder (``data_dir`` of conftest.py: $BAYES_VMIMICS_DATA, else ../shared/data) with the
-    atm14c_*.csv files."""
-    if not (data_dir / "atm14c_hua2013_annual.csv").is_file():
-        pytest.skip(f"raw data folder {data_dir} has no atm14c_*.csv files")
-    return data_dir
-
-
 HOURS_PER_YEAR = 8760.0
 YEARS = np.arange(1950, 2011)
 

@@ -112,7 +112,9 @@ def gaussian_regression_case():
     return gaussian_regression_case_data()
 
 
-@pytest.mark.parametrize("shared", [False, True])
+# shared B in the slow tier: with one forest type it is the same model (its code path stays in the default tier through
+# test_shared_beta_is_one_coefficient_set_for_all_types)
+@pytest.mark.parametrize("shared", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_regression_stage2_matches_exact_gaussian_posterior(gaussian_regression_case, shared):
     """With one forest type, shared and per-type B are the same model: both code paths of the collapsed
     coefficient moves must reach the exact posterior."""
@@ -126,9 +128,10 @@ def test_regression_stage2_matches_exact_gaussian_posterior(gaussian_regression_
         hyperprior=RegressionPrior(MU_SD, BETA_SD, SIGMA_SD),
         draws=800,
         tune=300,
-        chains=4,
+        chains=2,  # the tolerance below follows the run's Monte Carlo error (MCSE from its ESS)
         thin=2,
         seed=3,
+        n_processes=2,  # the chains in parallel: the same draws
     )
     post = dt["posterior"]
     # one call: posterior_convergence summarises each set of dimensions on its own (arviz 1.3 mislabels the rows
@@ -171,12 +174,13 @@ def synthetic_effects():
     X, X_new = X_all[:S], X_all[S:]
     z_hat = z_all[:S] + tau * rng.standard_normal((S, NPAR))
     samples = _samples(rng, z_hat, tau, 1000)
-    kw = dict(draws=700, tune=300, chains=2, thin=2, seed=9)
+    kw = dict(draws=700, tune=300, chains=2, thin=2, seed=9, n_processes=2)
     reg = sample_regression_population(samples, X, ["A"] * S, BoxPrior(), covariate_names=["c0", "c1", "c2"], **kw)
     plain = sample_population(samples, ["A"] * S, BoxPrior(), **kw)
     return dict(B=B, X=X, z_hat=z_hat, X_new=X_new, z_new=z_all[S:], reg=reg, plain=plain)
 
 
+@pytest.mark.slow  # statistical: 40 + 30 sites, two stage-2 runs (about 30 s)
 def test_regression_recovers_known_effects_and_shrinks_null_ones(synthetic_effects):
     c = synthetic_effects
     beta = c["reg"]["posterior"]["beta"].sel(forest_type="A").stack(sample=("chain", "draw"))
@@ -209,6 +213,7 @@ def _log_predictive(z_draws, z_true):
     return float(np.sum(logsumexp(lp, axis=0) - np.log(lp.shape[0])))
 
 
+@pytest.mark.slow  # statistical: 40 + 30 sites, two stage-2 runs (about 30 s)
 def test_held_out_sites_are_predicted_better_with_covariates(synthetic_effects):
     c = synthetic_effects
     post, plain = c["reg"]["posterior"], c["plain"]["posterior"]
@@ -235,6 +240,7 @@ def test_held_out_sites_are_predicted_better_with_covariates(synthetic_effects):
     assert single.dims == ("chain", "draw", "parameter")
 
 
+@pytest.mark.slow  # statistical: 40 + 30 sites, two stage-2 runs (about 30 s)
 def test_refined_stage1_prior_follows_each_sites_covariates(synthetic_effects):
     from bayes_vmimics.inference.regression import refined_stage1_prior_regression
     from bayes_vmimics.population_regression import sample_new_site_parameters_regression
@@ -262,17 +268,20 @@ def test_refined_stage1_prior_follows_each_sites_covariates(synthetic_effects):
     assert np.all((th >= prior.lower) & (th <= prior.upper))
 
 
-def test_prediction_rejects_missing_or_misshapen_covariates(synthetic_effects):
-    reg = synthetic_effects["reg"]
+def test_prediction_rejects_missing_or_misshapen_covariates(gaussian_regression_case):
+    samples, X, _, _ = gaussian_regression_case
+    kw = dict(draws=20, tune=10, chains=1, thin=1, seed=9)  # a result of the right layout is all this needs
+    reg = sample_regression_population(samples, X, ["A"] * 12, BoxPrior(), covariate_names=["c0", "c1"], **kw)
+    plain = sample_population(samples, ["A"] * 12, BoxPrior(), **kw)
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match=r"covariate 'c1' of new site 0 is missing"):
-        predict_new_site_regression(reg, [0.1, np.nan, 0.0], rng)
-    with pytest.raises(ValueError, match="3 columns"):
-        predict_new_site_regression(reg, [0.1, 0.2], rng)
+        predict_new_site_regression(reg, [0.1, np.nan], rng)
+    with pytest.raises(ValueError, match="2 columns"):
+        predict_new_site_regression(reg, [0.1, 0.2, 0.0], rng)
     with pytest.raises(ValueError, match="unknown forest type"):
-        predict_new_site_regression(reg, [0.1, 0.2, 0.0], rng, forest_type="B")
+        predict_new_site_regression(reg, [0.1, 0.2], rng, forest_type="B")
     with pytest.raises(ValueError, match="not a regression population"):
-        predict_new_site_regression(synthetic_effects["plain"], [0.1, 0.2, 0.0], rng)
+        predict_new_site_regression(plain, [0.1, 0.2], rng)
 
 
 def test_stage2_rejects_bad_covariates(gaussian_regression_case):
@@ -424,6 +433,20 @@ def test_real_site_covariates(data_dir):
     assert d.X.shape[0] == len(enf) and np.all(np.isfinite(d.X))
     np.testing.assert_allclose(d.X.mean(axis=0), 0.0, atol=1e-12)
     dbf = usable[usable["forest_type"] == "DBF"]
+    # he2016_443 has no soil order in the He file; its ISRaD match gives one (the recorded, else the gridded order)
+    assert table.loc["he2016_443", "soil_order"] in (
+        "Ent",
+        "Ept",
+        "And",
+        "Alf",
+        "Oll",
+        "Ult",
+        "Ox",
+        "Spo",
+        "His",
+        "Gel",
+    )
+    table.loc["he2016_443", "soil_order"] = np.nan
     with pytest.raises(MissingCovariateError, match="he2016_443"):
         covariate_design(dbf["site_id"], dbf["forest_type"], ["soil_group"], table=table)
 
@@ -594,6 +617,27 @@ def test_hierarchical_command_rejects_covariates_without_real_sites(capsys, tmp_
     assert "--folds" in capsys.readouterr().out
 
 
+def test_crossvalidate_command_on_real_sites(tmp_path, data_dir, capsys):
+    """The fast smoke of the command below: a tiny crossvalidate run on real BNF sites without a second pass scores
+    both methods (the second pass and its checkpoints are checked in the slow tier)."""
+    import pandas as pd
+
+    from bayes_vmimics.cli import main
+
+    out = tmp_path / "cv"
+    argv = ["crossvalidate", "--quick", "--data-dir", str(data_dir), "--forest-type", "BNF", "--split", "calibration",
+            "--max-sites", "4", "--folds", "2", "--n-steps", "16", "--n-walkers", "14", "--draws", "40", "--chains",
+            "2", "--predictive-draws", "4", "--refine", "never", "--n-processes", "1", "--covariates", "mat",
+            "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    capsys.readouterr()
+    scores = pd.read_csv(out / "cv_scores.csv")
+    assert set(scores["method"]) == {"population", "regression", "table3"}
+    assert np.isfinite(scores.loc[scores["variable"] == "soc", "lppd_all"]).all()
+    assert not (out / "stage1" / "refined").exists()
+
+
+@pytest.mark.slow  # a second stage 1 on every site: about 30 s on quiet cores
 def test_crossvalidate_command_second_pass_on_real_sites(tmp_path, data_dir, capsys):
     """A tiny crossvalidate run on real BNF sites with --refine always: stage 1 runs a second time for every site
     under the fitted prior (its own checkpoints), every fold uses those draws, and both methods are scored."""

@@ -20,8 +20,10 @@ from bayes_vmimics.cli import main
 
 pytestmark = pytest.mark.integration
 
-TINY = ["--quick", "--n-steps", "6", "--n-walkers", "14", "--n-ensembles", "2", "--n-processes", "1"]
-TINY += ["--no-progress", "--seed", "3"]
+#: a tiny synthetic calibration: two of the quick study's four synthetic sites (the multi-start MAP search and
+#: the figures of each run cost in proportion), 6 steps of 14 walkers in 2 ensembles
+TINY = ["--quick", "--max-sites", "2", "--n-steps", "6", "--n-walkers", "14", "--n-ensembles", "2"]
+TINY += ["--n-processes", "1", "--no-progress", "--seed", "3"]
 
 
 def run(capsys, *args) -> tuple[int, str, str]:
@@ -219,18 +221,30 @@ def test_out_that_is_a_file_or_lies_under_one(tmp_path, capsys):
     assert rc == 2 and f"lies under {f}" in err
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated"])
-def test_fresh_gets_past_a_damaged_chain_file(copy_of, capsys, monkeypatch, damage):
-    monkeypatch.delenv("BAYES_VMIMICS_DATA", raising=False)
-    out = copy_of()
+def _damage_chains(out: Path, damage: str) -> Path:
     chains = out / "chains.h5"
     if damage == "garbage":
         chains.write_bytes(b"not an HDF5 file\n" * 10)
     else:
         data = chains.read_bytes()
         chains.write_bytes(data[: len(data) // 2])
+    return chains
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_damaged_chain_file_is_named(copy_of, capsys, monkeypatch, damage):
+    monkeypatch.delenv("BAYES_VMIMICS_DATA", raising=False)
+    out = copy_of()
+    chains = _damage_chains(out, damage)
     rc, _, err = run(capsys, "calibrate", "--synthetic", *TINY, "--out", out)
     assert rc == 2 and str(chains) in err and "--fresh" in err and "Traceback" not in err
+
+
+def test_fresh_gets_past_a_damaged_chain_file(copy_of, capsys, monkeypatch):
+    """One damage is enough here: --fresh replaces the file whatever is wrong with it (both are named above)."""
+    monkeypatch.delenv("BAYES_VMIMICS_DATA", raising=False)
+    out = copy_of()
+    _damage_chains(out, "truncated")
     rc, text, _ = run(capsys, "calibrate", "--synthetic", *TINY, "--out", out, "--fresh")
     assert rc == 0 and "resumed" not in text
 
@@ -270,14 +284,6 @@ def c14_site():
     return replace(s, f14c=f14c, zone="NH1", sample_year=2000.0)
 
 
-@pytest.fixture(scope="module")
-def atmosphere():
-    from bayes_vmimics.atmosphere import AtmosphericRecord
-
-    years = np.arange(1950, 2011)
-    return AtmosphericRecord("test", years, np.ones((5, years.size)))
-
-
 @pytest.mark.parametrize(
     ("change", "expect"),
     [
@@ -286,26 +292,26 @@ def atmosphere():
         ({"sample_year": 2100.0}, "sampling year 2100 is more than 5 years after the end"),
     ],
 )
-def test_f14c_that_cannot_enter_the_c14_term_is_an_error(c14_site, atmosphere, change, expect):
+def test_f14c_that_cannot_enter_the_c14_term_is_an_error(c14_site, unit_atmosphere, change, expect):
     from bayes_vmimics.config import StudyConfig
     from bayes_vmimics.study import check_radiocarbon
 
     bad = replace(c14_site, **change)
     with pytest.raises(ValueError, match=expect) as exc:
-        check_radiocarbon([c14_site, bad], StudyConfig(), atmosphere)
+        check_radiocarbon([c14_site, bad], StudyConfig(), unit_atmosphere)
     assert bad.site_id in str(exc.value) and "use_c14 = false" in str(exc.value)
 
 
-def test_c14_turned_off_or_held_is_said(c14_site, atmosphere):
+def test_c14_turned_off_or_held_is_said(c14_site, unit_atmosphere):
     from bayes_vmimics.config import StudyConfig
     from bayes_vmimics.study import check_radiocarbon
 
-    assert check_radiocarbon([c14_site], StudyConfig(), atmosphere) == []
+    assert check_radiocarbon([c14_site], StudyConfig(), unit_atmosphere) == []
     with pytest.raises(ValueError, match="no atmospheric ¹⁴C record"):
         check_radiocarbon([c14_site], StudyConfig(), None)
     off = check_radiocarbon([c14_site], StudyConfig().replace(likelihood={"use_c14": False}), None)
     assert len(off) == 1 and "¹⁴C term off by the configuration" in off[0]
-    held = check_radiocarbon([replace(c14_site, sample_year=2011.0)], StudyConfig(), atmosphere)
+    held = check_radiocarbon([replace(c14_site, sample_year=2011.0)], StudyConfig(), unit_atmosphere)
     assert len(held) == 1 and "held at its 2010 value" in held[0]
 
 
@@ -366,7 +372,12 @@ def _interrupt(tmp_path: Path, args: list[str], ready, *, settle: float = 2.0) -
     env.pop("BAYES_VMIMICS_DATA", None)
     with open(tmp_path / "stdout", "w") as so, open(tmp_path / "stderr", "w") as se:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bayes_vmimics.cli", *args], stdout=so, stderr=se, env=env, start_new_session=True
+            [sys.executable, "-m", "bayes_vmimics.cli", *args],
+            stdout=so,
+            stderr=se,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_as_from_a_terminal,
         )
         try:
             t0 = time.monotonic()
@@ -385,6 +396,13 @@ def _interrupt(tmp_path: Path, args: list[str], ready, *, settle: float = 2.0) -
             break
         time.sleep(0.1)
     return rc, (tmp_path / "stderr").read_text(), proc.pid
+
+
+def _as_from_a_terminal() -> None:
+    """In the child before it starts: Ctrl-C not ignored, as for a command typed at a terminal. A test run started
+    in the background of a non-interactive shell (``pytest … &``, nohup) inherits SIGINT ignored, which the
+    command rightly keeps, and the Ctrl-C these tests send would then be lost."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 needs_proc = pytest.mark.skipif(not Path("/proc").is_dir() or sys.platform != "linux", reason="needs /proc (Linux)")
@@ -412,6 +430,7 @@ def test_ctrl_c_while_the_command_loads_is_a_clean_stop(tmp_path, delay):
         stderr=subprocess.PIPE,
         env=env,
         start_new_session=True,
+        preexec_fn=_as_from_a_terminal,
     )
     try:
         assert proc.stdout.read(1) == b"L", "the launcher was never loaded"

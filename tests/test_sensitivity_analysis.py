@@ -126,7 +126,7 @@ def test_resume_reads_the_finished_file_and_refuses_other_settings(tmp_path):
 
 # ----------------------------------------------------------------------------- the model
 @pytest.fixture(scope="module")
-def problem():
+def four_layer_problem():
     top = np.array([0.0, 10.0, 20.0, 40.0])
     bottom = np.array([10.0, 20.0, 40.0, 60.0])
     site = SiteObservations(
@@ -135,9 +135,9 @@ def problem():
     return CalibrationProblem([site], use_c14=False)
 
 
-def test_paper_costs_by_hand(problem):
-    q = problem.predict_site(0, DEFAULTS)
-    obs = problem.sites[0].obs
+def test_paper_costs_by_hand(four_layer_problem):
+    q = four_layer_problem.predict_site(0, DEFAULTS)
+    obs = four_layer_problem.sites[0].obs
     j1, j2 = sa.paper_costs(obs, q)
     assert j1 == pytest.approx(np.sum(((obs.soc_mg_cm3 - q.soc_mg_cm3) / (0.1 * obs.soc_mg_cm3)) ** 2))
     assert np.isnan(j2)  # no F14C observed
@@ -155,9 +155,9 @@ def test_paper_costs_by_hand(problem):
     assert j2 == pytest.approx(5.0 * (0.1 / 0.11) ** 2)  # λ = 5, one layer off by 0.1, s = 0.11
 
 
-def test_morris_on_the_model_order_invariance_and_dummy(problem):
+def test_morris_on_the_model_order_invariance_and_dummy(four_layer_problem):
     names = ("x_v", "alpha_r", "dummy")
-    ev = sa.SiteEvaluator(problem, 0, names)
+    ev = sa.SiteEvaluator(four_layer_problem, 0, names)
     r = sa.analyse_site("morris", ev, names=names, n_trajectories=4, seed=11, progress=False)
     t = r.indices[r.indices["output"] == "J1"].set_index("parameter")
     assert t.loc["dummy", "mu_star"] == 0.0 and t.loc["dummy", "sigma"] == 0.0
@@ -165,7 +165,7 @@ def test_morris_on_the_model_order_invariance_and_dummy(problem):
     # the same design with its columns in another order gives the same μ* per parameter
     perm = [2, 0, 1]
     names_p = tuple(names[k] for k in perm)
-    ev_p = sa.SiteEvaluator(problem, 0, names_p)
+    ev_p = sa.SiteEvaluator(four_layer_problem, 0, names_p)
     Yp = sa.evaluate_design(ev_p, r.X[:, perm], progress=False)
     np.testing.assert_array_equal(np.isnan(Yp), np.isnan(r.Y))
     np.testing.assert_allclose(Yp, r.Y, rtol=1e-12, equal_nan=True)
@@ -174,9 +174,9 @@ def test_morris_on_the_model_order_invariance_and_dummy(problem):
     np.testing.assert_allclose(tp.loc[list(names), "mu_star"], t.loc[list(names), "mu_star"], rtol=1e-12)
 
 
-def test_model_runs_are_reproducible_from_the_seed_serial_or_parallel(problem):
+def test_model_runs_are_reproducible_from_the_seed_serial_or_parallel(four_layer_problem):
     names = ("x_K", "x_d")
-    ev = sa.SiteEvaluator(problem, 0, names)
+    ev = sa.SiteEvaluator(four_layer_problem, 0, names)
     a = sa.analyse_site("morris", ev, names=names, n_trajectories=3, seed=4, progress=False)
     with sa.process_map(2) as map_fn:
         b = sa.analyse_site("morris", ev, names=names, n_trajectories=3, seed=4, map_fn=map_fn, progress=False)
@@ -186,17 +186,17 @@ def test_model_runs_are_reproducible_from_the_seed_serial_or_parallel(problem):
     assert not np.array_equal(a.X, c)
 
 
-def test_profiles_at_zero_change_equal_the_base_profile(problem):
-    ds = sa.perturbed_profiles(problem, DEFAULTS, changes=(0.0, 0.25))
+def test_profiles_at_zero_change_equal_the_base_profile(four_layer_problem):
+    ds = sa.perturbed_profiles(four_layer_problem, DEFAULTS, changes=(0.0, 0.25))
     for p in sa.PROFILE_PARAMETERS:
         np.testing.assert_array_equal(ds["perturbed"].sel(parameter=p, change=0.0).values, ds["base"].values)
     assert not np.allclose(ds["perturbed"].sel(parameter="alpha_r", change=0.25), ds["base"])
-    assert ds.sizes["depth"] == problem.base_grid.n_layers
+    assert ds.sizes["depth"] == four_layer_problem.base_grid.n_layers
 
 
-def test_evaluator_rejects_unknown_parameter(problem):
+def test_evaluator_rejects_unknown_parameter(four_layer_problem):
     with pytest.raises(ValueError, match="unknown parameter"):
-        sa.SiteEvaluator(problem, 0, ("x_v", "kappa"))
+        sa.SiteEvaluator(four_layer_problem, 0, ("x_v", "kappa"))
     assert set(sa.default_bounds(PARAMETER_NAMES)[:, 0]) <= {2.0, 0.1, 0.01, 1.0}
 
 
@@ -233,8 +233,8 @@ def test_command_line_on_the_synthetic_twin_writes_outputs_and_resumes(tmp_path,
     assert sensitivity_cli.main(["morris", *common, "--seed", "7"]) == 2  # other settings: an error, no traceback
 
 
-def test_response_points_lie_on_the_curves_and_follow_the_exponential(problem):
-    ds = sa.response_curves(problem, 0, DEFAULTS, n_multipliers=40)
+def test_response_points_lie_on_the_curves_and_follow_the_exponential(four_layer_problem):
+    ds = sa.response_curves(four_layer_problem, 0, DEFAULTS, n_multipliers=40)
     for driver in ("litter", "V"):
         for d in (15.0, 35.0):
             curve = np.interp(
