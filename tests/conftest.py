@@ -47,6 +47,24 @@ def bomb_atmosphere():
 
 
 @pytest.fixture(scope="session")
+def error_model_sites(bomb_atmosphere):
+    """Two synthetic sites with SOC and F14C in seven intervals to 60 cm under :func:`bomb_atmosphere` (30 % noise,
+    seed 11, NH1, sampled 2003.4): the cases of the error-model tests."""
+    from bayes_vmimics.synthetic import make_synthetic_sites
+
+    return make_synthetic_sites(
+        2,
+        rng=np.random.default_rng(11),
+        noise=0.3,
+        interval_edges_cm=(0.0, 2.0, 5.0, 10.0, 20.0, 35.0, 60.0),
+        with_c14=True,
+        atmosphere=bomb_atmosphere,
+        zone="NH1",
+        sample_year=2003.4,
+    )
+
+
+@pytest.fixture(scope="session")
 def unit_atmosphere():
     """A flat atmospheric record: F14C = 1 in every zone, 1950–2010."""
     from bayes_vmimics.atmosphere import ZONES, AtmosphericRecord

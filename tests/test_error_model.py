@@ -13,47 +13,28 @@ import pytest
 from scipy import integrate, stats
 
 import bayes_vmimics.gradients as sens
-from bayes_vmimics.atmosphere import ZONES, AtmosphericRecord
 from bayes_vmimics.config import config_from_dict, load_config
 from bayes_vmimics.errors import PRESETS, ErrorModel
 from bayes_vmimics.gradients import site_log_likelihood, site_log_likelihood_and_gradient
 from bayes_vmimics.likelihood import CalibrationProblem
 from bayes_vmimics.synthetic import make_synthetic_sites, true_parameters
 
-YEARS = np.arange(1950, 2011)
 THETA = np.array([7.7, 14.3, 2.0, 6.1, 12.0, 4.0, 1.56])
 #: thin and thick intervals, so that depth weights (h_ref = 10 cm) are active
-EDGES = (0.0, 2.0, 5.0, 10.0, 20.0, 35.0, 60.0)
 MODELS = {
     **{name: ErrorModel.from_preset(name) for name in PRESETS},
     "student_t": ErrorModel.from_preset("weighted", distribution="student_t", student_nu=3.0),
 }
 
 
-def _bomb() -> AtmosphericRecord:
-    y = YEARS.astype(float)
-    f = np.where(y < 1955, 0.975, 0.975 + (1.9 - 0.975) * (y - 1955) / 8.0)
-    f = np.where(y > 1963, 1.0 + 0.9 * np.exp(-(y - 1963) / 16.0), f)
-    return AtmosphericRecord("test", YEARS, np.tile(f, (len(ZONES), 1)))
+@pytest.fixture(scope="module")
+def atmosphere(bomb_atmosphere):
+    return bomb_atmosphere
 
 
 @pytest.fixture(scope="module")
-def atmosphere():
-    return _bomb()
-
-
-@pytest.fixture(scope="module")
-def sites(atmosphere):
-    return make_synthetic_sites(
-        2,
-        rng=np.random.default_rng(11),
-        noise=0.3,
-        interval_edges_cm=EDGES,
-        with_c14=True,
-        atmosphere=atmosphere,
-        zone="NH1",
-        sample_year=2003.4,
-    )
+def sites(error_model_sites):
+    return error_model_sites
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -11,16 +11,12 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from bayes_vmimics.atmosphere import ZONES, AtmosphericRecord
 from bayes_vmimics.config import MODEL_DIR, config_from_dict, load_config
 from bayes_vmimics.errors import PRESETS, ErrorModel
 from bayes_vmimics.gradients import site_log_likelihood, site_log_likelihoods
 from bayes_vmimics.likelihood import CalibrationProblem
-from bayes_vmimics.synthetic import make_synthetic_sites
 
-YEARS = np.arange(1950, 2011)
 THETA = np.array([7.7, 14.3, 2.0, 6.1, 12.0, 4.0, 1.56])
-EDGES = (0.0, 2.0, 5.0, 10.0, 20.0, 35.0, 60.0)
 LOGNORMAL = ErrorModel.from_preset("lognormal")
 #: the log-normal model without floor, weights and κ: a plain log-normal of σ_log = √log(1 + r²)
 PLAIN = ErrorModel.from_preset(
@@ -28,30 +24,14 @@ PLAIN = ErrorModel.from_preset(
 )
 
 
-def _bomb() -> AtmosphericRecord:
-    y = YEARS.astype(float)
-    f = np.where(y < 1955, 0.975, 0.975 + (1.9 - 0.975) * (y - 1955) / 8.0)
-    f = np.where(y > 1963, 1.0 + 0.9 * np.exp(-(y - 1963) / 16.0), f)
-    return AtmosphericRecord("test", YEARS, np.tile(f, (len(ZONES), 1)))
+@pytest.fixture(scope="module")
+def atmosphere(bomb_atmosphere):
+    return bomb_atmosphere
 
 
 @pytest.fixture(scope="module")
-def atmosphere():
-    return _bomb()
-
-
-@pytest.fixture(scope="module")
-def sites(atmosphere):
-    return make_synthetic_sites(
-        2,
-        rng=np.random.default_rng(11),
-        noise=0.3,
-        interval_edges_cm=EDGES,
-        with_c14=True,
-        atmosphere=atmosphere,
-        zone="NH1",
-        sample_year=2003.4,
-    )
+def sites(error_model_sites):
+    return error_model_sites
 
 
 def _site_data(rng, n=8):
