@@ -126,7 +126,8 @@ def test_calibrate_starts_from_the_optimize_optimum_too(tmp_path, capsys, data_d
 
     cfg = tmp_path / "tiny.toml"
     cfg.write_text(
-        '[model]\nmax_obs_depth_cm = 100.0\n[data]\nforest_type = "BNF"\nmax_sites = 2\n'
+        '[model]\nmax_obs_depth_cm = 100.0\natmosphere = "hua2013"\n'
+        '[data]\nforest_type = "BNF"\nmax_sites = 2\nsources = ["he2016"]\n'
         '[sampler]\nn_walkers = 14\nn_steps = 4\ndiscard = 1\nthin = 1\nn_ensembles = 2\nstart = "map"\n'
         "progress = false\n[optimize]\nmaxiter = 2\npopsize = 2\npolish = false\n"
         '[likelihood]\nerror_model = "paper"\n'  # the report's cost is the paper's J under this preset
