@@ -992,6 +992,12 @@ TINY = ["--quick", "--max-sites", "2", "--n-steps", "6", "--n-walkers", "14", "-
 TINY += ["--n-processes", "1", "--no-progress", "--seed", "3"]
 
 
+def _sigint_as_from_a_terminal() -> None:
+    """In the child: Ctrl-C handled as in a terminal (a pytest started in the background of a non-interactive
+    shell inherits SIGINT ignored, and the CLI rightly keeps an ignored SIGINT ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _cli_process(*args: str) -> list[str]:
     """The command line of ``bayes-vmimics ARGS`` in a fresh interpreter."""
     return [sys.executable, "-m", "bayes_vmimics.cli", *args]
@@ -1005,7 +1011,9 @@ def test_sigint_during_calibrate_stops_cleanly_and_the_resumed_report_states_its
     out = tmp_path / "run"
     env = {k: v for k, v in os.environ.items() if k != "BAYES_VMIMICS_DATA"} | {"MPLBACKEND": "Agg"}
     cmd = _cli_process("calibrate", "--synthetic", *TINY, "--out", str(out))
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_sigint_as_from_a_terminal
+    )
     try:
         t0 = time.monotonic()
         while not (out / "run.json").is_file() and time.monotonic() - t0 < 120 and proc.poll() is None:
