@@ -211,7 +211,7 @@ def test_two_stage_recovers_a_known_population_on_model_sites():
             problem,
             ["A"] * n,
             stage1=dict(n_walkers=32, n_steps=3000, thin=10, n_processes=2),
-            stage2=dict(draws=6000, tune=1000, chains=4, thin=5, n_processes=2),  # chains in parallel: same draws
+            stage2=dict(draws=6000, tune=1000, chains=4, thin=5),
             refine="always",
             refine_stage1=dict(n_steps=2000),
             seed=seed,
