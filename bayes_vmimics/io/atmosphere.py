@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..atmosphere import ZONES, AtmosphericRecord
-from .datadir import data_file
+from .datadir import data_file, read_table
 
 HUA2013_FILE = "atm14c_hua2013_annual.csv"
 HUA2021_FILE = "atm14c_hua2021_annual.csv"
@@ -43,13 +43,7 @@ _FILLS = ("hua2021", "interpolate")
 
 
 def _read(name: str, data_dir) -> pd.DataFrame:
-    path = data_file(name, data_dir)
-    try:
-        return pd.read_csv(path)
-    except pd.errors.EmptyDataError as exc:
-        raise ValueError(f"{path}: the file is empty (no header line): restore it (see data/README.md)") from exc
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: cannot parse CSV ({' '.join(str(exc).split())})") from exc
+    return read_table(data_file(name, data_dir))
 
 
 def _zone_table(df: pd.DataFrame, year_col: str = "year") -> tuple[np.ndarray, np.ndarray]:

@@ -103,3 +103,24 @@ def data_file(name: str, data_dir: str | os.PathLike | None = None) -> Path:
     if not path.is_file():
         raise DataFolderError(f"raw file {name!r} not found in data folder {str(folder)!r}; see data/README.md")
     return path
+
+
+def read_table(path: str | os.PathLike, **kwargs):
+    """Read a CSV file with pandas; an empty or unparsable file is a one-line ``ValueError`` naming it.
+
+    Args:
+        path: the file (path).
+        **kwargs: passed to :func:`pandas.read_csv`.
+
+    Returns:
+        The table (pandas DataFrame).
+    """
+    import pandas as pd  # here: this module is imported before the CLI guards against Ctrl-C
+
+    try:
+        return pd.read_csv(path, **kwargs)
+    except pd.errors.EmptyDataError as exc:
+        raise ValueError(f"{path}: the file is empty (no header line): restore it (see data/README.md)") from exc
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        detail = " ".join(str(exc).split())  # pandas' text ends in a newline: keep the error on one line
+        raise ValueError(f"{path}: cannot parse CSV ({detail})") from exc

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ..atmosphere import d14c_to_f14c
-from .datadir import DataFolderError, resolve_data_dir
+from .datadir import DataFolderError, read_table, resolve_data_dir
 from .sites import (
     _LOG_COLUMNS,
     DUPLICATE_DECIMALS,
@@ -240,10 +240,7 @@ def _read_table(folder: Path, name: str) -> pd.DataFrame:
     if not path.is_file():
         raise DataFolderError(f"ISRaD table {path.name!r} not found in {str(folder)!r}; see data/README.md §6")
     need = REQUIRED_COLUMNS[name]
-    try:
-        header = pd.read_csv(path, nrows=0).columns
-    except pd.errors.EmptyDataError as exc:
-        raise ValueError(f"{path}: the file is empty (no header line): restore the ISRaD table") from exc
+    header = read_table(path, nrows=0).columns
     missing = [c for c in need if c not in header]
     if missing:
         raise ValueError(f"{path}: row 1 (header): missing column(s) {', '.join(repr(c) for c in missing)}")

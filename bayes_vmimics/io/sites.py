@@ -56,7 +56,7 @@ from ..atmosphere import d14c_to_f14c, hua2013_zone
 from ..constants import FOREST_TYPES
 from ..forcing import SiteForcing
 from ..resources import project_data_dir
-from .datadir import data_file
+from .datadir import data_file, read_table
 
 log = logging.getLogger(__name__)
 
@@ -303,13 +303,7 @@ def _csv_row(idx: int) -> int:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path)
-    except pd.errors.EmptyDataError as exc:
-        raise ValueError(f"{path}: the file is empty (no header line): restore it (see data/README.md)") from exc
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        detail = " ".join(str(exc).split())  # pandas' text ends in a newline: keep the error on one line
-        raise ValueError(f"{path}: cannot parse CSV ({detail})") from exc
+    return read_table(path)
 
 
 def _require_columns(df: pd.DataFrame, path: Path, columns) -> None:
