@@ -60,6 +60,8 @@ from .sites import (
     _filter_layers,
     _profile_clay,
     _qa_table,
+    _require_columns,
+    _require_numeric,
 )
 
 #: Subfolders of the data folder holding ISRaD tables start with this (the newest by name is used).
@@ -241,18 +243,10 @@ def _read_table(folder: Path, name: str) -> pd.DataFrame:
         raise DataFolderError(f"ISRaD table {path.name!r} not found in {str(folder)!r}; see data/README.md §6")
     need = REQUIRED_COLUMNS[name]
     header = read_table(path, nrows=0).columns
-    missing = [c for c in need if c not in header]
-    if missing:
-        raise ValueError(f"{path}: row 1 (header): missing column(s) {', '.join(repr(c) for c in missing)}")
+    _require_columns(pd.DataFrame(columns=header), path, need)
     # R NA is an empty cell; a key such as "NA" or "null" stays text
     df = pd.read_csv(path, usecols=list(need), keep_default_na=False, na_values=[""], dtype=str)
-    for c in NUMERIC_COLUMNS.get(name, ()):
-        conv = pd.to_numeric(df[c], errors="coerce")
-        bad = conv.isna() & df[c].notna()
-        if bad.any():
-            i = bad.idxmax()
-            raise ValueError(f"{path}: row {_csv_row(i)}, column {c!r}: not a number ({df.at[i, c]!r})")
-        df[c] = conv
+    df = _require_numeric(df, path, NUMERIC_COLUMNS.get(name, ()))
     keys = [k for k in KEYS if k in df.columns]
     empty = df[keys].isna().any(axis=1)
     if empty.any():
