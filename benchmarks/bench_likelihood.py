@@ -61,7 +61,7 @@ def main() -> None:
     for split in ("calibration", "validation"):
         obs += real_site_observations(tables, cfg.replace(data={"split": split}))
     obs = obs[: args.n_sites]
-    atm = load_atmosphere("hua2013", folder)
+    atm = load_atmosphere(cfg.model.atmosphere, folder)
     for max_depth in (None, 100.0):
         for warm in (True, False):
             pb = CalibrationProblem(obs, atmosphere=atm, warm_start=warm, max_obs_depth_cm=max_depth)
