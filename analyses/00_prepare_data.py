@@ -27,23 +27,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from bayes_vmimics.io.sites import (
-    DEFAULT_SPLIT_SEED,
-    FOUR_TYPES,
-    PROJECT_DATA_DIR,
-    QA_TABLE_FILE,
-    SOURCES,
-    SPLIT_FILE,
-    build_site_tables,
-    load_howland_profile,
-    load_mcfarlane_sites,
-    load_saved_split,
-    qa_table_text,
-    split_all_sources,
-    summarize,
-    write_qa_table,
-    write_split,
-)
+from bayes_vmimics.io.datadir import PROJECT_DATA_DIR
+from bayes_vmimics.io.example_sites import load_howland_profile, load_mcfarlane_sites
+from bayes_vmimics.io.inventory import summarize
+from bayes_vmimics.io.qa import QA_TABLE_FILE, qa_table_text, write_qa_table
+from bayes_vmimics.io.sites import SOURCES, build_site_tables
+from bayes_vmimics.io.split import DEFAULT_SPLIT_SEED, SPLIT_FILE, load_saved_split, split_all_sources, write_split
+from bayes_vmimics.io.tables import FOUR_TYPES
 
 
 def main(argv: list[str] | None = None) -> int:

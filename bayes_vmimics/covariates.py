@@ -174,7 +174,7 @@ def profile_soil_orders(raw_layers: pd.DataFrame) -> pd.Series:
     if a profile has no mineral layer with an order); NaN where no layer gives one.
 
     Args:
-        raw_layers: raw rows of :func:`~bayes_vmimics.io.sites.load_he2016_layers` (–).
+        raw_layers: raw rows of :func:`~bayes_vmimics.io.he2016.load_he2016_layers` (–).
 
     Returns:
         Series indexed by ``profile_id`` (USDA order code, e.g. "Ept").
@@ -197,7 +197,7 @@ def site_covariate_table(data_dir: str | os.PathLike | None = None, *, tables=No
 
     Args:
         data_dir: raw-data folder, or None for ``$BAYES_VMIMICS_DATA`` (path).
-        tables: site tables already built (:class:`~bayes_vmimics.io.sites.SiteTables`); default built from
+        tables: site tables already built (:class:`~bayes_vmimics.io.tables.SiteTables`); default built from
             ``data_dir`` (–).
 
     Returns:
@@ -205,7 +205,8 @@ def site_covariate_table(data_dir: str | os.PathLike | None = None, *, tables=No
         (``mat_c``, ``map_mm``, ``clay_pct``, ``clay_is_measured``, ``litter_total_g_c_m2_yr``, ``lat``,
         ``elevation_m``, ``soil_order``) and ``soil_group``.
     """
-    from .io.sites import build_site_tables, load_he2016_layers
+    from .io.he2016 import load_he2016_layers
+    from .io.sites import build_site_tables
 
     if tables is None:
         tables = build_site_tables(data_dir)

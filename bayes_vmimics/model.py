@@ -6,8 +6,6 @@ no repeated Python work. The functional helpers :func:`compute_rates`, :func:`dc
 wrap it for one-off use.
 """
 
-from __future__ import annotations
-
 from typing import NamedTuple
 
 import numpy as np

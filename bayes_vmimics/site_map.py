@@ -55,7 +55,7 @@ def _draw(ax, inventory: pd.DataFrame, extent, size: float) -> None:
 
 
 def plot_site_map(inventory: pd.DataFrame, path: str | Path, *, title: str | None = None) -> Path:
-    """Draw the site map of an inventory (:func:`bayes_vmimics.io.sites.site_inventory`) and save it as PNG.
+    """Draw the site map of an inventory (:func:`bayes_vmimics.io.inventory.site_inventory`) and save it as PNG.
 
     Args:
         inventory: one row per profile with ``lat``, ``lon`` (decimal degrees), ``forest_type``, ``source``,

@@ -1,7 +1,7 @@
 """``bayes-vmimics sites``: the inventory of every profile the curation considered, a summary and a site map.
 
 The command only parses its arguments and calls the library: :func:`bayes_vmimics.io.sites.build_site_tables`,
-:func:`~bayes_vmimics.io.sites.site_inventory`, :func:`~bayes_vmimics.io.sites.covariate_completeness` and
+:func:`~bayes_vmimics.io.inventory.site_inventory`, :func:`~bayes_vmimics.io.inventory.covariate_completeness` and
 :func:`bayes_vmimics.site_map.plot_site_map`.
 """
 
@@ -78,13 +78,14 @@ def format_completeness(table) -> str:
 
 def cmd_sites(args) -> int:
     """Run ``bayes-vmimics sites`` (arguments of :func:`add_sites_parser`); returns the exit status."""
-    from .io.sites import build_site_tables, covariate_completeness, site_inventory
+    from .io.inventory import covariate_completeness, site_inventory
+    from .io.sites import build_site_tables
     from .site_map import plot_site_map
 
     sources = _sources(args.sources)
     types = None if args.forest_type is None else [t for x in args.forest_type for t in x.split(",") if t]
     if types is not None:
-        from .io.sites import ALL_TYPES
+        from .io.tables import ALL_TYPES
 
         bad = [t for t in types if t not in ALL_TYPES]
         if bad:

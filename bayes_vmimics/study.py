@@ -102,7 +102,7 @@ def real_site_observations(tables, config: StudyConfig) -> list[SiteObservations
     ``UserWarning`` that names it and the reason; no other site takes its place (see :func:`select_sites`).
 
     Args:
-        tables: :class:`~bayes_vmimics.io.sites.SiteTables`.
+        tables: :class:`~bayes_vmimics.io.tables.SiteTables`.
         config: the study configuration (section ``data``).
 
     Raises:
@@ -126,7 +126,7 @@ def select_sites(tables, config: StudyConfig) -> tuple[list[SiteObservations], l
     site take its place silently (a ``--quick`` run loses one site, it does not swap it).
 
     Args:
-        tables: :class:`~bayes_vmimics.io.sites.SiteTables`.
+        tables: :class:`~bayes_vmimics.io.tables.SiteTables`.
         config: the study configuration (section ``data``).
 
     Returns:
@@ -137,7 +137,7 @@ def select_sites(tables, config: StudyConfig) -> tuple[list[SiteObservations], l
     """
     import pandas as pd
 
-    from .io.sites import site_forcing
+    from .io.forcing import site_forcing
 
     d = config.data
     s = tables.sites
@@ -239,7 +239,8 @@ def data_version(data_dir: Path, project_dir: Path | None = None, sources=None) 
         project_dir: the project's tables (default ``data/`` of the repository) (path).
         sources: the data sources used (``[data] sources``; empty or None: every source present) (–).
     """
-    from .io.sites import PROJECT_DATA_DIR, resolve_sources
+    from .io.datadir import PROJECT_DATA_DIR
+    from .io.sites import resolve_sources
 
     project_dir = Path(project_dir) if project_dir is not None else PROJECT_DATA_DIR
 
@@ -269,7 +270,7 @@ def data_file_hashes(config: StudyConfig, data_dir: Path | None, *, sites: bool)
     Returns:
         ``{"raw/<name>": hash, "project/<name>": hash}`` ("missing" for an absent project table) (–).
     """
-    from .io.sites import PROJECT_DATA_DIR
+    from .io.datadir import PROJECT_DATA_DIR
 
     out: dict[str, str] = {}
     if data_dir is None:
@@ -378,7 +379,8 @@ _MAY_HAVE_NO_ROWS = ("profile_exclusions.csv",)
 
 def _site_tables(folder: Path, config: StudyConfig):
     """The site tables, with a named file in any read error (an empty or malformed CSV)."""
-    from .io.sites import PROJECT_DATA_DIR, build_site_tables
+    from .io.datadir import PROJECT_DATA_DIR
+    from .io.sites import build_site_tables
 
     _check_not_empty([folder / _SITE_FILE])
     _check_not_empty(PROJECT_DATA_DIR / n for n in PROJECT_TABLES if n not in _MAY_HAVE_NO_ROWS)

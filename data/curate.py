@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bayes_vmimics.io.sites import build_site_tables, summarize, write_qa_table
+from bayes_vmimics.io.inventory import summarize
+from bayes_vmimics.io.qa import write_qa_table
+from bayes_vmimics.io.sites import build_site_tables
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)

@@ -1,7 +1,7 @@
 """List the ISRaD forest profiles that need a forest type, with the recorded fields the assignments rest on, and
 check that ``data/israd_forest_types.csv`` covers every one of them exactly once with a known code.
 
-The candidates are ``bayes_vmimics.io.matching.israd_forest_candidates``: ``pro_land_cover == "forest"`` and
+The candidates are ``bayes_vmimics.io.matching_inputs.israd_forest_candidates``: ``pro_land_cover == "forest"`` and
 ≥ 3 mineral layers with organic or total C, bulk density and ¹⁴C (200 profiles in 44 entries of ISRaD_extra
 2023-02-08). The judgements (forest type, evidence, confidence) are written by hand in the CSV; this script has
 no classification rules. Evidence order: recorded leaf type / phenology (``pro_lc_leaf_type``,
@@ -20,8 +20,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bayes_vmimics.io.matching import (
-    ISRAD_KEYS,
+from bayes_vmimics.io.matching import ISRAD_KEYS
+from bayes_vmimics.io.matching_inputs import (
     assign_israd_forest_types,
     israd_forest_candidates,
     load_israd_tables,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bayes_vmimics.io.matching import build_source_matches
+from bayes_vmimics.io.matching_inputs import build_source_matches
 
 OUT = Path(__file__).resolve().parent / "source_matches.csv"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bayes_vmimics.io import sites as S
+from bayes_vmimics.io import inventory as INV
 
 
 def raw_layer(pid, top, bottom, soc=2.0, bd=1.2, **kw) -> dict:
@@ -53,7 +53,7 @@ def write_forest_types(tmp_path, pids, ft="DBF", name="ft.csv"):
 def summary_count(tables, label: str, *, exact: bool = False) -> int:
     """The count ``summarize`` prints on the line whose text starts with (``exact``: equals) ``label``; 0 if
     there is no such line."""
-    for line in S.summarize(tables).splitlines():
+    for line in INV.summarize(tables).splitlines():
         n, _, text = line.strip().partition("  ")
         if (text == label if exact else text.startswith(label)) and n.isdigit():
             return int(n)

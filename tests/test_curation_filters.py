@@ -11,14 +11,20 @@ import pandas as pd
 import pytest
 from rawfiles import raw_layer, summary_count, write_forest_types
 
+from bayes_vmimics.io import datadir as D
+from bayes_vmimics.io import he2016 as H
+from bayes_vmimics.io import inventory as INV
+from bayes_vmimics.io import israd as I
+from bayes_vmimics.io import qa as Q
 from bayes_vmimics.io import sites as S
+from bayes_vmimics.io import tables as T
 
-ZERO = S.SOC_ZERO_REASON
-FEWER = f"fewer than {S.MIN_LAYERS} mineral layers with SOC and bulk density"
+ZERO = Q.SOC_ZERO_REASON
+FEWER = f"fewer than {Q.MIN_LAYERS} mineral layers with SOC and bulk density"
 DEPTHS = ((0.0, 5.0), (5.0, 15.0), (15.0, 30.0))
 SOC = (4.0, 2.0, 1.0)
 BD = (0.9, 1.1, 1.3)
-HE = (S.HE2016_SOURCE,)  # synthetic He et al. files: He-only tables
+HE = (H.HE2016_SOURCE,)  # synthetic He et al. files: He-only tables
 
 
 # ------------------------------------------------------------------ synthetic raw files
@@ -169,7 +175,7 @@ def test_deduplicate_false_keeps_every_profile(tmp_path, replicate_rows):
     t = _build(tmp_path, replicate_rows, deduplicate=False)
     assert list(t.usable_sites()["profile_id"]) == [1, 2, 3, 4, 5, 7, 8]
     assert t.sites["duplicate_of"].isna().all()
-    assert "duplicate SOC profile" not in S.summarize(t)
+    assert "duplicate SOC profile" not in INV.summarize(t)
 
 
 def test_comparison_uses_kept_layers_only(tmp_path):
@@ -186,10 +192,10 @@ def test_dropped_duplicate_in_saved_split_is_noted(tmp_path, replicate_rows):
     split = tmp_path / "split.csv"
     pd.DataFrame(dict(site_id=["he2016_1", "he2016_2", "he2016_4"], split="calibration")).to_csv(split, index=False)
     t = _build(tmp_path, replicate_rows, split=split)
-    assert "note: 1 saved split row(s) name profiles that are not usable, skipped: he2016_2" in S.summarize(t)
+    assert "note: 1 saved split row(s) name profiles that are not usable, skipped: he2016_2" in INV.summarize(t)
 
 
-# ------------------------------------------------------------------ C: QA rules (S.QA_RULES)
+# ------------------------------------------------------------------ C: QA rules (Q.QA_RULES)
 DEPTHS4 = ((0.0, 5.0), (5.0, 15.0), (15.0, 30.0), (30.0, 50.0))
 BD4 = (0.9, 1.1, 1.3, 1.4)
 
@@ -231,14 +237,14 @@ def _qa_build(tmp_path, rows, **kw):
 def test_qa_catches_planted_faults(tmp_path, planted_rows):
     t = _qa_build(tmp_path, planted_rows)
     q = t.qa
-    assert list(q.columns) == list(S.QA_COLUMNS)
+    assert list(q.columns) == list(T.QA_COLUMNS)
     found = list(q[["site_id", "layer", "rule", "decision"]].itertuples(index=False, name=None))
     assert found == [
-        ("he2016_6", "15-30", S.QA_ISOLATED_LOW, "exclude"),
-        ("he2016_5", "profile", S.QA_UNIT_SLIP, "exclude"),
-        ("he2016_7", "profile", S.QA_DUPLICATE, "exclude"),
-        ("he2016_8", "profile", S.QA_NEAR_DUPLICATE, "exclude"),
-        ("he2016_10", "profile", S.QA_MANY_THIN, "downweight"),
+        ("he2016_6", "15-30", Q.QA_ISOLATED_LOW, "exclude"),
+        ("he2016_5", "profile", Q.QA_UNIT_SLIP, "exclude"),
+        ("he2016_7", "profile", Q.QA_DUPLICATE, "exclude"),
+        ("he2016_8", "profile", Q.QA_NEAR_DUPLICATE, "exclude"),
+        ("he2016_10", "profile", Q.QA_MANY_THIN, "downweight"),
     ]
     ev = q.set_index("site_id")["evidence"]
     assert "SOC 0.02 % between 2 % (5-15 cm) and 1 % (30-50 cm)" in ev["he2016_6"]
@@ -249,18 +255,18 @@ def test_qa_catches_planted_faults(tmp_path, planted_rows):
     # the decisions applied: the layer and the three profiles are out, the thin profile stays, downweighted
     s = t.sites.set_index("profile_id")
     assert list(t.usable_sites()["profile_id"]) == [1, 2, 3, 4, 6, 9, 10]
-    assert s.at[5, "exclusion_reason"] == f"likely unit slip: SOC about 100x too low (QA {S.QA_UNIT_SLIP})"
+    assert s.at[5, "exclusion_reason"] == f"likely unit slip: SOC about 100x too low (QA {Q.QA_UNIT_SLIP})"
     assert s.at[7, "duplicate_of"] == "he2016_1" and s.at[8, "duplicate_of"] == "he2016_9"
     assert s.at[8, "exclusion_reason"] == "near-duplicate SOC profile of he2016_9 (partial copy, pseudo-replicate)"
     lay6 = t.layers[t.layers["profile_id"] == 6]
     assert s.at[6, "n_layers"] == 4 and 15.0 not in set(lay6["top_cm"])
-    assert t.log.loc[t.log["row"] == 24, "reason"].tolist() == [f"isolated near-zero layer (QA {S.QA_ISOLATED_LOW})"]
+    assert t.log.loc[t.log["row"] == 24, "reason"].tolist() == [f"isolated near-zero layer (QA {Q.QA_ISOLATED_LOW})"]
     # per-layer flags; the excluded profiles' layers stay in the table, flagged
     flag = t.layers.groupby("profile_id")["qa_flag"].agg(set)
-    assert flag[10] == {S.QA_MANY_THIN} and flag[5] == {S.QA_UNIT_SLIP} and flag[8] == {S.QA_NEAR_DUPLICATE}
+    assert flag[10] == {Q.QA_MANY_THIN} and flag[5] == {Q.QA_UNIT_SLIP} and flag[8] == {Q.QA_NEAR_DUPLICATE}
     # summary: one line per rule with its decision
-    for rule, n in ((S.QA_ISOLATED_LOW, 1), (S.QA_UNIT_SLIP, 1), (S.QA_NEAR_DUPLICATE, 1), (S.QA_MANY_THIN, 1)):
-        assert summary_count(t, f"{rule} ({S.QA_RULES[rule]})") == n
+    for rule, n in ((Q.QA_ISOLATED_LOW, 1), (Q.QA_UNIT_SLIP, 1), (Q.QA_NEAR_DUPLICATE, 1), (Q.QA_MANY_THIN, 1)):
+        assert summary_count(t, f"{rule} ({Q.QA_RULES[rule]})") == n
 
 
 def test_clean_profiles_get_no_flag(tmp_path, planted_rows):
@@ -275,7 +281,7 @@ def test_qa_false_applies_no_rule_but_the_pseudo_replicates(tmp_path, planted_ro
     t = _qa_build(tmp_path, planted_rows, qa=False)
     assert list(t.usable_sites()["profile_id"]) == [1, 2, 3, 4, 5, 6, 9, 10]
     assert t.sites.set_index("profile_id").at[6, "n_layers"] == 5
-    assert set(t.qa["rule"]) == {S.QA_DUPLICATE, S.QA_NEAR_DUPLICATE}
+    assert set(t.qa["rule"]) == {Q.QA_DUPLICATE, Q.QA_NEAR_DUPLICATE}
     t = _qa_build(tmp_path, planted_rows, qa=False, deduplicate=False)
     assert t.qa.empty and (t.layers["qa_flag"] == "").all()
 
@@ -288,10 +294,10 @@ def test_unit_slip_high_and_rich_topsoil_not_a_slip(tmp_path):
     # a low profile whose topsoil x100 would exceed SOC_PCT_MAX is no unit slip (cf. he2016_203)
     rows += _qa_profile(5, (1.0, 0.002, 0.001, 0.001))
     t = _qa_build(tmp_path, rows)
-    q = t.qa[t.qa["rule"] == S.QA_UNIT_SLIP]
+    q = t.qa[t.qa["rule"] == Q.QA_UNIT_SLIP]
     assert q["site_id"].tolist() == ["he2016_4"] and "x0.01 = 0.06-0.4 %" in q["evidence"].iloc[0]
     s = t.sites.set_index("profile_id")
-    assert s.at[4, "exclusion_reason"] == f"likely unit slip: SOC about 100x too high (QA {S.QA_UNIT_SLIP})"
+    assert s.at[4, "exclusion_reason"] == f"likely unit slip: SOC about 100x too high (QA {Q.QA_UNIT_SLIP})"
     assert s.at[5, "usable"]
 
 
@@ -309,11 +315,11 @@ def test_layer_flags_keep_the_layer(tmp_path):
     found = sorted(t.qa[["profile_id", "layer", "rule", "decision"]].itertuples(index=False, name=None))
     assert found == sorted(
         [
-            (4, "30-50", S.QA_SOC_LOW, "flag"),
-            (5, "5-15", S.QA_LOW_BD_LOW_SOC, "flag"),
-            *[(6, f"{a:g}-{b:g}", S.QA_CN, "flag") for a, b in DEPTHS4],
-            (7, "15-30", S.QA_SOC_INCREASE, "flag"),
-            (8, "0-5", S.QA_CONSTANT_BD, "flag"),
+            (4, "30-50", Q.QA_SOC_LOW, "flag"),
+            (5, "5-15", Q.QA_LOW_BD_LOW_SOC, "flag"),
+            *[(6, f"{a:g}-{b:g}", Q.QA_CN, "flag") for a, b in DEPTHS4],
+            (7, "15-30", Q.QA_SOC_INCREASE, "flag"),
+            (8, "0-5", Q.QA_CONSTANT_BD, "flag"),
         ]
     )
     assert t.sites["usable"].all() and len(t.layers) == 9 * 4
@@ -321,37 +327,37 @@ def test_layer_flags_keep_the_layer(tmp_path):
     ev = t.qa.set_index("profile_id").at[8, "evidence"]
     assert "Adams (1973) with that BD as mineral BD gives 0.6859 g cm-3, i.e. 82.31 instead of 156 mg C" in ev
     lay = t.layers.set_index(["profile_id", "top_cm"])["qa_flag"]
-    assert lay[(4, 30.0)] == S.QA_SOC_LOW and lay[(4, 0.0)] == "" and lay[(7, 15.0)] == S.QA_SOC_INCREASE
+    assert lay[(4, 30.0)] == Q.QA_SOC_LOW and lay[(4, 0.0)] == "" and lay[(7, 15.0)] == Q.QA_SOC_INCREASE
 
 
 def test_write_qa_table_round_trip(tmp_path, planted_rows):
     t = _qa_build(tmp_path, planted_rows)
-    out = S.write_qa_table(t, tmp_path / "qa.csv")
+    out = Q.write_qa_table(t, tmp_path / "qa.csv")
     back = pd.read_csv(out)
-    assert list(back.columns) == list(S.QA_COLUMNS) and len(back) == len(t.qa)
+    assert list(back.columns) == list(T.QA_COLUMNS) and len(back) == len(t.qa)
     assert back["evidence"].tolist() == t.qa["evidence"].tolist()
-    assert out.read_text() == S.qa_table_text(t)
+    assert out.read_text() == Q.qa_table_text(t)
 
 
 # ------------------------------------------------------------------ real data
 @pytest.fixture(scope="module")
 def real(data_dir):
     """The default build: every source in the data folder (He et al. and, with its subfolder, ISRaD)."""
-    if not (data_dir / S.HE2016_FILE).is_file():
-        pytest.skip(f"{S.HE2016_FILE} absent from {data_dir}")
+    if not (data_dir / H.HE2016_FILE).is_file():
+        pytest.skip(f"{H.HE2016_FILE} absent from {data_dir}")
     return S.build_site_tables(data_dir)
 
 
 @pytest.fixture(scope="module")
 def real_he(data_dir):
     """The He-only build (the paper comparison)."""
-    if not (data_dir / S.HE2016_FILE).is_file():
-        pytest.skip(f"{S.HE2016_FILE} absent from {data_dir}")
+    if not (data_dir / H.HE2016_FILE).is_file():
+        pytest.skip(f"{H.HE2016_FILE} absent from {data_dir}")
     return S.build_site_tables(data_dir, sources=HE)
 
 
 def test_raw_zero_soc_layers_have_no_reported_value(data_dir):
-    raw = S.load_he2016_layers(data_dir)
+    raw = H.load_he2016_layers(data_dir)
     zero = raw["soc_pct"] == 0
     assert zero.sum() == 82 and raw.loc[zero, "soc_pct_reported"].isna().all()
     assert (raw.loc[zero, "bottom_cm_mineral0"] > 0).all()  # all mineral layers
@@ -400,7 +406,7 @@ def test_real_no_two_usable_profiles_identical(real):
     assert sig.is_unique
     # and dropping them was needed: among He et al.'s profiles there are 17 groups, 43 surplus profiles (+ 2 partial
     # copies of he2016_366, section C)
-    he = real.sites[real.sites["source"] == S.HE2016_SOURCE]
+    he = real.sites[real.sites["source"] == H.HE2016_SOURCE]
     exact = he["exclusion_reason"].fillna("").str.startswith("duplicate SOC profile")
     assert exact.sum() == 43 and he.loc[exact, "duplicate_of"].nunique() == 17
     assert he["duplicate_of"].notna().sum() == 45
@@ -408,7 +414,7 @@ def test_real_no_two_usable_profiles_identical(real):
 
 def test_real_duplicate_groups_within_one_split_half_and_type(real):
     # He et al.'s groups (an ISRaD copy of a He profile is not usable and has no split; its type is ISRaD's)
-    s = real.sites[real.sites["source"] == S.HE2016_SOURCE]
+    s = real.sites[real.sites["source"] == H.HE2016_SOURCE]
     members = s[s["duplicate_of"].notna()].assign(group=lambda d: d["duplicate_of"])
     kept = s[s["site_id"].isin(members["group"])].assign(group=lambda d: d["site_id"])
     groups = pd.concat([kept, members])
@@ -423,10 +429,10 @@ def test_real_counts_after_all_filters(real, real_he):
     assert len(u) == 114 and int(u["has_c14"].sum()) == 111
     # the default build adds ISRaD's usable profiles (data/README.md §6) and leaves the He rows as they are
     d = real.usable_sites()
-    assert sorted(d.loc[d["source"] == S.HE2016_SOURCE, "site_id"]) == sorted(u["site_id"])
-    if (d["source"] == S.ISRAD_SOURCE).any():
+    assert sorted(d.loc[d["source"] == H.HE2016_SOURCE, "site_id"]) == sorted(u["site_id"])
+    if (d["source"] == I.ISRAD_SOURCE).any():
         assert len(d) == 288 and int(d["has_c14"].sum()) == 225
-        isr = d[d["source"] == S.ISRAD_SOURCE]["forest_type"].value_counts().to_dict()
+        isr = d[d["source"] == I.ISRAD_SOURCE]["forest_type"].value_counts().to_dict()
         assert isr == {"ENF": 51, "EBF": 31, "DBF": 67, "BNF": 25}
         assert d["split"].isin(["calibration", "validation"]).all()
     expected = {  # forest type: (calibration, with 14C, validation, with 14C)
@@ -446,7 +452,7 @@ def test_real_observations_are_the_usable_sites_with_all_their_layers(real):
     from bayes_vmimics.study import real_site_observations
 
     u = real.usable_sites().set_index("site_id")
-    for ft in S.FOUR_TYPES:
+    for ft in T.FOUR_TYPES:
         obs = real_site_observations(real, StudyConfig().replace(data={"forest_type": ft, "split": "all"}))
         x = u[u["forest_type"] == ft]
         assert sorted(o.site_id for o in obs) == sorted(x.index)
@@ -455,8 +461,8 @@ def test_real_observations_are_the_usable_sites_with_all_their_layers(real):
 
 # ------------------------------------------------------------------ real data: QA rules
 def test_committed_qa_table_is_what_the_code_generates(real):
-    committed = S.PROJECT_DATA_DIR / S.QA_TABLE_FILE
-    assert committed.read_text(encoding="utf-8") == S.qa_table_text(real), (
+    committed = D.PROJECT_DATA_DIR / Q.QA_TABLE_FILE
+    assert committed.read_text(encoding="utf-8") == Q.qa_table_text(real), (
         f"{committed} is stale: rebuild it with `python analyses/00_prepare_data.py --write-qa`"
     )
 
@@ -465,24 +471,24 @@ def test_real_qa_findings(real):
     q = real.qa.set_index(["site_id", "rule"])
     s = real.sites.set_index("site_id")
     # he2016_13: 0.0085 % at 82-102 cm between 1.28 % and 0.76 %: the layer is dropped, the profile stays
-    assert q.loc[("he2016_13", S.QA_ISOLATED_LOW), "layer"] == "82-102"
+    assert q.loc[("he2016_13", Q.QA_ISOLATED_LOW), "layer"] == "82-102"
     assert s.at["he2016_13", "usable"] and 82.0 not in set(
         real.layers.loc[real.layers["site_id"] == "he2016_13", "top_cm"]
     )
     # he2016_131: 0.005-0.029 % C at BD 1.5 in a boreal topsoil, its "N" 15.6-24.6 %: x100 slip, excluded
-    assert not s.at["he2016_131", "usable"] and ("he2016_131", S.QA_UNIT_SLIP) in q.index
+    assert not s.at["he2016_131", "usable"] and ("he2016_131", Q.QA_UNIT_SLIP) in q.index
     # he2016_216 is caught by the rule as well as by the review table
-    assert q.loc[("he2016_216", S.QA_UNIT_SLIP), "evidence"].endswith(
+    assert q.loc[("he2016_216", Q.QA_UNIT_SLIP), "evidence"].endswith(
         "also excluded by review (data/profile_exclusions.csv)"
     )
     # Harkness 1986 (Meathop Wood): 364 and 370 are partial copies of 366's SOC profile
     for sid in ("he2016_364", "he2016_370"):
-        assert s.at[sid, "duplicate_of"] == "he2016_366" and ("he2016_366", S.QA_NEAR_DUPLICATE) not in q.index
+        assert s.at[sid, "duplicate_of"] == "he2016_366" and ("he2016_366", Q.QA_NEAR_DUPLICATE) not in q.index
     # he2016_462 (52 layers of 2 cm) is downweighted, not dropped
-    assert q.loc[("he2016_462", S.QA_MANY_THIN), "decision"] == "downweight" and s.at["he2016_462", "usable"]
-    assert real.layers.loc[real.layers["site_id"] == "he2016_462", "qa_flag"].str.contains(S.QA_MANY_THIN).all()
+    assert q.loc[("he2016_462", Q.QA_MANY_THIN), "decision"] == "downweight" and s.at["he2016_462", "usable"]
+    assert real.layers.loc[real.layers["site_id"] == "he2016_462", "qa_flag"].str.contains(Q.QA_MANY_THIN).all()
     # he2016_139 (ENF): one BD, 1.28 g cm-3, for all six layers, with 17.4 % C at 0-5 cm: flagged, kept
-    c = real.qa[real.qa["rule"] == S.QA_CONSTANT_BD]
+    c = real.qa[real.qa["rule"] == Q.QA_CONSTANT_BD]
     assert c.loc[c["site_id"] == "he2016_139", "layer"].tolist() == ["0-5", "5-14"]
     top = c[(c["site_id"] == "he2016_139") & (c["layer"] == "0-5")]["evidence"].item()
     assert "gives 0.5625 g cm-3, i.e. 98.02 instead of 223.1 mg C cm-3" in top
@@ -492,7 +498,7 @@ def test_real_qa_findings(real):
 def test_real_nothing_dropped_silently(real):
     s, q = real.sites, real.qa
     assert set(q["decision"]) <= {"exclude", "downweight", "flag"}
-    assert (q["decision"] == q["rule"].map(S.QA_RULES)).all()
+    assert (q["decision"] == q["rule"].map(Q.QA_RULES)).all()
     # every profile a QA or pseudo-replicate rule excludes has its row in the QA table
     # (an ISRaD profile that is a He et al. profile is "same profile as he2016_N", with the He profile's own reason)
     reason = s["exclusion_reason"].fillna("")

@@ -10,16 +10,19 @@ import pandas as pd
 import pytest
 from rawfiles import raw_layer, summary_count, write_forest_types
 
+from bayes_vmimics.io import he2016 as H
+from bayes_vmimics.io import inventory as INV
+from bayes_vmimics.io import qa as Q
 from bayes_vmimics.io import sites as S
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("BAYES_VMIMICS_DATA", REPO.parent / "shared" / "data"))
-HAVE_DATA = (DATA_DIR / S.HE2016_FILE).is_file()
+HAVE_DATA = (DATA_DIR / H.HE2016_FILE).is_file()
 needs_data = pytest.mark.skipif(
     not HAVE_DATA, reason=f"raw data folder {DATA_DIR} absent (set BAYES_VMIMICS_DATA; see data/README.md)"
 )
 REVIEW = "excluded by review (data/profile_exclusions.csv)"
-HE = (S.HE2016_SOURCE,)  # the He-only tables: the review table and today's counts are about He et al. profiles
+HE = (H.HE2016_SOURCE,)  # the He-only tables: the review table and today's counts are about He et al. profiles
 
 
 # ------------------------------------------------------------------ synthetic raw files
@@ -54,7 +57,7 @@ def _row(pid=2, **kw):
 
 def _table(tmp_path, rows, name="excl.csv", columns=None):
     p = tmp_path / name
-    pd.DataFrame(rows, columns=columns or list(S.EXCLUSION_COLUMNS)).to_csv(p, index=False)
+    pd.DataFrame(rows, columns=columns or list(H.EXCLUSION_COLUMNS)).to_csv(p, index=False)
     return p
 
 
@@ -83,7 +86,7 @@ def test_excluded_profile_dropped_counted_and_logged(raw_file, tmp_path):
         "profile: excluded by review (excl.csv): soc_units_suspect (soc_pct 0.1 at BD 0.45)"
     )
     assert summary_count(t, "excluded by review (excl.csv)", exact=True) == 1
-    assert "usable profiles: 2 " in S.summarize(t)
+    assert "usable profiles: 2 " in INV.summarize(t)
 
 
 def test_disabled_or_empty_table_keeps_every_profile(raw_file, tmp_path):
@@ -91,7 +94,7 @@ def test_disabled_or_empty_table_keeps_every_profile(raw_file, tmp_path):
         t = _build(raw_file, tmp_path, exclusions)
         s = t.sites.set_index("profile_id")
         assert s.at[2, "usable"] and list(t.usable_sites()["profile_id"]) == [1, 2, 3]
-        assert "excluded by review" not in S.summarize(t)
+        assert "excluded by review" not in INV.summarize(t)
     with pytest.raises(TypeError, match="exclusions"):
         _build(raw_file, tmp_path, True)
 
@@ -114,7 +117,7 @@ def test_saved_split_row_of_excluded_profile_is_skipped(raw_file, tmp_path):
     t = _build(raw_file, tmp_path, _table(tmp_path, [_row(2)]), split=split)
     note = t.log[t.log["reason"].str.contains("saved split")]
     assert len(note) == 1 and note["value"].iloc[0] == "he2016_2" and note["file"].iloc[0] == "split.csv"
-    assert "note: 1 saved split row(s) name profiles that are not usable, skipped: he2016_2" in S.summarize(t)
+    assert "note: 1 saved split row(s) name profiles that are not usable, skipped: he2016_2" in INV.summarize(t)
     cfg = StudyConfig().replace(data={"forest_type": "DBF", "split": "calibration"})
     assert [o.site_id for o in real_site_observations(t, cfg)] == ["he2016_1", "he2016_3"]
     t_all = _build(raw_file, tmp_path, False, split=split)
@@ -128,7 +131,7 @@ def test_saved_split_row_of_excluded_profile_is_skipped(raw_file, tmp_path):
     [
         (
             [{**_row(2), "comment": "x"}],
-            [*S.EXCLUSION_COLUMNS, "comment"],
+            [*H.EXCLUSION_COLUMNS, "comment"],
             r"excl\.csv: row 1 \(header\): unknown column\(s\) 'comment'",
         ),
         ([_row(2), _row(2)], None, r"excl\.csv: row 3, column 'profile_id': duplicate profile 2"),
@@ -163,8 +166,8 @@ def test_missing_column_raises(raw_file, tmp_path):
 
 
 def test_repository_table_is_well_formed():
-    ex = S.load_profile_exclusions()
-    assert list(ex.columns) == list(S.EXCLUSION_COLUMNS)
+    ex = H.load_profile_exclusions()
+    assert list(ex.columns) == list(H.EXCLUSION_COLUMNS)
     assert ex["profile_id"].is_unique and set(ex["decision"]) == {"exclude"}
     assert ex.set_index("profile_id").at[216, "reason"] == "soc_units_suspect"
 
@@ -182,8 +185,8 @@ def real():
 
 @needs_data
 def test_repository_table_matches_raw_file():
-    raw = S.load_he2016_layers(DATA_DIR)
-    S.load_profile_exclusions(raw=raw)  # every profile exists, site_id and dataset agree
+    raw = H.load_he2016_layers(DATA_DIR)
+    H.load_profile_exclusions(raw=raw)  # every profile exists, site_id and dataset agree
     p = raw[raw["profile_id"] == 216]
     # the evidence recorded in the table: SOC 0.088-0.14 % at measured BD 0.41-0.50 g cm-3
     assert p["soc_pct"].min() == pytest.approx(0.088) and p["soc_pct"].max() == pytest.approx(0.14)
@@ -211,9 +214,9 @@ def test_unit_slip_rule_catches_he2016_216_without_the_table():
     t = S.build_site_tables(DATA_DIR, sources=HE, exclusions=False)
     s = t.sites.set_index("site_id")
     assert not s.at["he2016_216", "usable"]
-    assert s.at["he2016_216", "exclusion_reason"] == f"likely unit slip: SOC about 100x too low (QA {S.QA_UNIT_SLIP})"
+    assert s.at["he2016_216", "exclusion_reason"] == f"likely unit slip: SOC about 100x too low (QA {Q.QA_UNIT_SLIP})"
     row = t.qa[(t.qa["site_id"] == "he2016_216")]
-    assert list(row["rule"]) == [S.QA_UNIT_SLIP] and list(row["decision"]) == ["exclude"]
+    assert list(row["rule"]) == [Q.QA_UNIT_SLIP] and list(row["decision"]) == ["exclude"]
     assert "also excluded by review" not in row["evidence"].iloc[0]
     # with the table, the review is the reason and the QA table says both caught it
     t2 = S.build_site_tables(DATA_DIR, sources=HE)
@@ -229,7 +232,7 @@ def test_disabling_the_table_brings_he2016_216_back(real):
     # without the QA rules he2016_131 (unit slip, BNF) is back too; the partial copies 364, 370 stay out
     u = t.usable_sites()
     assert len(u) == 116 and (u["forest_type"] == "DBF").sum() == 26
-    assert "excluded by review" not in S.summarize(t)
+    assert "excluded by review" not in INV.summarize(t)
 
 
 @needs_data

@@ -14,15 +14,24 @@ import pytest
 from rawfiles import raw_layer, write_forest_types
 
 from bayes_vmimics.atmosphere import d14c_to_f14c
+from bayes_vmimics.io import datadir as D
+from bayes_vmimics.io import forcing as F
+from bayes_vmimics.io import he2016 as H
+from bayes_vmimics.io import inventory as INV
 from bayes_vmimics.io import israd as I
+from bayes_vmimics.io import israd_curation as IC
+from bayes_vmimics.io import israd_rules as IR
+from bayes_vmimics.io import qa as Q
 from bayes_vmimics.io import sites as S
+from bayes_vmimics.io import split as SP
+from bayes_vmimics.io import tables as T
 from bayes_vmimics.io.datadir import DataFolderError
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("BAYES_VMIMICS_DATA", REPO.parent / "shared" / "data"))
 ISRAD_DIR = I.find_israd_dir(DATA_DIR) if DATA_DIR.is_dir() else None
 needs_israd = pytest.mark.skipif(
-    ISRAD_DIR is None or not (DATA_DIR / S.HE2016_FILE).is_file(),
+    ISRAD_DIR is None or not (DATA_DIR / H.HE2016_FILE).is_file(),
     reason=f"no ISRaD subfolder (israd*) and He et al. file in {DATA_DIR} (set BAYES_VMIMICS_DATA)",
 )
 
@@ -115,19 +124,19 @@ def _types(*rows) -> pd.DataFrame:
     )
 
 
-def _build(tmp_path, profiles, layers, types=None, **kw) -> S.SiteTables:
+def _build(tmp_path, profiles, layers, types=None, **kw) -> T.SiteTables:
     folder = write_israd(tmp_path / "israd_test", profiles, layers)
     if types is None:
         types = _types(*{(p["entry_name"], "", "", "DBF") for p in profiles})
-    return I.build_israd_tables(tmp_path, israd_dir=folder, forest_types=types, **kw)
+    return IC.build_israd_tables(tmp_path, israd_dir=folder, forest_types=types, **kw)
 
 
-def _site(t: S.SiteTables, pro="P1", entry="Test_2020", site="S1") -> pd.Series:
+def _site(t: T.SiteTables, pro="P1", entry="Test_2020", site="S1") -> pd.Series:
     s = t.sites
     return s[(s["entry_name"] == entry) & (s["site_name"] == site) & (s["pro_name"] == pro)].iloc[0]
 
 
-def _reasons(t: S.SiteTables, sid: str) -> list[str]:
+def _reasons(t: T.SiteTables, sid: str) -> list[str]:
     return t.log.loc[t.log["profile_id"] == sid, "reason"].tolist()
 
 
@@ -167,7 +176,7 @@ def test_folder_without_israd_is_he_only(tmp_path):
         for pid in (1, 2)
         for k, (t, b) in enumerate(((0, 10), (10, 20), (20, 40)))
     ]
-    pd.DataFrame(rows).to_csv(tmp_path / S.HE2016_FILE, index=False)
+    pd.DataFrame(rows).to_csv(tmp_path / H.HE2016_FILE, index=False)
     ft = write_forest_types(tmp_path, [1, 2])
     kw = dict(forest_types=ft, exclusions=False, split=tmp_path / "none.csv", matches=False)
     assert S.resolve_sources("all", tmp_path) == ("he2016",)
@@ -219,11 +228,11 @@ def test_organic_horizons_at_positive_depths_shift_the_profile(tmp_path):
         s.startswith("depths shifted up by 5 cm") for s in r
     )
     # with lyr_all_org_neg = "yes" an O label at positive depth is a mineral layer as recorded (no shift)
-    dep = I.mineral_depths(pd.DataFrame([_layer(0, 5, lyr_hzn="O"), _layer(5, 10)]))
+    dep = IR.mineral_depths(pd.DataFrame([_layer(0, 5, lyr_hzn="O"), _layer(5, 10)]))
     assert list(dep["shift_cm"]) == [0.0, 0.0] and not dep["organic"].any()
     # nor in a profile that already records a layer above 0 (Drake_2019 kb7: -5-0 cm, then "OA" 0-10 cm)
     lay = [_layer(-5, 0, lyr_all_org_neg=np.nan), _layer(0, 10, lyr_hzn="OA", lyr_all_org_neg=np.nan)]
-    assert list(I.mineral_depths(pd.DataFrame(lay))["shift_cm"]) == [0.0, 0.0]
+    assert list(IR.mineral_depths(pd.DataFrame(lay))["shift_cm"]) == [0.0, 0.0]
 
 
 def test_infinite_depths_are_excluded_with_reason(tmp_path):
@@ -231,11 +240,11 @@ def test_infinite_depths_are_excluded_with_reason(tmp_path):
     text = (p / "layer.csv").read_text().splitlines()
     text[-1] = text[-1].replace(",70.0,", ",inf,", 1) if ",70.0," in text[-1] else text[-1].replace(",70,", ",inf,", 1)
     (p / "layer.csv").write_text("\n".join(text) + "\n")
-    t = I.build_israd_tables(tmp_path, israd_dir=p, forest_types=_types(("Test_2020", "", "", "DBF")))
+    t = IC.build_israd_tables(tmp_path, israd_dir=p, forest_types=_types(("Test_2020", "", "", "DBF")))
     sid = _site(t)["site_id"]
     assert _site(t)["n_layers"] == 4
     assert "infinite depth (lyr_bot = inf): no depth interval" in _reasons(t, sid)
-    assert I.point_depths(pd.DataFrame([_layer(6, 6), _layer(6, 5), _layer(5, 6)])).tolist() == [True, True, False]
+    assert IR.point_depths(pd.DataFrame([_layer(6, 6), _layer(6, 5), _layer(5, 6)])).tolist() == [True, True, False]
     assert t.log.loc[t.log["reason"].str.startswith("infinite"), "row"].tolist() == [6]
 
 
@@ -253,7 +262,7 @@ def test_organic_carbon_and_the_carbonate_rule():
             _layer(0, 10, lyr_c_org=np.nan, lyr_c_tot=np.nan),
         ]
     )
-    c = I.organic_carbon(lay)
+    c = IR.organic_carbon(lay)
     np.testing.assert_array_equal(c["soc_pct"], [2.0, 3.0, 3.0, np.nan, np.nan, np.nan, np.nan, 3.0, np.nan])
     assert list(c["carbonate_possible"]) == [False, False, False, True, True, True, True, False, False]
     assert c["soc_source"].tolist()[:2] == ["lyr_c_org", "lyr_c_tot (carbonate-free)"]
@@ -272,7 +281,7 @@ def test_carbonate_layers_are_logged_and_soc_is_volumetric(tmp_path):
 
 
 def test_bulk_density_sample_then_total_and_filled_values_never_used(tmp_path):
-    b = I.bulk_density(
+    b = IR.bulk_density(
         pd.DataFrame([_layer(0, 5, lyr_bd_samp=1.1, lyr_bd_tot=1.3), _layer(5, 9, lyr_bd_samp=np.nan, lyr_bd_tot=1.3)])
     )
     assert list(b["bd_g_cm3"]) == [1.1, 1.3] and list(b["bd_source"]) == ["lyr_bd_samp", "lyr_bd_tot"]
@@ -286,7 +295,7 @@ def test_bulk_density_sample_then_total_and_filled_values_never_used(tmp_path):
         lay,
         extra_layer_columns={"lyr_bd_samp_filled": 1.0, "lyr_c_org_filled": 1.5, "lyr_bd_samp_fill_extra": 1.0},
     )
-    t = I.build_israd_tables(tmp_path, israd_dir=folder, forest_types=_types(("Test_2020", "", "", "DBF")))
+    t = IC.build_israd_tables(tmp_path, israd_dir=folder, forest_types=_types(("Test_2020", "", "", "DBF")))
     s = _site(t)
     assert s["n_layers"] == 2 and not s["usable"]
     assert s["exclusion_reason"] == "fewer than 3 mineral layers with SOC and bulk density"
@@ -340,10 +349,10 @@ def test_permafrost_and_peatland_are_flagged_not_excluded(tmp_path):
     assert t.sites["usable"].all()
     assert list(t.sites["permafrost"]) == [True, False, False] and list(t.sites["peatland"]) == [False, True, False]
     q = t.qa.set_index("site_id")["rule"]
-    assert q[_site(t, "P1")["site_id"]] == I.QA_PERMAFROST and q[_site(t, "P2")["site_id"]] == I.QA_PEATLAND
-    assert S.QA_RULES[I.QA_PERMAFROST] == S.QA_RULES[I.QA_PEATLAND] == "flag"
+    assert q[_site(t, "P1")["site_id"]] == IC.QA_PERMAFROST and q[_site(t, "P2")["site_id"]] == IC.QA_PEATLAND
+    assert Q.QA_RULES[IC.QA_PERMAFROST] == Q.QA_RULES[IC.QA_PEATLAND] == "flag"
     x = t.layers[t.layers["site_id"] == _site(t, "P1")["site_id"]]
-    assert (x["qa_flag"] == I.QA_PERMAFROST).all()
+    assert (x["qa_flag"] == IC.QA_PERMAFROST).all()
 
 
 def test_forest_types_from_the_table_never_guessed(tmp_path):
@@ -376,14 +385,14 @@ def test_forest_types_from_the_table_never_guessed(tmp_path):
     )
     assert _site(t, "P1", entry="C_2002")["biome"] == "temperate"  # from Köppen Cfb, not from the table
     with pytest.raises(ValueError, match="duplicate key"):
-        I.load_israd_forest_types(_types(("A_2000", "", "", "DBF"), ("A_2000", "", "", "ENF")))
+        IR.load_israd_forest_types(_types(("A_2000", "", "", "DBF"), ("A_2000", "", "", "ENF")))
 
 
 def test_min_layers_and_overlapping_layers(tmp_path):
     profs = [_profile(pro="P1"), _profile(pro="P2")]
     lay = [*_profile_layers(pro="P1", n=2), *_profile_layers(pro="P2", n=4), _layer(5, 15, pro="P2", name="x")]
     t = _build(tmp_path, profs, lay)
-    assert _site(t, "P1")["exclusion_reason"] == f"fewer than {S.MIN_LAYERS} mineral layers with SOC and bulk density"
+    assert _site(t, "P1")["exclusion_reason"] == f"fewer than {Q.MIN_LAYERS} mineral layers with SOC and bulk density"
     assert _site(t, "P2")["exclusion_reason"].startswith("overlapping layers (0-10 and 5-15 cm)")
 
 
@@ -398,11 +407,11 @@ def test_sites_qa_rules_apply_to_israd_profiles(tmp_path):
     t = _build(tmp_path, profs, lay)
     p1, p2, p3 = (_site(t, p) for p in ("P1", "P2", "P3"))
     assert p1["usable"] and not p2["usable"] and p2["duplicate_of"] == p1["site_id"]
-    assert p2["exclusion_reason"] == S.DUPLICATE_REASON.format(kept=p1["site_id"])
+    assert p2["exclusion_reason"] == Q.DUPLICATE_REASON.format(kept=p1["site_id"])
     assert p3["usable"] and p3["n_layers"] == 4
     rules = set(t.qa["rule"])
-    assert {S.QA_DUPLICATE, S.QA_ISOLATED_LOW} <= rules
-    assert (t.qa["decision"] == t.qa["rule"].map(S.QA_RULES)).all()
+    assert {Q.QA_DUPLICATE, Q.QA_ISOLATED_LOW} <= rules
+    assert (t.qa["decision"] == t.qa["rule"].map(Q.QA_RULES)).all()
 
 
 def test_forcing_follows_the_he_rules_with_gridded_values_recorded(tmp_path):
@@ -420,7 +429,7 @@ def test_forcing_follows_the_he_rules_with_gridded_values_recorded(tmp_path):
     assert p1["bd_g_cm3_sg"] == pytest.approx((5 * 1.0 + 15 * 1.2 + 10 * 1.4) / 30)
     assert p1["soil_temperature_c"] == 7.5 and p1["litter_above_g_c_m2_yr"] > 0
     for _, row in t.sites.iterrows():
-        f = S.site_forcing(row)
+        f = F.site_forcing(row)
         assert 0 < f.clay < 1
 
 
@@ -433,14 +442,14 @@ def test_site_ids_are_filesystem_safe_unique_and_stable():
             pro_name=["P 1", "P 1", "P-1", "p", "p"],
         )
     )
-    ids = I.israd_site_ids(keys)
+    ids = IR.israd_site_ids(keys)
     assert ids.is_unique and all(re.fullmatch(r"israd_[a-z0-9_]+", x) for x in ids)
     assert ids.iloc[2] == "israd_trumbore_2021__site_b__p_1" and ids.iloc[3] == "israd_x__s__p"
     # the two keys that slug alike both carry their hash; a long id is cut and hashed
     assert ids.iloc[0] != ids.iloc[1] and all(re.search(r"_[0-9a-f]{8}$", x) for x in ids.iloc[:2])
-    assert len(ids.iloc[4]) == I.SITE_ID_MAX + 9
-    pd.testing.assert_series_equal(ids, I.israd_site_ids(keys))  # stable
-    assert I.israd_site_ids(keys.iloc[[2, 3]]).tolist() == ids.iloc[[2, 3]].tolist()
+    assert len(ids.iloc[4]) == IR.SITE_ID_MAX + 9
+    pd.testing.assert_series_equal(ids, IR.israd_site_ids(keys))  # stable
+    assert IR.israd_site_ids(keys.iloc[[2, 3]]).tolist() == ids.iloc[[2, 3]].tolist()
 
 
 # ------------------------------------------------------------------ He-ISRaD matches
@@ -450,7 +459,7 @@ def test_matched_pair_uses_the_he_profile(tmp_path):
         for pid, s0 in ((1, 3.0), (2, 5.0))
         for (t, b), s in zip(((0, 10), (10, 20), (20, 40)), (s0, s0 / 2, s0 / 4), strict=True)
     ]
-    pd.DataFrame(he_rows).to_csv(tmp_path / S.HE2016_FILE, index=False)
+    pd.DataFrame(he_rows).to_csv(tmp_path / H.HE2016_FILE, index=False)
     profs = [_profile(pro="P1"), _profile(pro="P2"), _profile(pro="P3")]
     lay = [r for k, p in enumerate(("P1", "P2", "P3")) for r in _profile_layers(pro=p, soc=(4 + k, 2, 1, 0.5))]
     write_israd(tmp_path / "israd_m", profs, lay)
@@ -506,7 +515,7 @@ def test_matched_pair_uses_the_he_profile(tmp_path):
         raw_layer(3, t0, b0, soc=s0, bd=1.2)
         for (t0, b0), s0 in zip(((0, 10), (10, 20), (20, 40), (40, 60)), (6, 2, 1, 0.5), strict=True)
     ]
-    pd.DataFrame(he_rows + he3).to_csv(tmp_path / S.HE2016_FILE, index=False)
+    pd.DataFrame(he_rows + he3).to_csv(tmp_path / H.HE2016_FILE, index=False)
     t = S.build_site_tables(
         tmp_path,
         sources="all",
@@ -519,14 +528,14 @@ def test_matched_pair_uses_the_he_profile(tmp_path):
     s = t.sites.set_index("site_id")
     p3 = "israd_test_2020__s1__p3"
     assert not s.at[p3, "usable"] and s.at[p3, "duplicate_of"] == "he2016_3"
-    q = t.qa[(t.qa["site_id"] == p3) & (t.qa["rule"] == S.QA_DUPLICATE)]
+    q = t.qa[(t.qa["site_id"] == p3) & (t.qa["rule"] == Q.QA_DUPLICATE)]
     assert len(q) == 1 and q["evidence"].str.contains("not in data/source_matches.csv").all()
 
 
 # ------------------------------------------------------------------ real data
 @pytest.fixture(scope="module")
 def real():
-    if ISRAD_DIR is None or not (DATA_DIR / S.HE2016_FILE).is_file():
+    if ISRAD_DIR is None or not (DATA_DIR / H.HE2016_FILE).is_file():
         pytest.skip(f"no ISRaD subfolder in {DATA_DIR}")
     t0 = time.perf_counter()
     t = S.build_site_tables(DATA_DIR, sources="all")
@@ -562,9 +571,9 @@ def test_real_counts(real):
     he = u[u["source"] == "he2016"]["forest_type"].value_counts().to_dict()
     assert he == {"ENF": 35, "EBF": 38, "DBF": 25, "BNF": 16}
     isr = u[u["source"] == "israd"]
-    assert (isr["n_layers"] >= S.MIN_LAYERS).all() and isr["forest_type"].isin(S.FOUR_TYPES).all()
-    if (S.PROJECT_DATA_DIR / I.FOREST_TYPE_FILE).is_file():
-        assert set(isr["forest_type"]) == set(S.FOUR_TYPES)
+    assert (isr["n_layers"] >= Q.MIN_LAYERS).all() and isr["forest_type"].isin(T.FOUR_TYPES).all()
+    if (D.PROJECT_DATA_DIR / IR.FOREST_TYPE_FILE).is_file():
+        assert set(isr["forest_type"]) == set(T.FOUR_TYPES)
     else:
         assert isr.empty
 
@@ -584,10 +593,10 @@ def test_real_nothing_dropped_silently(real):
     same = s[(s["source"] == "he2016") & (s["israd_match"] == "same profile")]
     assert not (set(same["israd_site_id"].dropna()) & used)
     for _, row in real.usable_sites().iterrows():
-        S.site_forcing(row)
+        F.site_forcing(row)
     # the summary counts the sources; the saved split covers both sources (tests/test_sites.py)
-    assert "usable profiles by forest type x source" in S.summarize(real)
+    assert "usable profiles by forest type x source" in INV.summarize(real)
     assert real.usable_sites()["split"].isin(["calibration", "validation"]).all()
-    assert S.calibration_split(real.sites)["site_id"].str.startswith("israd_").sum() == int(
+    assert SP.calibration_split(real.sites)["site_id"].str.startswith("israd_").sum() == int(
         (real.usable_sites()["source"] == "israd").sum()
     )

@@ -12,16 +12,18 @@ import pandas as pd
 import pytest
 
 from bayes_vmimics.io.matching import (
-    ISRAD_DIR,
     ISRAD_KEYS,
-    KNOWN_TYPES,
     MATCH_COLUMNS,
-    assign_israd_forest_types,
-    build_source_matches,
     haversine_km,
-    israd_forest_candidates,
     match_he_israd,
     study_key,
+)
+from bayes_vmimics.io.matching_inputs import (
+    ISRAD_DIR,
+    KNOWN_TYPES,
+    assign_israd_forest_types,
+    build_source_matches,
+    israd_forest_candidates,
 )
 from bayes_vmimics.resources import project_data_dir
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bayes_vmimics.config import MODEL_DIR, load_config
-from bayes_vmimics.io.sites import PROJECT_DATA_DIR
+from bayes_vmimics.io.datadir import PROJECT_DATA_DIR
 from bayes_vmimics.resources import model_dir, project_data_dir
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,12 +11,20 @@ import pytest
 from rawfiles import raw_layer, write_forest_types
 
 from bayes_vmimics.forcing import SiteForcing
+from bayes_vmimics.io import curation as C
+from bayes_vmimics.io import datadir as D
+from bayes_vmimics.io import example_sites as EX
+from bayes_vmimics.io import forcing as F
+from bayes_vmimics.io import he2016 as H
+from bayes_vmimics.io import qa as Q
 from bayes_vmimics.io import sites as S
+from bayes_vmimics.io import split as SP
+from bayes_vmimics.io import tables as T
 
 REPO = Path(__file__).resolve().parents[1]
 _DEFAULT_DATA = REPO.parent / "shared" / "data"
 DATA_DIR = Path(os.environ.get("BAYES_VMIMICS_DATA", _DEFAULT_DATA))
-HAVE_DATA = (DATA_DIR / S.HE2016_FILE).is_file()
+HAVE_DATA = (DATA_DIR / H.HE2016_FILE).is_file()
 needs_data = pytest.mark.skipif(
     not HAVE_DATA, reason=f"raw data folder {DATA_DIR} absent (set BAYES_VMIMICS_DATA; see data/README.md)"
 )
@@ -41,7 +49,7 @@ def _build(tmp_path, rows, **kw):
     path = _write(tmp_path, rows)
     pids = sorted({r["profile_id"] for r in rows})
     kw.setdefault("exclusions", False)  # the repository table names He et al. profiles absent here
-    kw.setdefault("sources", (S.HE2016_SOURCE,))  # a synthetic He et al. file: the He-only tables
+    kw.setdefault("sources", (H.HE2016_SOURCE,))  # a synthetic He et al. file: the He-only tables
     return S.build_site_tables(
         path=path, forest_types=_forest_types(tmp_path, pids), split=tmp_path / "no_split.csv", **kw
     )
@@ -50,24 +58,24 @@ def _build(tmp_path, rows, **kw):
 # ------------------------------------------------------------------ unit conversions
 def test_soc_volumetric_units():
     # PROVENANCE example: 2.0 % and BD 1.2 g cm-3 give 24 mg C cm-3 (% x 10 x BD = g/kg x BD)
-    assert S.soc_volumetric(2.0, 1.2) == pytest.approx(24.0)
+    assert C.soc_volumetric(2.0, 1.2) == pytest.approx(24.0)
     pct = np.array([0.5, 3.0, 10.0])
     bd = np.array([1.5, 1.0, 0.4])
-    np.testing.assert_allclose(S.soc_volumetric(pct, bd), (pct * 10.0) * bd)
+    np.testing.assert_allclose(C.soc_volumetric(pct, bd), (pct * 10.0) * bd)
 
 
 def test_f14c_from_d14c_hua_check_value():
     # PROVENANCE: Hua 2013 NH1 at 2009.53, Delta14C 50.4 per mil -> F14C 1.05799
-    assert S.f14c_from_d14c(50.4, 2009.53) == pytest.approx(1.05799, abs=5e-5)
+    assert C.f14c_from_d14c(50.4, 2009.53) == pytest.approx(1.05799, abs=5e-5)
 
 
 def test_miami_npp_known_value():
     t, p = 10.0, 1000.0
     npp_t = 3000.0 / (1.0 + np.exp(1.315 - 0.119 * t))
     npp_p = 3000.0 * (1.0 - np.exp(-0.000664 * p))
-    assert S.miami_npp(t, p) == pytest.approx(min(npp_t, npp_p))
-    assert S.miami_npp(10.0, 1000.0) == pytest.approx(1406.4, abs=0.5)
-    assert S.miami_npp(40.0, 1e5) < 3000.0
+    assert F.miami_npp(t, p) == pytest.approx(min(npp_t, npp_p))
+    assert F.miami_npp(10.0, 1000.0) == pytest.approx(1406.4, abs=0.5)
+    assert F.miami_npp(40.0, 1e5) < 3000.0
 
 
 def test_layer_table_units_and_flags(tmp_path):
@@ -87,7 +95,7 @@ def test_layer_table_units_and_flags(tmp_path):
     assert not site["clay_is_measured"] and not site["lignin_n_is_measured"]
     assert not site["litter_above_is_measured"]
     assert site["litter_above_g_c_m2_yr"] + site["litter_below_g_c_m2_yr"] == pytest.approx(
-        S.miami_npp(8.0, 900.0) * S.CARBON_FRACTION
+        F.miami_npp(8.0, 900.0) * F.CARBON_FRACTION
     )
 
 
@@ -141,7 +149,7 @@ def test_f14c_reported_pmc_converted(tmp_path):
     t = _build(tmp_path, rows)
     assert t.layers["f14c"].iloc[0] == pytest.approx(1.05)
     assert t.layers["f14c_source"].iloc[0] == "reported"
-    assert t.layers["f14c"].iloc[1] == pytest.approx(S.f14c_from_d14c(50.0, 2005.0))
+    assert t.layers["f14c"].iloc[1] == pytest.approx(C.f14c_from_d14c(50.0, 2005.0))
 
 
 # ------------------------------------------------------------------ bad files
@@ -151,28 +159,28 @@ def test_missing_column_names_file_row_column(tmp_path):
     p = tmp_path / "nobd.csv"
     df.to_csv(p, index=False)
     with pytest.raises(ValueError, match=r"nobd\.csv: row 1 \(header\): missing column\(s\) 'bd_g_cm3'"):
-        S.load_he2016_layers(path=p)
+        H.load_he2016_layers(path=p)
 
 
 def test_non_monotonic_depths_error(tmp_path):
     p = _write(tmp_path, [_layer(1, 0, 10), _layer(1, 20, 30), _layer(1, 10, 20)], "nonmono.csv")
     with pytest.raises(ValueError, match=r"nonmono\.csv: row 4, column 'top_cm_mineral0': non-monotonic"):
-        S.load_he2016_layers(path=p)
+        H.load_he2016_layers(path=p)
     p2 = _write(tmp_path, [_layer(1, 0, 10), _layer(1, 10, 5)], "inverted.csv")
     with pytest.raises(ValueError, match=r"inverted\.csv: row 3, column 'bottom_cm_mineral0'"):
-        S.load_he2016_layers(path=p2)
+        H.load_he2016_layers(path=p2)
 
 
 def test_negative_soc_error(tmp_path):
     p = _write(tmp_path, [_layer(1, 0, 10), _layer(1, 10, 20, soc=-1.0)], "neg.csv")
     with pytest.raises(ValueError, match=r"neg\.csv: row 3, column 'soc_pct': negative value"):
-        S.load_he2016_layers(path=p)
+        H.load_he2016_layers(path=p)
 
 
 def test_non_numeric_error(tmp_path):
     p = _write(tmp_path, [_layer(1, 0, 10), _layer(1, 10, 20, bd="abc")], "text.csv")
     with pytest.raises(ValueError, match=r"text\.csv: row 3, column 'bd_g_cm3': not a number"):
-        S.load_he2016_layers(path=p)
+        H.load_he2016_layers(path=p)
 
 
 def test_forest_type_table_missing_profile(tmp_path):
@@ -180,7 +188,7 @@ def test_forest_type_table_missing_profile(tmp_path):
     with pytest.raises(ValueError, match=r"forest_types.*no row for profile\(s\) \[2\]"):
         S.build_site_tables(
             path=path,
-            sources=(S.HE2016_SOURCE,),
+            sources=(H.HE2016_SOURCE,),
             forest_types=_forest_types(tmp_path, [1]),
             exclusions=False,
             split=tmp_path / "x.csv",
@@ -189,15 +197,15 @@ def test_forest_type_table_missing_profile(tmp_path):
 
 # ------------------------------------------------------------------ project tables
 def test_project_type_tables_cover_all_types():
-    lig = S.load_lignin_n()
-    part = S.load_litter_partition()
-    assert set(S.ALL_TYPES) <= set(lig.index) and set(S.ALL_TYPES) <= set(part.index)
+    lig = F.load_lignin_n()
+    part = F.load_litter_partition()
+    assert set(T.ALL_TYPES) <= set(lig.index) and set(T.ALL_TYPES) <= set(part.index)
     assert (lig[["lignin_n_above", "lignin_n_below"]] < 0.85 / 0.013).all().all()
     assert lig["source"].str.len().gt(5).all() and part["source"].str.len().gt(5).all()
 
 
 def test_forest_type_table_is_explicit():
-    ft = S.load_forest_types()
+    ft = H.load_forest_types()
     assert ft["profile_id"].is_unique
     assert ft["rationale"].notna().all() and (ft["rationale"].str.len() > 3).all()
     assert set(ft["confidence"]) <= {"high", "medium", "low"}
@@ -206,8 +214,8 @@ def test_forest_type_table_is_explicit():
 
 @needs_data
 def test_forest_type_table_covers_every_profile_once():
-    raw = S.load_he2016_layers(DATA_DIR)
-    ft = S.load_forest_types()
+    raw = H.load_he2016_layers(DATA_DIR)
+    ft = H.load_forest_types()
     assert sorted(ft["profile_id"]) == sorted(raw["profile_id"].unique())
 
 
@@ -226,17 +234,17 @@ HAVE_ISRAD = HAVE_DATA and any(p.name.lower().startswith("israd") and p.is_dir()
 @needs_data
 def test_real_tables_shape_and_units(tables):
     s, lay = tables.sites, tables.layers
-    assert (s["source"] == S.HE2016_SOURCE).sum() == 300 and s["site_id"].is_unique
+    assert (s["source"] == H.HE2016_SOURCE).sum() == 300 and s["site_id"].is_unique
     assert len(s) == 300 + (4591 if HAVE_ISRAD else 0)
     assert (lay["top_cm"] >= 0).all() and (lay["bottom_cm"] > lay["top_cm"]).all()
     np.testing.assert_allclose(lay["soc_mg_cm3"], lay["soc_pct"] * 10.0 * lay["bd_g_cm3"])
-    assert lay["soc_pct"].le(S.SOC_PCT_MAX).all()
-    assert lay["bd_g_cm3"].between(*S.BD_RANGE).all()
+    assert lay["soc_pct"].le(Q.SOC_PCT_MAX).all()
+    assert lay["bd_g_cm3"].between(*Q.BD_RANGE).all()
     u = tables.usable_sites()
     assert len(u) >= 110
-    assert set(u["forest_type"]) == set(S.FOUR_TYPES)
+    assert set(u["forest_type"]) == set(T.FOUR_TYPES)
     assert u["hua2013_zone"].isin(["NH1", "NH2", "NH3", "SH12", "SH3"]).all()
-    assert (u["n_layers"] >= S.MIN_LAYERS).all()
+    assert (u["n_layers"] >= Q.MIN_LAYERS).all()
     # f14c is a fraction, not percent modern
     assert lay["f14c"].dropna().between(0.0, 2.0).all()
 
@@ -245,11 +253,11 @@ def test_real_tables_shape_and_units(tables):
 def test_site_forcing_for_every_usable_site(tables):
     u = tables.usable_sites(four_types_only=False)
     for _, row in u.iterrows():
-        f = S.site_forcing(row)
+        f = F.site_forcing(row)
         assert isinstance(f, SiteForcing)
         assert 0.0 <= f.clay <= 1.0 and f.litter_above > 0 and f.litter_below > 0
     with pytest.raises(ValueError, match="clay_pct"):
-        S.site_forcing(u.iloc[0].drop("clay_pct"))
+        F.site_forcing(u.iloc[0].drop("clay_pct"))
 
 
 @needs_data
@@ -257,23 +265,23 @@ def test_split_stable_and_matches_saved(tables, tmp_path):
     # the saved split predates data/profile_exclusions.csv, the SOC = 0 filter, the duplicate filter and the QA
     # rules and is kept as is: it is the seeded split of the profiles usable without them; with them, the usable
     # profiles are a subset of the saved rows. Without the SOC = 0 filter = with the placeholder zeros "reported".
-    raw = pd.read_csv(DATA_DIR / S.HE2016_FILE)
+    raw = pd.read_csv(DATA_DIR / H.HE2016_FILE)
     zero = (raw["soc_pct"] == 0) & raw["soc_pct_reported"].isna()
     assert zero.sum() == 82
     raw.loc[zero, "soc_pct_reported"] = 0.0
-    raw.to_csv(tmp_path / S.HE2016_FILE, index=False)
+    raw.to_csv(tmp_path / H.HE2016_FILE, index=False)
     before_review = S.build_site_tables(
-        path=tmp_path / S.HE2016_FILE, sources=(S.HE2016_SOURCE,), exclusions=False, deduplicate=False, qa=False
+        path=tmp_path / H.HE2016_FILE, sources=(H.HE2016_SOURCE,), exclusions=False, deduplicate=False, qa=False
     )
-    a = S.calibration_split(before_review.sites, seed=S.DEFAULT_SPLIT_SEED)
-    b = S.calibration_split(before_review.sites, seed=S.DEFAULT_SPLIT_SEED)
+    a = SP.calibration_split(before_review.sites, seed=SP.DEFAULT_SPLIT_SEED)
+    b = SP.calibration_split(before_review.sites, seed=SP.DEFAULT_SPLIT_SEED)
     pd.testing.assert_frame_equal(a, b)
-    saved = pd.read_csv(S.PROJECT_DATA_DIR / "site_split.csv")
+    saved = pd.read_csv(D.PROJECT_DATA_DIR / "site_split.csv")
     saved = saved[saved["site_id"].str.startswith("he2016_")]  # the He et al. rows; ISRaD rows follow them
     assert list(saved["site_id"]) == list(a["site_id"]) and list(saved["split"]) == list(a["split"])
     u = tables.usable_sites()
-    assert set(u.loc[u["source"] == S.HE2016_SOURCE, "site_id"]) <= set(saved["site_id"])
-    c = S.calibration_split(before_review.sites, seed=S.DEFAULT_SPLIT_SEED + 1)
+    assert set(u.loc[u["source"] == H.HE2016_SOURCE, "site_id"]) <= set(saved["site_id"])
+    c = SP.calibration_split(before_review.sites, seed=SP.DEFAULT_SPLIT_SEED + 1)
     assert not c["split"].equals(a["split"])
     # replicate pits of one site stay together; halves balanced within each forest type
     assert (a.groupby("group")["split"].nunique() == 1).all()
@@ -302,7 +310,7 @@ def test_saved_he_rows_are_unchanged():
     before = _he_rows_at_head()
     if before is None:
         pytest.skip("no git history of data/site_split.csv")
-    now = (S.PROJECT_DATA_DIR / S.SPLIT_FILE).read_text(encoding="utf-8")
+    now = (D.PROJECT_DATA_DIR / SP.SPLIT_FILE).read_text(encoding="utf-8")
     assert now.startswith(before)
     assert all(line.startswith("israd_") for line in now[len(before) :].splitlines())
 
@@ -311,10 +319,10 @@ def test_saved_he_rows_are_unchanged():
 def test_split_covers_every_usable_site(tables):
     u = tables.usable_sites()
     assert u["split"].isin(["calibration", "validation"]).all()
-    saved = S.load_saved_split()
+    saved = SP.load_saved_split()
     assert saved["site_id"].is_unique
     # rebuilding gives the committed file: saved rows kept, no usable site left out
-    again = S.split_all_sources(tables.sites, saved)
+    again = SP.split_all_sources(tables.sites, saved)
     pd.testing.assert_frame_equal(again, saved)
 
 
@@ -322,10 +330,10 @@ def test_split_covers_every_usable_site(tables):
 @pytest.mark.skipif(not HAVE_ISRAD, reason="no ISRaD subfolder in the data folder")
 def test_israd_split_balanced_and_grouped_by_location(tables):
     s = tables.sites.set_index("site_id")
-    sp = S.load_saved_split()
+    sp = SP.load_saved_split()
     new = sp[sp["site_id"].str.startswith("israd_")].copy()
     assert set(new["site_id"]) == set(tables.usable_sites().query("source == 'israd'")["site_id"])
-    new["loc"] = S._location(
+    new["loc"] = SP._location(
         s.loc[new["site_id"], "lat"].to_numpy(), s.loc[new["site_id"], "lon"].to_numpy()
     ).to_numpy()
     # roughly balanced per forest type: the halves differ by at most the largest location group of the type
@@ -334,7 +342,7 @@ def test_israd_split_balanced_and_grouped_by_location(tables):
         assert abs(n.get("calibration", 0) - n.get("validation", 0)) <= max(2, x.groupby("loc").size().max()), ft
     # same location (0.01°), across entries and types, and the saved rows there: one half
     he = sp[sp["site_id"].str.startswith("he2016_") & sp["site_id"].isin(s.index)].copy()
-    he["loc"] = S._location(s.loc[he["site_id"], "lat"].to_numpy(), s.loc[he["site_id"], "lon"].to_numpy()).to_numpy()
+    he["loc"] = SP._location(s.loc[he["site_id"], "lat"].to_numpy(), s.loc[he["site_id"], "lon"].to_numpy()).to_numpy()
     both = pd.concat([new, he[he["loc"].isin(new["loc"])]])
     assert (both.groupby("loc")["split"].nunique() == 1).all()
     # NEON sites sampled by both Beem-Miller 2022 and Nave 2021 share a half
@@ -362,9 +370,9 @@ def test_split_all_sources_keeps_saved_rows_and_pins_locations():
         }
     )
     saved = pd.DataFrame(
-        [["he2016_1", "1", "DBF", "True", "DBF:10.00,5.00", "validation", "2021"]], columns=list(S.SPLIT_COLUMNS)
+        [["he2016_1", "1", "DBF", "True", "DBF:10.00,5.00", "validation", "2021"]], columns=list(SP.SPLIT_COLUMNS)
     )
-    sp = S.split_all_sources(sites, saved).set_index("site_id")
+    sp = SP.split_all_sources(sites, saved).set_index("site_id")
     assert sp.loc["he2016_1"].tolist() == saved.iloc[0, 1:].tolist()
     assert sp.loc["israd_a", "split"] == "validation"  # at he2016_1's location
     assert sp.loc["israd_d", "split"] == "validation"  # he2016_1's "same study nearby" profile
@@ -374,21 +382,21 @@ def test_split_all_sources_keeps_saved_rows_and_pins_locations():
 
 @needs_data
 def test_howland_tower_pit():
-    t = S.load_howland_profile(DATA_DIR)
+    t = EX.load_howland_profile(DATA_DIR)
     lay, site = t.layers, t.sites.iloc[0]
     assert len(lay) >= 5 and (lay["top_cm"] >= 0).all()
     assert lay["f14c"].notna().all()
     np.testing.assert_allclose(lay["soc_mg_cm3"], lay["soc_pct"] * 10.0 * lay["bd_g_cm3"])
     assert site["forest_type"] == "ENF" and site["hua2013_zone"] == "NH1" and site["usable"]
-    assert isinstance(S.site_forcing(site), SiteForcing)
+    assert isinstance(F.site_forcing(site), SiteForcing)
     assert t.log["reason"].str.contains("organic").any()
     with pytest.raises(ValueError, match="no profile"):
-        S.load_howland_profile(DATA_DIR, profile="Nope")
+        EX.load_howland_profile(DATA_DIR, profile="Nope")
 
 
 @needs_data
 def test_mcfarlane_sites_are_c14_only():
-    t = S.load_mcfarlane_sites(DATA_DIR)
+    t = EX.load_mcfarlane_sites(DATA_DIR)
     assert {"mi_coarse", "bartlett", "harvard", "ozark", "mi_fine"} == set(t.sites["site_id"])
     assert t.layers["soc_mg_cm3"].isna().all() and not t.sites["usable"].any()
     assert t.sites["has_c14"].all() and t.sites["litter_above_is_measured"].all()

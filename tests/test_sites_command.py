@@ -14,9 +14,13 @@ import pandas as pd
 import pytest
 
 from bayes_vmimics.cli import main
+from bayes_vmimics.io import he2016 as H
+from bayes_vmimics.io import inventory as INV
+from bayes_vmimics.io import qa as Q
 from bayes_vmimics.io import sites as S
+from bayes_vmimics.io import tables as T
 
-FOUR = list(S.FOUR_TYPES)
+FOUR = list(T.FOUR_TYPES)
 
 
 def _has_israd(data_dir) -> bool:
@@ -25,8 +29,8 @@ def _has_israd(data_dir) -> bool:
 
 @pytest.fixture(scope="module")
 def real_run(data_dir, tmp_path_factory):
-    if not (data_dir / S.HE2016_FILE).is_file():
-        pytest.skip(f"{S.HE2016_FILE} absent from {data_dir}")
+    if not (data_dir / H.HE2016_FILE).is_file():
+        pytest.skip(f"{H.HE2016_FILE} absent from {data_dir}")
     out = tmp_path_factory.mktemp("sites") / "sites.csv"
     assert main(["sites", "--data-dir", str(data_dir), "--out", str(out)]) == 0
     return out, pd.read_csv(out, low_memory=False)
@@ -61,9 +65,9 @@ def test_one_row_per_profile_with_its_evidence_and_covariates(real_run, data_dir
     assert isr["profile_id"].isna().all() and isr["entry_name"].notna().all()
     u = inv[inv["usable"] & inv["forest_type"].isin(FOUR)]
     assert u["forest_type_evidence"].notna().all() and u["split"].isin(["calibration", "validation"]).all()
-    assert (u["n_layers_soc"] >= S.MIN_LAYERS).all() and (u["top_cm"] >= 0).all() and (u["bottom_cm"] > 0).all()
+    assert (u["n_layers_soc"] >= Q.MIN_LAYERS).all() and (u["top_cm"] >= 0).all() and (u["bottom_cm"] > 0).all()
     assert inv.loc[~inv["usable"], "reason"].notna().all()
-    assert set(inv["mat_c_source"].dropna()) <= set(S.SOURCE_CATEGORIES)
+    assert set(inv["mat_c_source"].dropna()) <= set(INV.SOURCE_CATEGORIES)
     # the He-only counts of data/README.md and ISRaD's of §6
     assert (u["source"] == "he2016").sum() == 114
     if _has_israd(data_dir):
@@ -81,8 +85,8 @@ def test_one_row_per_profile_with_its_evidence_and_covariates(real_run, data_dir
 
 def test_covariates_known_or_imputed_at_95_percent(real_run):
     _, inv = real_run
-    comp = S.covariate_completeness(inv)
-    for name, _ in S.COMPLETENESS_COVARIATES:
+    comp = INV.covariate_completeness(inv)
+    for name, _ in INV.COMPLETENESS_COVARIATES:
         assert (comp[f"{name}_known"] + comp[f"{name}_imputed"] >= 0.95).all(), name
     # a He profile without measured clay gets the forest-type median of measured He clay, marked imputed
     u = inv[inv["usable"] & inv["forest_type"].isin(FOUR) & (inv["source"] == "he2016")]
@@ -94,8 +98,8 @@ def test_covariates_known_or_imputed_at_95_percent(real_run):
 
 
 def test_sources_and_forest_type_select(data_dir, tmp_path, capsys):
-    if not (data_dir / S.HE2016_FILE).is_file():
-        pytest.skip(f"{S.HE2016_FILE} absent from {data_dir}")
+    if not (data_dir / H.HE2016_FILE).is_file():
+        pytest.skip(f"{H.HE2016_FILE} absent from {data_dir}")
     out = tmp_path / "bnf.csv"
     assert (
         main(["sites", "--data-dir", str(data_dir), "--sources", "he2016", "--forest-type", "BNF", "--out", str(out)])
@@ -123,8 +127,8 @@ def test_bad_arguments_give_one_line(args, message, tmp_path, capsys):
 
 def test_folder_of_he_files_only(data_dir, tmp_path, capsys):
     """A data folder without the ISRaD subfolder: the default sources are He et al. alone."""
-    if not (data_dir / S.HE2016_FILE).is_file():
-        pytest.skip(f"{S.HE2016_FILE} absent from {data_dir}")
+    if not (data_dir / H.HE2016_FILE).is_file():
+        pytest.skip(f"{H.HE2016_FILE} absent from {data_dir}")
     folder = tmp_path / "data"
     folder.mkdir()
     for f in data_dir.iterdir():

@@ -195,7 +195,7 @@ def test_two_stage_recovers_a_known_population_on_model_sites():
     and one run's answer then depends on its finite stage-1 draws by more than its own posterior sd, which its
     R-hat cannot see. Measured (seeds 3 and 4, 2026-11-30): posterior means of μ(x_v) −2.70 ± 0.50 and
     −1.20 ± 0.66, of μ(x_d) −0.46 ± 0.39 and −0.05 ± 1.16 (truth −1.92), each with R-hat ≤ 1.009; seed 3
-    alone puts the true μ(x_d) 3.8 sd away, the two combined 1.9 sd (docs/hierarchical.md)."""
+    alone puts the true μ(x_d) 3.8 sd away, the two combined 1.9 sd (docs/results_hierarchical.md)."""
     from bayes_vmimics.inference.replicates import combine_replicates, replicate_seeds
     from bayes_vmimics.inference.two_stage import two_stage_hierarchical
 

@@ -3,7 +3,7 @@
 Why. The stage 2 of :mod:`.two_stage` and :mod:`.regression` represents each site's likelihood by its finite
 set of stage-1 draws. Under a population that is narrow compared with a site's posterior (a regression with
 covariates, or σ near zero) the importance weights of a site rest on one draw (weight ESS 1), the Gibbs sweeps
-stick and R-hat stays at 1.1–2.4 on real sites (docs/covariates.md). Here each site's likelihood in z is
+stick and R-hat stays at 1.1–2.4 on real sites (docs/results_covariates.md). Here each site's likelihood in z is
 replaced by a smooth, closed-form approximation, so stage 2 becomes an ordinary differentiable hierarchical model
 that NUTS samples in the non-centred parametrisation in seconds.
 
@@ -32,7 +32,7 @@ component also narrows the likelihood a little where a site says nothing (< 0.8 
 typical set with two components; tested).
 
 Exactness. None beyond the mixture fit. The approximation is checked against the exact two-stage sampler where
-that one converges (populations without covariates; docs/covariates.md gives the comparison on real sites),
+that one converges (populations without covariates; docs/results_covariates.md gives the comparison on real sites),
 and the test suite checks that on Gaussian sites (where a one-component mixture is exact) the result matches
 the closed-form posterior. Stage 2 then has the usual NUTS diagnostics (R-hat, ESS, divergences).
 """

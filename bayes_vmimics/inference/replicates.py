@@ -6,7 +6,7 @@ the answer would change with another set of them. Where the sites say little abo
 population is narrower than a site's posterior, only a few draws per site carry weight, and that change can be
 several posterior standard deviations: on 12 synthetic sites (σ = 1, 4 × 20 000 stage-2 sweeps, refined second
 pass of 2000 stage-1 steps) two runs that differ only in their seed gave posterior means of μ(x_v) of −2.70 ± 0.50
-and −1.20 ± 0.66, each with R-hat ≤ 1.009 (``docs/hierarchical.md``, "Where the two-stage sampler falls short").
+and −1.20 ± 0.66, each with R-hat ≤ 1.009 (``docs/results_hierarchical.md``, "Narrow populations and replicates").
 
 :func:`combine_replicates` stacks the chains of replicates (the same sites and settings, other seeds) into one
 result. Its R-hat then compares replicates, so it sees the stage-1 error, and its posterior (an equal mixture of

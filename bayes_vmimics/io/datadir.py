@@ -1,6 +1,7 @@
-"""Where the raw data live: the user names a folder, the package never ships the files.
+"""Where the data live: the raw files in a folder the user names (the package never ships them), and the
+project's own small tables.
 
-The folder is taken from, in order: an explicit argument (the CLI's ``--data-dir``), the
+The raw-data folder is taken from, in order: an explicit argument (the CLI's ``--data-dir``), the
 ``BAYES_VMIMICS_DATA`` environment variable. ``data/README.md`` says where each raw file comes from.
 """
 
@@ -9,7 +10,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..resources import project_data_dir
+
 ENV_VAR = "BAYES_VMIMICS_DATA"
+#: The project's own small tables (repository ``data/``, packaged as ``bayes_vmimics.project_tables``).
+PROJECT_DATA_DIR = project_data_dir()
 
 
 class DataFolderError(FileNotFoundError):
