@@ -30,7 +30,7 @@ import xarray as xr
 matplotlib.use(os.environ.get("MPLBACKEND", "Agg"))
 from IPython.display import Image, display  # noqa: E402
 
-from bayes_vmimics import sensitivity_analysis as sa  # noqa: E402
+from bayes_vmimics import sensitivity as sa  # noqa: E402
 
 RUN = Path(os.environ.get("BAYES_VMIMICS_RUN", "results/sensitivity"))
 print("outputs in", RUN.resolve(), ":", sorted(p.name for p in RUN.glob("*.*")))

@@ -291,7 +291,7 @@ class DaskScheduler:
 
     def imap(self, fn: Callable, tasks: Iterable) -> Iterator:
         """``fn(t)`` for each task, yielded in the order of ``tasks`` as soon as it and all before it are back:
-        a drop-in ``map_fn(func, iterable)`` (e.g. :func:`~bayes_vmimics.sensitivity_analysis.evaluate_design`)."""
+        a drop-in ``map_fn(func, iterable)`` (e.g. :func:`~bayes_vmimics.sensitivity.evaluate_design`)."""
         ready: dict[int, Any] = {}
         nxt = 0
         with contextlib.closing(self.as_completed(fn, tasks)) as results:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import sensitivity_analysis as sa
+from . import sensitivity as sa
 from .cli_common import (
     MAX_PROCESSES,
     add_forest_types_argument,
@@ -41,6 +41,7 @@ from .cli_common import (
     scheduler_from_args,
 )
 from .constants import FOREST_TYPES
+from .io.parameters import table3_parameters
 from .parameters import PARAMETER_NAMES
 
 DEFAULT_OUT = Path("results/sensitivity")
@@ -93,119 +94,129 @@ def add_sensitivity_parser(subparsers) -> argparse.ArgumentParser:
     }
     for name, text in helps.items():
         q = sub.add_parser(name, help=text, description=text.replace("%%", "%"))
-        q.add_argument("--data-dir", default=None, help="raw-data folder (default $BAYES_VMIMICS_DATA)")
-        add_forest_types_argument(
-            q,
-            help="forest types whose sites are used (default: all four; response: EBF and BNF as in the paper's Fig 8)",
-        )
-        q.add_argument(
-            "--site-id",
-            action="append",
-            default=None,
-            help="use this site (repeat for several) instead of a forest type's sites",
-        )
-        q.add_argument(
-            "--split",
-            choices=["calibration", "validation", "all"],
-            default="all" if name in ("morris", "sobol") else "calibration",
-            help="half of data/site_split.csv (default: all for morris/sobol, calibration for profiles/response)",
-        )
-        q.add_argument(
-            "--max-sites",
-            type=int_at_least(0),
-            default=None,
-            help="at most this many sites per type (default: all, 2 with --quick; 0 = all)",
-        )
-        q.add_argument(
-            "--synthetic",
-            action="store_true",
-            help="the synthetic twin's sites ([synthetic] of the configuration) instead of real sites; its true "
-            "parameters are the calibrated ones (no data needed unless the twin has ¹⁴C)",
-        )
-        q.add_argument("--config", default=None, help="study configuration (default model/study_default.toml)")
-        q.add_argument(
-            "--results",
-            action="append",
-            default=None,
-            help="calibration results.nc (pooled): posterior variant (sobol), posterior median and 90 %% band "
-            "(profiles, response); repeat once per --forest-type",
-        )
-        q.add_argument(
-            "--seed",
-            type=int_at_least(0),
-            default=2021,
-            help="random seed of the designs and of the posterior draws used, ≥ 0 (default 2021)",
-        )
-        q.add_argument("--out", default=None, help=f"output folder (default {DEFAULT_OUT})")
-        q.add_argument(
-            "--n-processes",
-            type=int_at_least(1, high=MAX_PROCESSES),
-            default=1,
-            help=f"worker processes, {bound_text(MAX_PROCESSES)} (default 1); with --scheduler dask: Dask workers",
-        )
-        if name in ("morris", "sobol"):
-            add_scheduler_argument(q, what="the model runs (chunks of design rows)")
-        quick = {
-            "morris": f"{QUICK['n_trajectories']} trajectories",
-            "sobol": f"N = {QUICK['n_base']} base samples, {QUICK['max_draws']} posterior draws",
-            "profiles": f"{QUICK['band_draws']} posterior draws in the band",
-            "response": f"{QUICK['n_multipliers']} multipliers per curve",
-        }[name]
-        q.add_argument(
-            "--quick",
-            action="store_true",
-            help=f"small designs and few sites ({quick}, {QUICK['max_sites']} sites per type): a smoke run",
-        )
-        q.add_argument("--no-progress", action="store_true", help="no progress bar")
-        if name in ("morris", "sobol"):
-            q.add_argument(
-                "--depths",
-                type=float,
-                nargs="+",
-                default=list(sa.DEFAULT_DEPTHS_CM),
-                help="depths (cm) whose layers' SOC and F14C are analysed besides J1 and J2 (default 15 35 75)",
-            )
-            q.add_argument(
-                "--dummy",
-                action="store_true",
-                help="add a parameter 'dummy' that does not enter the model (its index is the estimator's noise floor)",
-            )
-            q.add_argument("--fresh", action="store_true", help="discard finished per-site files in --out")
-        if name == "morris":
-            q.add_argument(
-                "--trajectories",
-                type=int_at_least(2, high=100_000),
-                default=None,
-                help="Morris trajectories per site, 2 to 100 000 (default 50 as in the paper's §2.3, 6 with --quick)",
-            )
-        if name == "sobol":
-            q.add_argument(
-                "--n-base",
-                type=int_at_least(2, high=2**20),
-                default=None,
-                help="Sobol' base samples N, a power of 2, ≤ 1 048 576; runs = N·(n_parameters + 2) (default 1024, 32 "
-                "with --quick)",
-            )
-            q.add_argument(
-                "--max-draws",
-                type=int_at_least(20, high=1_000_000),
-                default=None,
-                help="posterior draws used with --results, 20 to 1 000 000 (default 1000, 200 with --quick)",
-            )
-            q.add_argument(
-                "--delta",
-                action="store_true",
-                help="with --results: also Borgonovo's delta (SALib delta; about a minute per output and site)",
-            )
-        if name == "profiles":
-            q.add_argument(
-                "--band-draws",
-                type=int_at_least(2, high=100_000),
-                default=None,
-                help="posterior draws of the band with --results, 2 to 100 000 (default 100, 8 with --quick)",
-            )
+        _add_common_arguments(q, name)
+        _add_analysis_arguments(q, name)
         q.set_defaults(func=cmd_sensitivity)
     return p
+
+
+def _add_common_arguments(q: argparse.ArgumentParser, name: str) -> None:
+    """The options every analysis takes (data, sites, parameters' source, seed, output, processes, --quick)."""
+    q.add_argument("--data-dir", default=None, help="raw-data folder (default $BAYES_VMIMICS_DATA)")
+    add_forest_types_argument(
+        q,
+        help="forest types whose sites are used (default: all four; response: EBF and BNF as in the paper's Fig 8)",
+    )
+    q.add_argument(
+        "--site-id",
+        action="append",
+        default=None,
+        help="use this site (repeat for several) instead of a forest type's sites",
+    )
+    q.add_argument(
+        "--split",
+        choices=["calibration", "validation", "all"],
+        default="all" if name in ("morris", "sobol") else "calibration",
+        help="half of data/site_split.csv (default: all for morris/sobol, calibration for profiles/response)",
+    )
+    q.add_argument(
+        "--max-sites",
+        type=int_at_least(0),
+        default=None,
+        help="at most this many sites per type (default: all, 2 with --quick; 0 = all)",
+    )
+    q.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="the synthetic twin's sites ([synthetic] of the configuration) instead of real sites; its true "
+        "parameters are the calibrated ones (no data needed unless the twin has ¹⁴C)",
+    )
+    q.add_argument("--config", default=None, help="study configuration (default model/study_default.toml)")
+    q.add_argument(
+        "--results",
+        action="append",
+        default=None,
+        help="calibration results.nc (pooled): posterior variant (sobol), posterior median and 90 %% band "
+        "(profiles, response); repeat once per --forest-type",
+    )
+    q.add_argument(
+        "--seed",
+        type=int_at_least(0),
+        default=2021,
+        help="random seed of the designs and of the posterior draws used, ≥ 0 (default 2021)",
+    )
+    q.add_argument("--out", default=None, help=f"output folder (default {DEFAULT_OUT})")
+    q.add_argument(
+        "--n-processes",
+        type=int_at_least(1, high=MAX_PROCESSES),
+        default=1,
+        help=f"worker processes, {bound_text(MAX_PROCESSES)} (default 1); with --scheduler dask: Dask workers",
+    )
+    if name in ("morris", "sobol"):
+        add_scheduler_argument(q, what="the model runs (chunks of design rows)")
+    quick = {
+        "morris": f"{QUICK['n_trajectories']} trajectories",
+        "sobol": f"N = {QUICK['n_base']} base samples, {QUICK['max_draws']} posterior draws",
+        "profiles": f"{QUICK['band_draws']} posterior draws in the band",
+        "response": f"{QUICK['n_multipliers']} multipliers per curve",
+    }[name]
+    q.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"small designs and few sites ({quick}, {QUICK['max_sites']} sites per type): a smoke run",
+    )
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_analysis_arguments(q: argparse.ArgumentParser, name: str) -> None:
+    """The options of one analysis ``name``: design sizes, depths, dummy, --fresh, --delta, --band-draws."""
+    if name in ("morris", "sobol"):
+        q.add_argument(
+            "--depths",
+            type=float,
+            nargs="+",
+            default=list(sa.DEFAULT_DEPTHS_CM),
+            help="depths (cm) whose layers' SOC and F14C are analysed besides J1 and J2 (default 15 35 75)",
+        )
+        q.add_argument(
+            "--dummy",
+            action="store_true",
+            help="add a parameter 'dummy' that does not enter the model (its index is the estimator's noise floor)",
+        )
+        q.add_argument("--fresh", action="store_true", help="discard finished per-site files in --out")
+    if name == "morris":
+        q.add_argument(
+            "--trajectories",
+            type=int_at_least(2, high=100_000),
+            default=None,
+            help="Morris trajectories per site, 2 to 100 000 (default 50 as in the paper's §2.3, 6 with --quick)",
+        )
+    if name == "sobol":
+        q.add_argument(
+            "--n-base",
+            type=int_at_least(2, high=2**20),
+            default=None,
+            help="Sobol' base samples N, a power of 2, ≤ 1 048 576; runs = N·(n_parameters + 2) (default 1024, 32 "
+            "with --quick)",
+        )
+        q.add_argument(
+            "--max-draws",
+            type=int_at_least(20, high=1_000_000),
+            default=None,
+            help="posterior draws used with --results, 20 to 1 000 000 (default 1000, 200 with --quick)",
+        )
+        q.add_argument(
+            "--delta",
+            action="store_true",
+            help="with --results: also Borgonovo's delta (SALib delta; about a minute per output and site)",
+        )
+    if name == "profiles":
+        q.add_argument(
+            "--band-draws",
+            type=int_at_least(2, high=100_000),
+            default=None,
+            help="posterior draws of the band with --results, 2 to 100 000 (default 100, 8 with --quick)",
+        )
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -283,7 +294,7 @@ def _theta_and_draws(args, ft: str, results: dict, *, max_draws: int, truth=None
         return np.median(sa.posterior_parameter_draws(dt), axis=0), draws, f"posterior median of {results[ft]}"
     if truth is not None:
         return np.asarray(truth, float), None, "true parameters of the synthetic twin"
-    return sa.table3_parameters(ft, args.data_dir), None, "Table 3 of Wang et al. (2021)"
+    return table3_parameters(ft, args.data_dir), None, "Table 3 of Wang et al. (2021)"
 
 
 # ----------------------------------------------------------------------------- commands
@@ -309,8 +320,6 @@ def _cmd_screening(args) -> int:
 
 
 def _screening(args, scheduler) -> int:
-    from .results import load_datatree
-
     cfg = _config(args)
     out = _out(args)
     types = _types(args)
@@ -321,13 +330,7 @@ def _screening(args, scheduler) -> int:
     names = (*PARAMETER_NAMES, "dummy") if args.dummy else PARAMETER_NAMES
     if args.fresh:
         shutil.rmtree(out / f"{method}_sites", ignore_errors=True)
-    kwargs: dict = dict(seed=args.seed, progress=not args.no_progress, out_dir=out)
-    if method == "morris":
-        kwargs["n_trajectories"] = args.trajectories or (QUICK["n_trajectories"] if args.quick else 50)
-    elif method == "sobol":
-        kwargs["n_base"] = args.n_base or (QUICK["n_base"] if args.quick else 1024)
-    else:
-        kwargs["with_delta"] = args.delta
+    kwargs = _screening_options(args, method, out)
     max_draws = getattr(args, "max_draws", None) or (QUICK["max_draws"] if args.quick else 1000)
     results = _results_for(args, types) if posterior and not args.site_id else {}
     if posterior and args.site_id:
@@ -348,16 +351,7 @@ def _screening(args, scheduler) -> int:
             continue
         draws = None
         if posterior:
-            dt = load_datatree(results[ft if ft in results else None])
-            if "theta_site" in dt["posterior"]:
-                ids = problem.site_ids
-                draws = {
-                    ids[i]: sa.posterior_parameter_draws(dt, ids[i], max_draws=max_draws, seed=args.seed) for i in idx
-                }
-            else:
-                draws = sa.posterior_parameter_draws(dt, max_draws=max_draws, seed=args.seed)
-            if args.dummy:
-                raise ValueError("--dummy applies to the Table 1 box (morris, sobol without --results)")
+            draws = _posterior_draws(args, results[ft if ft in results else None], problem, idx, max_draws)
 
         def done(res, ft=ft):
             print(
@@ -383,7 +377,39 @@ def _screening(args, scheduler) -> int:
         tables.append(t)
     if not tables:
         raise ValueError("no site with ¹⁴C observations selected: " + "; ".join(notes))
-    table = pd.concat(tables, ignore_index=True)
+    _write_screening(args, method, pd.concat(tables, ignore_index=True), notes, t_all, out)
+    return 0
+
+
+def _screening_options(args, method: str, out: Path) -> dict:
+    """The keyword arguments of :func:`~bayes_vmimics.sensitivity.sites.analyse_sites` for ``method``."""
+    kwargs: dict = dict(seed=args.seed, progress=not args.no_progress, out_dir=out)
+    if method == "morris":
+        kwargs["n_trajectories"] = args.trajectories or (QUICK["n_trajectories"] if args.quick else 50)
+    elif method == "sobol":
+        kwargs["n_base"] = args.n_base or (QUICK["n_base"] if args.quick else 1024)
+    else:
+        kwargs["with_delta"] = args.delta
+    return kwargs
+
+
+def _posterior_draws(args, results_file, problem, idx, max_draws: int):
+    """The draws of the posterior variant: one array for a pooled result, site id → draws for a hierarchical one."""
+    from .results import load_datatree
+
+    dt = load_datatree(results_file)
+    if "theta_site" in dt["posterior"]:
+        ids = problem.site_ids
+        draws = {ids[i]: sa.posterior_parameter_draws(dt, ids[i], max_draws=max_draws, seed=args.seed) for i in idx}
+    else:
+        draws = sa.posterior_parameter_draws(dt, max_draws=max_draws, seed=args.seed)
+    if args.dummy:
+        raise ValueError("--dummy applies to the Table 1 box (morris, sobol without --results)")
+    return draws
+
+
+def _write_screening(args, method: str, table: pd.DataFrame, notes: list[str], t_all: float, out: Path) -> None:
+    """The tables, figure and run record of a Morris, Sobol' or posterior run, and its summary lines."""
     stem = {"morris": "morris", "sobol": "sobol", "posterior": "posterior"}[method]
     table.to_csv(out / f"{stem}_indices.csv", index=False)
     written = [out / f"{stem}_indices.csv"]
@@ -426,7 +452,6 @@ def _screening(args, scheduler) -> int:
     print(
         f"{method}: {n_sites} site(s), {info['failed_runs']} failed run(s); wrote " + ", ".join(str(w) for w in written)
     )
-    return 0
 
 
 def _cmd_profiles(args) -> int:

@@ -211,7 +211,7 @@ def test_scheduler_values_and_errors(cluster, capsys, monkeypatch):
 def test_held_out_prediction_and_sensitivity_chunks_on_dask_are_unchanged(cluster, three_site_problem):
     import xarray as xr
 
-    from bayes_vmimics import sensitivity_analysis as sa
+    from bayes_vmimics import sensitivity as sa
     from bayes_vmimics.results import add_shared_held_out_predictive
 
     _ready(cluster)

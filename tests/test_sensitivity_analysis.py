@@ -1,4 +1,4 @@
-"""Sensitivity analyses (bayes_vmimics.sensitivity_analysis): SALib wrappers against analytic answers, and on
+"""Sensitivity analyses (bayes_vmimics.sensitivity): SALib wrappers against analytic answers, and on
 the model the invariances the paper's Morris screening and Fig 7 rest on."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bayes_vmimics import sensitivity_analysis as sa
+from bayes_vmimics import sensitivity as sa
 from bayes_vmimics.forcing import SiteForcing
 from bayes_vmimics.likelihood import CalibrationProblem, SiteObservations
 from bayes_vmimics.parameters import DEFAULTS, PARAMETER_NAMES
@@ -250,3 +250,38 @@ def test_response_points_lie_on_the_curves_and_follow_the_exponential(four_layer
     assert float(factor) == pytest.approx(np.exp(-0.25 * alpha_v * 0.175), rel=1e-6)
     # less root input at depth when α_r grows
     assert float(ds["point_factor"].sel(driver="litter", depth=35.0, change=0.25)) < 1.0
+
+
+def _old_paper_costs(obs, prediction, rel_error=0.1, c14_weight=5.0):
+    """The formula of the former sensitivity_analysis.paper_costs (P Eqs 15, 16), kept as the reference."""
+    c_obs = np.asarray(obs.soc_mg_cm3, float)
+    j1 = float(np.sum(((c_obs - prediction.soc_mg_cm3) / (rel_error * c_obs)) ** 2))
+    j2 = np.nan
+    ok = np.isfinite(obs.f14c)
+    f_mod = np.asarray(prediction.f14c, float)[ok]
+    if ok.any() and np.all(np.isfinite(f_mod)):
+        f_obs = obs.f14c[ok]
+        j2 = float(c14_weight * np.sum(((f_obs - f_mod) / (rel_error * f_obs)) ** 2))
+    return j1, j2
+
+
+@pytest.mark.parametrize("rel_error, c14_weight", [(0.1, 5.0), (0.2, 1.0), (0.05, 3.0)])
+def test_cost_from_the_error_model_equals_the_paper_formula(rel_error, c14_weight):
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(7)
+    for n, spread in ((1, 0.3), (6, 0.01), (12, 1.0), (30, 0.1)):
+        f_obs = rng.uniform(0.5, 1.2, n)
+        f_obs[rng.random(n) < 0.3] = np.nan
+        obs = SimpleNamespace(soc_mg_cm3=rng.lognormal(2.0, 1.0, n), f14c=f_obs)
+        pred = SimpleNamespace(soc_mg_cm3=obs.soc_mg_cm3 * rng.lognormal(0.0, spread, n), f14c=rng.uniform(0.4, 1.3, n))
+        new = sa.paper_costs(obs, pred, rel_error=rel_error, c14_weight=c14_weight)
+        old = _old_paper_costs(obs, pred, rel_error, c14_weight)
+        np.testing.assert_allclose(new, old, rtol=1e-12)
+        assert np.isnan(new[1]) == np.isnan(old[1])
+    # the identity J = −2 (log L − Σ const) needs the Gaussian, unweighted likelihood of the paper's preset
+    from bayes_vmimics.errors import ErrorModel
+
+    term = ErrorModel.from_preset("weighted").prepare("soc", [10.0, 20.0], [5.0, 20.0], 0.1)
+    with pytest.raises(ValueError, match="Gaussian log-likelihood"):
+        sa.chi_square(term, [11.0, 19.0])
