@@ -1,5 +1,6 @@
 """Compiled numerical core (numba): rate constants, right-hand side, analytic Jacobian, block-tridiagonal
-linear algebra and the steady-state iteration.
+linear algebra, the steady-state iteration, its cold start through coarser grids and the dense Jacobian of the
+stability check.
 
 Internal layout: states are ``(n_layers, 7)`` (layer-major, pools m, s, r, k, p, c, a) so that each layer's
 7×7 Jacobian block is contiguous; the public API uses ``(7, n_layers)``. Units: mg C cm⁻³, hours, cm (metres
@@ -9,6 +10,8 @@ Equation references: P = Wang et al. (2021); "spec" = shared/spec/MODEL_SPEC.md.
 """
 
 from __future__ import annotations
+
+from collections import namedtuple
 
 import numpy as np
 from numba import njit
@@ -497,7 +500,7 @@ ST_CONVERGED, ST_MAX_ITER, ST_NON_FINITE, ST_SINGULAR, ST_UNBOUNDED, ST_SADDLE =
 
 
 @njit(cache=True)
-def steady_state_iterate(C, rates, dt0, max_iter, rtol, atol, shrink, growth):
+def steady_state_iterate(C, rates, dt0, max_iter, rtol, atol, shrink, growth, inner_tol=1e-6):
     """Find the root of dC/dt = 0 from the start C (N,7, overwritten with the result) at constant forcing.
 
     Globalisation: implicit (backward-Euler) time steps of the true dynamics, each solved by Newton's method,
@@ -506,9 +509,12 @@ def steady_state_iterate(C, rates, dt0, max_iter, rtol, atol, shrink, growth):
     time scale) the step is pure Newton on dC/dt = 0. dt0 = inf starts with pure Newton (warm starts),
     falling back to time steps from 1e3 h. A step never shrinks a pool below ``shrink`` times its value
     (positivity). Converged when a full Newton step on dC/dt = 0 has max |δ_i|/(|C_i| + atol) < rtol.
+    dt0 < 0 runs pure Newton only (at most min(30, max_iter) iterations, no time-step fallback; C is left
+    unchanged when it fails).
 
     Args: C (N,7) start (mg C cm⁻³); rates the ``model.Rates`` record; dt0 first step (h); max_iter (count);
-    rtol, atol, shrink, growth as in ``SolverOptions``.
+    rtol, atol, shrink, growth as in ``SolverOptions``; inner_tol the relative step at which an implicit step's
+    Newton solve stops (dimensionless).
 
     Returns (status, n_iter, rel_residual_norm, Ginv (N,7,7) block-Thomas factors of the steady-state Jacobian):
     status 0 converged, 1 max_iter reached, 2 non-finite values, 3 singular Jacobian, 4 no finite steady state,
@@ -520,11 +526,11 @@ def steady_state_iterate(C, rates, dt0, max_iter, rtol, atol, shrink, growth):
     lo, up = rates.lower, rates.upper
     X = np.empty((N, NP))
     day = (1.0, 1.0, 1.0)
-    dt = dt0
+    newton_only = dt0 < 0.0
+    dt = np.inf if newton_only else dt0
     newton_dt_switch = 1e14  # h
     n_total = 0
     status = ST_MAX_ITER
-    inner_tol = 1e-6
     while n_total < max_iter:
         X[:, :] = C
         if dt >= newton_dt_switch:
@@ -533,6 +539,9 @@ def steady_state_iterate(C, rates, dt0, max_iter, rtol, atol, shrink, growth):
             if st == 0:
                 C[:, :] = X
                 status = ST_CONVERGED
+                break
+            if newton_only:
+                status = st if st != 0 else ST_MAX_ITER
                 break
             dt = 1e3 if not np.isfinite(dt0) or dt0 >= newton_dt_switch else dt0
             continue
@@ -569,40 +578,81 @@ def steady_state_iterate(C, rates, dt0, max_iter, rtol, atol, shrink, growth):
 
 
 @njit(cache=True)
-def implicit_march(C, rates, dt, n_steps, shrink, mean):
+def implicit_march(C, rates, dt, n_steps, shrink, mean, max_newton):
     """``n_steps`` backward-Euler steps of length dt (h) of the true dynamics from C (N,7; in place), each
     solved by Newton's method (a failed step is retried in quarters, down to dt/1000). ``mean`` (N,7) receives
     the average of the states at the ends of the last ⌈n_steps/2⌉ steps (e.g. the centre of an oscillation).
-    Returns 0, or the status of a step that failed even at the smallest length."""
+
+    At most ``max_newton`` Newton iterations are spent (count; a deterministic bound on the cost, ~10–15 µs
+    each for 20 layers); when they run out C holds the state reached and ``mean`` the average so far.
+
+    Returns (status, n_newton): status 0 after all steps, ST_MAX_ITER when the iteration budget ran out, or the
+    status of a step that failed even at the smallest length; n_newton the Newton iterations used (count)."""
     N = C.shape[0]
     work = workspace(N)
     X = np.empty((N, NP))
     day = (1.0, 1.0, 1.0)
     mean[:, :] = 0.0
     n_mean = 0
+    used = 0
+    status = ST_CONVERGED
     for step in range(n_steps):
         h = dt
         remaining = dt
         while remaining > 0.0:
+            if used >= max_newton:
+                status = ST_MAX_ITER
+                break
             h = min(h, remaining)
             X[:, :] = C
-            st, _k = newton_solve(C, X, rates, day, 1.0 / h, 0.0, 12, 1e-9, 1e-12, shrink, work)
+            st, k = newton_solve(C, X, rates, day, 1.0 / h, 0.0, min(12, max_newton - used), 1e-9, 1e-12, shrink, work)
+            used += k
             if st == 0:
                 C[:, :] = X
                 remaining -= h
             else:
                 h *= 0.25
                 if h < dt * 1e-3:
-                    return st
+                    status = st
+                    break
+        if status != ST_CONVERGED:
+            break
         if 2 * step >= n_steps - 1:
             n_mean += 1
             for j in range(N):
                 for i in range(NP):
                     mean[j, i] += C[j, i]
+    if n_mean == 0:
+        mean[:, :] = C
+    else:
+        for j in range(N):
+            for i in range(NP):
+                mean[j, i] /= n_mean
+    return status, used
+
+
+@njit(cache=True)
+def dense_jacobian(C, rates):
+    """Dense Jacobian ∂(dC/dt)/∂C (7N, 7N) (h⁻¹) at C (N,7) (mg C cm⁻³), flattened layer-major
+    (index = 7·layer + pool; a permutation of ``SiteModel.jacobian``'s pool-major order, with the same
+    eigenvalues): the reaction blocks on the diagonal, diffusion coupling the same pool of adjacent layers."""
+    N = C.shape[0]
+    F = np.empty((N, NP))
+    A = np.empty((N, NP, NP))
+    resp = np.empty(N)
+    rates_rhs(C, rates, (1.0, 1.0, 1.0), F, A, resp, True)
+    lo, up = rates.lower, rates.upper
+    J = np.zeros((N * NP, N * NP))
     for j in range(N):
-        for i in range(NP):
-            mean[j, i] /= max(n_mean, 1)
-    return 0
+        for a in range(NP):
+            for b in range(NP):
+                J[j * NP + a, j * NP + b] = A[j, a, b]
+            J[j * NP + a, j * NP + a] -= lo[j] + up[j]
+            if j > 0:
+                J[j * NP + a, (j - 1) * NP + a] = lo[j]
+            if j < N - 1:
+                J[j * NP + a, (j + 1) * NP + a] = up[j]
+    return J
 
 
 @njit(cache=True)
@@ -669,3 +719,149 @@ def transfer_blocks(C, V, K, mu, eps, phi, kdes, beta, sv, skm, sks, Bout):
     """layer_transfer for every layer: Bout (N,7,7) (h⁻¹) at state C (N,7)."""
     for j in range(C.shape[0]):
         layer_transfer(C[j], V[j], K[j], mu[j], eps, phi[j], kdes[j], beta, sv, skm, sks, Bout[j])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# a cold start near the answer: the steady state on coarser grids, prolonged to the fine one
+# ---------------------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def coarsen_grid(edges_cm, clay):
+    """The grid with adjacent pairs of layers merged (an odd last layer kept): edges (M+1,) (cm) and the
+    thickness-weighted clay fraction per coarse layer (M,), M = ⌈N/2⌉."""
+    n = clay.size
+    m = (n + 1) // 2
+    edges = np.empty(m + 1)
+    cl = np.empty(m)
+    for J in range(m):
+        j0 = 2 * J
+        j1 = min(j0 + 2, n)
+        edges[J] = edges_cm[j0]
+        s = 0.0
+        for j in range(j0, j1):
+            s += clay[j] * (edges_cm[j + 1] - edges_cm[j])
+        cl[J] = s / (edges_cm[j1] - edges_cm[j0])
+    edges[m] = edges_cm[n]
+    return edges, cl
+
+
+@njit(cache=True)
+def prolong(Cc, edges_c, edges_f):
+    """Pools Cc (M,7) on the grid with edges ``edges_c`` (cm) carried to the grid with edges ``edges_f``:
+    linear interpolation of log C between layer midpoints (constant beyond the outer midpoints), so that every
+    pool stays positive. Returns (N,7) (mg C cm⁻³)."""
+    m = Cc.shape[0]
+    n = edges_f.size - 1
+    X = np.empty((n, NP))
+    zc = np.empty(m)
+    for J in range(m):
+        zc[J] = 0.5 * (edges_c[J] + edges_c[J + 1])
+    J = 0
+    for j in range(n):
+        z = 0.5 * (edges_f[j] + edges_f[j + 1])
+        while J < m - 2 and z > zc[J + 1]:
+            J += 1
+        if m == 1 or z <= zc[0]:
+            for i in range(NP):
+                X[j, i] = max(Cc[0, i], 1e-30)
+        elif z >= zc[m - 1]:
+            for i in range(NP):
+                X[j, i] = max(Cc[m - 1, i], 1e-30)
+        else:
+            w = (z - zc[J]) / (zc[J + 1] - zc[J])
+            for i in range(NP):
+                a = np.log(max(Cc[J, i], 1e-30))
+                b = np.log(max(Cc[J + 1, i], 1e-30))
+                X[j, i] = np.exp(a + w * (b - a))
+    return X
+
+
+@njit(cache=True)
+def invadable(C, rates, tiny, rate):
+    """Whether a microbial pool (r or K) that is negligible at C (≤ ``tiny``, mg C cm⁻³) has a per-capita
+    rate of change above ``rate`` (h⁻¹): microbes "extinct" where they could grow, i.e. a root of dC/dt = 0
+    only because the pool is ~0 (unstable: an invasion would leave it)."""
+    N = C.shape[0]
+    F = np.empty((N, NP))
+    A = np.empty((N, NP, NP))
+    resp = np.empty(N)
+    rates_rhs(C, rates, (1.0, 1.0, 1.0), F, A, resp, False)
+    for j in range(N):
+        for i in range(2, 4):
+            if C[j, i] <= tiny and F[j, i] > rate * C[j, i]:
+                return True
+    return False
+
+
+#: the rate record of a coarse grid built inside compiled code (same fields as ``model.Rates``, which this
+#: module cannot import)
+GridRates = namedtuple(
+    "GridRates", ("V", "K", "mu", "phi", "k_des", "inputs", "eps", "lower", "upper", "beta", "f_met")
+)
+
+
+@njit(cache=True)
+def grid_rates(theta, kc, T, clay, edges_cm, IA, IB, fmetA, fmetB, npp, fixed_beta):
+    """:func:`build_rates` as a :data:`GridRates` record (arguments and units as there)."""
+    V, K, mu, phi, kdes, u, eps, lo, up, beta, fbar = build_rates(
+        theta, kc, T, clay, edges_cm, IA, IB, fmetA, fmetB, npp, fixed_beta
+    )
+    return GridRates(V, K, mu, phi, kdes, u, eps, lo, up, beta, fbar)
+
+
+@njit(cache=True)
+def coarse_cascade(
+    theta, kc, T, clay, edges_cm, IA, IB, fmetA, fmetB, npp, fixed_beta, rates, levels, c0, dt0, max_iter, rtol,
+    atol, shrink, growth, invasion_rate, coarse_growth, coarse_tol,
+):  # fmt: skip
+    """Cold steady state through coarser grids: merge adjacent layers ``levels`` times (while ≥ 4 layers
+    remain), spin up on the coarsest grid from the pools ``c0`` (7,) in every layer (growing implicit steps from
+    dt0 h, as :func:`steady_state_iterate`), then on each finer grid run pure Newton (≤ 30 iterations) from the
+    coarser solution carried over by :func:`prolong`; the finest grid is the site's (``rates``, the model's
+    rate record on ``edges_cm``). Site arguments as in :func:`build_rates`.
+
+    Returns (status, n_iter, fn, Ginv, C): status 0 when every level converged to a root that is neither a saddle
+    nor has negligible microbes that could invade (growth per capita above ``invasion_rate`` h⁻¹, see
+    :func:`invadable`), else the failing level's status (or ST_SADDLE for an invadable root; the caller then
+    spins up on the site's grid); n_iter the iterations on all levels (count; a coarse one costs less);
+    fn, Ginv, C the relative residual norm (h⁻¹), Jacobian factors and pools (N,7) (mg C cm⁻³) on the site's
+    grid.
+    """
+    edges_list = [edges_cm]
+    clay_list = [clay]
+    e, c = edges_cm, clay
+    for _ in range(levels):
+        if c.size < 4:
+            break
+        e, c = coarsen_grid(e, c)
+        edges_list.append(e)
+        clay_list.append(c)
+    nlev = len(edges_list) - 1
+    N = clay.size
+    empty = np.empty((N, NP))
+    if nlev == 0:
+        return ST_MAX_ITER, 0, np.inf, np.empty((N, NP, NP)), empty
+    m = clay_list[nlev].size
+    Cc = np.empty((m, NP))
+    for j in range(m):
+        for i in range(NP):
+            Cc[j, i] = c0[i]
+    rc = grid_rates(theta, kc, T, clay_list[nlev], edges_list[nlev], IA, IB, fmetA, fmetB, npp, fixed_beta)
+    st, n_iter, fn, Ginv = steady_state_iterate(Cc, rc, dt0, max_iter, rtol, atol, shrink, coarse_growth, coarse_tol)
+    if st != ST_CONVERGED:
+        return st, n_iter, fn, Ginv, empty
+    for L in range(nlev - 1, 0, -1):
+        X = prolong(Cc, edges_list[L + 1], edges_list[L])
+        rl = grid_rates(theta, kc, T, clay_list[L], edges_list[L], IA, IB, fmetA, fmetB, npp, fixed_beta)
+        st, k, fn, Ginv = steady_state_iterate(X, rl, -1.0, 30, rtol, atol, shrink, growth)
+        n_iter += k
+        if st != ST_CONVERGED:
+            return st, n_iter, fn, Ginv, empty
+        Cc = X
+    X = prolong(Cc, edges_list[1], edges_list[0])
+    st, k, fn, Ginv = steady_state_iterate(X, rates, -1.0, 30, rtol, atol, shrink, growth)
+    n_iter += k
+    if st == ST_CONVERGED and invadable(X, rates, CTINY, invasion_rate):
+        st = ST_SADDLE
+    return st, n_iter, fn, Ginv, X

@@ -1,10 +1,11 @@
 """Steady state of vertically resolved MIMICS: the root of dC/dt = 0 of the full 7·N system (P §2.2).
 
 Constant temperature: the steady state is a fixed point, found by Newton's method on the block-tridiagonal
-system with the analytic Jacobian, globalised by pseudo-transient continuation (see
-``_core.steady_state_iterate`` and :mod:`bayes_vmimics.fixed_point`). Daily temperature climatology: the steady
-state is the periodic annual cycle (P §2.2), found by Newton–shooting on the one-year map, warm-started from the
-annual-mean root (see :mod:`bayes_vmimics.annual_cycle`).
+system with the analytic Jacobian, globalised by pseudo-transient continuation (a spin-up; see
+``_core.steady_state_iterate`` and :mod:`bayes_vmimics.fixed_point`); a cold solve runs that spin-up on a coarser
+grid and Newton on the finer ones first (``SolverOptions.coarse_levels``), ending on the same equilibrium.
+Daily temperature climatology: the steady state is the periodic annual cycle (P §2.2), found by Newton–shooting
+on the one-year map, warm-started from the annual-mean root (see :mod:`bayes_vmimics.annual_cycle`).
 """
 
 from __future__ import annotations
