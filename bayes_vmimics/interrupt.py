@@ -4,8 +4,10 @@ A terminal sends SIGINT to the whole process group. Left alone, each pool worker
 KeyboardInterrupt in the middle of a task, the pool replaces it and the parent waits forever for the lost
 result (or the workers' tracebacks fill the terminal). Here:
 
-- pool workers ignore SIGINT (:func:`ignore_sigint`, a pool ``initializer``); the parent alone gets
-  ``KeyboardInterrupt``, leaves its ``with Pool(...)`` block, and the pool terminates and joins its workers;
+- pool workers ignore SIGINT (:func:`ignore_sigint`, run first in every worker of a
+  :class:`~bayes_vmimics.scheduler.LocalScheduler`, and in the workers of a local Dask cluster); the parent alone
+  gets ``KeyboardInterrupt``, leaves its ``with LocalScheduler(...)`` block, and the pool terminates and joins its
+  workers;
 - writes that must not be cut in half (a step of emcee's HDF5 backend, a results file) run inside
   :func:`deferred_interrupt`: a SIGINT that arrives there is held and raised as ``KeyboardInterrupt`` when
   the write is done.

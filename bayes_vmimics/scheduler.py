@@ -1,24 +1,39 @@
-"""Where the independent tasks of a long run execute: the local process pool (the default) or a Dask cluster.
+"""Where the independent tasks of a long run execute: local worker processes (the default) or a Dask cluster.
 
 Stage 1 of the hierarchical calibration (one task per site), the ensembles of ``calibrate`` (one task per
 ensemble), the held-out predictions of ``validate`` (one task per site and block of draws) and the sensitivity
-designs (one task per chunk of runs) are independent tasks. By default they run on the package's local
-``multiprocessing`` pools (``--n-processes``). This module is the one place that knows about Dask
-(``dask.distributed``, the optional extra ``pip install "bayes_vmimics[dask]"``, imported only when asked for):
+designs (one task per chunk of runs) are independent tasks; so are the evaluations of one emcee step and the
+stage-2 chains. Every parallel step of the package runs them through one interface: ``map`` (a list, in order),
+``imap`` (in order, as each result and all before it are back), ``as_completed`` (``(index, result)`` as each
+finishes) and ``close`` (also as a context manager); only PyMC's NUTS chains run on PyMC's own processes
+(``pm.sample(cores=...)``). Two classes offer it:
+
+- :class:`LocalScheduler`: a ``multiprocessing`` pool of ``n_processes`` workers on this machine, or this process
+  alone for one (``--n-processes``). Its workers ignore SIGINT (:func:`~bayes_vmimics.interrupt.ignore_sigint`),
+  so that Ctrl-C stops the parent, which closes the pool. A function called with ``scheduler=None`` opens its own
+  for the call (:func:`open_executor`), in the multiprocessing context it needs (``fork`` where the workers
+  inherit the call's problem and compiled functions) and with the worker state it needs (``initializer``);
+- :class:`DaskScheduler`: a Dask cluster (``dask.distributed``, the optional extra
+  ``pip install "bayes_vmimics[dask]"``, imported only when asked for). This module is the one place that knows
+  about Dask.
+
+Besides:
 
 - :func:`parse_scheduler` reads the command line's ``--scheduler processes|dask|tcp://HOST:PORT``;
-- :func:`open_scheduler` builds what it names: nothing for ``processes`` (each function's own pool), a
-  ``LocalCluster`` of ``n_workers`` single-threaded worker processes for ``dask``, or a client of an existing
+- :func:`open_scheduler` builds what it names: for ``processes`` nothing (each function opens its own
+  :class:`LocalScheduler`) or, with ``local=True``, a :class:`LocalScheduler` of ``n_workers`` processes; a
+  ``LocalCluster`` of ``n_workers`` single-threaded worker processes for ``dask``; or a client of an existing
   cluster for an address (a short connect timeout, then a :class:`ConnectionError` naming the address);
-- :class:`DaskScheduler` runs tasks on a cluster and hands each result back to the client as its task finishes
+- :class:`DaskScheduler` hands each result back to the client as its task finishes
   (:meth:`DaskScheduler.as_completed`), so that the client writes the checkpoints and the workers need no shared
   filesystem; :func:`as_scheduler` wraps a user's own ``dask.distributed.Client`` the same way.
 
-Nothing is lost. A task whose worker dies (killed, out of memory, node lost) is rescheduled by the Dask scheduler on
-another worker, up to ``distributed.scheduler.allowed-failures`` times (default 3; then ``KilledWorker`` is
-raised). Every task is seeded by its own child seed, so its result does not depend on which worker ran it, in which
-order, or how often. A client that dies loses only the tasks in flight: the finished ones are in its checkpoints
-(stage-1 ``.npz`` files, the chains' HDF5 file, the sensitivity ``*_sites/`` files) and a rerun resumes from them.
+On a cluster nothing is lost. A task whose worker dies (killed, out of memory, node lost) is rescheduled by the Dask
+scheduler on another worker, up to ``distributed.scheduler.allowed-failures`` times (default 3; then
+``KilledWorker`` is raised). Every task is seeded by its own child seed, so its result does not depend on which
+worker ran it, in which order, or how often. A client that dies loses only the tasks in flight: the finished ones
+are in its checkpoints (stage-1 ``.npz`` files, the chains' HDF5 file, the sensitivity ``*_sites/`` files) and a
+rerun resumes from them.
 
 Workers import ``bayes_vmimics``: a remote cluster needs the same version installed on every worker (checked when
 connecting). Scripts that start a ``LocalCluster`` must guard their entry point with ``if __name__ ==
@@ -28,12 +43,15 @@ connecting). Scripts that start a ``LocalCluster`` must guard their entry point 
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import re
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+from .interrupt import ignore_sigint
 
 #: The ``--scheduler`` value of the local process pools (the default).
 PROCESSES = "processes"
@@ -85,6 +103,102 @@ def import_distributed():
             f"the Dask scheduler needs dask.distributed, which is not installed: {INSTALL_HINT}"
         ) from None
     return distributed
+
+
+class LocalScheduler:
+    """Runs independent tasks on ``n_processes`` local worker processes, or in this process for one, behind the
+    interface of :class:`DaskScheduler` (``map``, ``imap``, ``as_completed``, ``close``).
+
+    The workers ignore SIGINT (:func:`~bayes_vmimics.interrupt.ignore_sigint`), so that Ctrl-C reaches the parent
+    alone: it leaves its ``with`` block and the pool's workers are terminated and joined. A task that raises
+    re-raises its exception (type and message) in the parent. Use it as a context manager.
+
+    Args:
+        n_processes: worker processes (count); ≤ 1 runs every task in this process, in order.
+        context: the ``multiprocessing`` start method (``"fork"``, ``"spawn"``, ``"forkserver"``), or None for
+            the platform's default. ``"fork"`` lets the workers inherit what the parent holds (a large problem,
+            numba-compiled functions) instead of receiving it pickled (–).
+        initializer: called as ``initializer(*initargs)`` once in each worker process, after SIGINT is ignored
+            there; not called when the tasks run in this process (one process): tasks must not rely on it then
+            (callable).
+        initargs: its arguments; inherited by forked workers, pickled for the others (–).
+    """
+
+    def __init__(
+        self,
+        n_processes: int = 1,
+        *,
+        context: str | None = None,
+        initializer: Callable | None = None,
+        initargs: tuple = (),
+    ) -> None:
+        self.n_processes = max(1, int(n_processes))
+        self._pool = None
+        if self.n_processes > 1:
+            ctx = multiprocessing.get_context(context)
+            self._pool = ctx.Pool(self.n_processes, initializer=_local_worker_init, initargs=(initializer, initargs))
+
+    # ------------------------------------------------------------------ information
+    def n_threads(self) -> int:
+        """Tasks that run at once (count): the worker processes, or 1 in this process."""
+        return self.n_processes
+
+    def describe(self) -> str:
+        """One line: what runs the tasks (for the logs)."""
+        return "this process" if self._pool is None else f"{self.n_processes} local worker processes"
+
+    # ------------------------------------------------------------------ running tasks
+    def imap(self, fn: Callable, tasks: Iterable) -> Iterator:
+        """``fn(t)`` for each task, yielded in the order of ``tasks`` (``Pool.imap``, one task at a time); a
+        drop-in ``map_fn(func, iterable)``."""
+        return map(fn, tasks) if self._pool is None else self._pool.imap(fn, tasks)
+
+    def map(self, fn: Callable, tasks: Iterable) -> list:
+        """``[fn(t) for t in tasks]``, in the order of ``tasks`` (``Pool.map``: tasks sent in chunks)."""
+        return list(map(fn, tasks)) if self._pool is None else self._pool.map(fn, list(tasks))
+
+    def as_completed(self, fn: Callable, tasks: Iterable, *, in_flight: int | None = None) -> Iterator[tuple[int, Any]]:
+        """``(index of the task in tasks, fn(task))`` for every task, as each finishes (in order in this process).
+
+        Args:
+            fn: a picklable function of one argument (–).
+            tasks: its arguments (–).
+            in_flight: accepted for the interface of :meth:`DaskScheduler.as_completed`; the pool feeds its
+                workers itself (count).
+        """
+        if self._pool is None:
+            yield from enumerate(map(fn, tasks))
+            return
+        yield from self._pool.imap_unordered(_indexed, ((i, fn, t) for i, t in enumerate(tasks)))
+
+    # ------------------------------------------------------------------ closing
+    def close(self) -> None:
+        """Stop the worker processes (tasks not yet finished are dropped)."""
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+
+    def __enter__(self) -> LocalScheduler:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"LocalScheduler({self.n_processes})"
+
+
+def _local_worker_init(initializer: Callable | None, initargs: tuple) -> None:
+    """A :class:`LocalScheduler` worker starts: SIGINT ignored (the parent decides), then the caller's initializer."""
+    ignore_sigint()
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _indexed(args):
+    i, fn, task = args
+    return i, fn(task)
 
 
 class DaskScheduler:
@@ -333,17 +447,19 @@ def _sigint_ignored():
         signal.signal(signal.SIGINT, previous)
 
 
-def as_scheduler(obj) -> DaskScheduler | None:
-    """What a ``scheduler=`` argument of the package accepts, as a :class:`DaskScheduler` (or None).
+def as_scheduler(obj) -> LocalScheduler | DaskScheduler | None:
+    """What a ``scheduler=`` argument of the package accepts, as a :class:`LocalScheduler`, a
+    :class:`DaskScheduler`, or None.
 
     Args:
-        obj: None (the function's own process pool, ``n_processes``), a :class:`DaskScheduler`, or a
+        obj: None (the function opens its own :class:`LocalScheduler` of ``n_processes``), a
+            :class:`LocalScheduler` or :class:`DaskScheduler` (used as given: its tasks carry all they need), or a
             ``dask.distributed.Client`` (wrapped; the caller keeps it open and closes it) (–).
 
     Raises:
         TypeError: anything else (names its type).
     """
-    if obj is None or isinstance(obj, DaskScheduler):
+    if obj is None or isinstance(obj, (LocalScheduler, DaskScheduler)):
         return obj
     try:
         from distributed import Client
@@ -353,22 +469,50 @@ def as_scheduler(obj) -> DaskScheduler | None:
         if isinstance(obj, Client):
             return DaskScheduler(obj)
     raise TypeError(
-        f"scheduler must be None, a bayes_vmimics.scheduler.DaskScheduler or a dask.distributed.Client, "
-        f"got {type(obj).__name__}"
+        f"scheduler must be None, a bayes_vmimics.scheduler.LocalScheduler, a bayes_vmimics.scheduler.DaskScheduler "
+        f"or a dask.distributed.Client, got {type(obj).__name__}"
     )
 
 
 @contextlib.contextmanager
-def open_scheduler(spec: str = PROCESSES, n_workers: int = 1, *, timeout: float = CONNECT_TIMEOUT_S):
+def open_executor(n_processes: int = 1, scheduler=None, **local_options):
+    """What runs one call's tasks: ``scheduler`` if given (left open: its owner closes it), else a
+    :class:`LocalScheduler` of ``n_processes`` opened for the block and closed when it ends.
+
+    Args:
+        n_processes: local worker processes when ``scheduler`` is None (count; ≤ 1: this process).
+        scheduler: None, or what :func:`as_scheduler` accepts (–).
+        **local_options: ``context``, ``initializer``, ``initargs`` of the :class:`LocalScheduler` (–).
+
+    Yields:
+        A :class:`LocalScheduler` or :class:`DaskScheduler`.
+    """
+    sched = as_scheduler(scheduler)
+    if sched is not None:
+        yield sched
+        return
+    with LocalScheduler(n_processes, **local_options) as local:
+        yield local
+
+
+@contextlib.contextmanager
+def open_scheduler(
+    spec: str = PROCESSES, n_workers: int = 1, *, timeout: float = CONNECT_TIMEOUT_S, local: bool = False
+):
     """The scheduler named by ``--scheduler``, closed when the block ends.
 
     Args:
         spec: ``"processes"``, ``"dask"`` or ``"tcp://HOST:PORT"`` (see :func:`parse_scheduler`) (–).
-        n_workers: worker processes of the ``dask`` local cluster (count; ignored otherwise).
+        n_workers: worker processes of the ``dask`` local cluster, or of the :class:`LocalScheduler` of
+            ``processes`` with ``local`` (count; ignored otherwise).
         timeout: connect timeout for an address (s).
+        local: for ``processes``, yield a :class:`LocalScheduler` of ``n_workers`` processes instead of None
+            (bool). Off by default: the command line and workflows read None as "each function opens its own
+            pool" (:func:`open_executor`), which keeps per-call needs (a fork that inherits the call's problem,
+            emcee's per-step checkpoints) that one pool shared by the whole run would not.
 
     Yields:
-        None for ``processes`` (the functions' own pools), else a :class:`DaskScheduler`.
+        None, or a :class:`LocalScheduler` for ``processes`` (see ``local``); else a :class:`DaskScheduler`.
 
     Raises:
         ValueError: a malformed ``spec``; ModuleNotFoundError: Dask missing; ConnectionError: an address where no
@@ -376,9 +520,12 @@ def open_scheduler(spec: str = PROCESSES, n_workers: int = 1, *, timeout: float 
     """
     spec = parse_scheduler(spec)
     if spec == PROCESSES:
-        yield None
-        return
-    sched = DaskScheduler.local(n_workers) if spec == DASK else DaskScheduler.connect(spec, timeout=timeout)
+        if not local:
+            yield None
+            return
+        sched = LocalScheduler(n_workers)
+    else:
+        sched = DaskScheduler.local(n_workers) if spec == DASK else DaskScheduler.connect(spec, timeout=timeout)
     try:
         yield sched
     finally:
@@ -391,8 +538,10 @@ __all__ = [
     "INSTALL_HINT",
     "PROCESSES",
     "DaskScheduler",
+    "LocalScheduler",
     "as_scheduler",
     "import_distributed",
+    "open_executor",
     "open_scheduler",
     "parse_scheduler",
 ]

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import multiprocessing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from pathlib import Path
 import emcee
 import numpy as np
 
-from ..interrupt import deferred_interrupt, ignore_sigint
+from ..interrupt import deferred_interrupt
 from ..likelihood import EvaluationStats
 from ..progress import bar_kwargs
 
@@ -49,8 +48,9 @@ _WORKER_FN = None
 
 
 def _init_worker(fn) -> None:
+    """Worker initializer of the :class:`~bayes_vmimics.scheduler.LocalScheduler` of :func:`run_ensemble` (which
+    has already set SIGINT ignored there): the log-probability, once per worker, with its own warm-start cache."""
     global _WORKER_FN
-    ignore_sigint()  # Ctrl-C reaches the whole process group: the parent alone stops the run (interrupt.py)
     _WORKER_FN = fn
 
 
@@ -222,6 +222,8 @@ def run_ensemble(
     Returns:
         :class:`EnsembleRun` with the whole chain (n_steps steps).
     """
+    from ..scheduler import LocalScheduler
+
     rng = np.random.default_rng(seed)
     if p0 is not None:
         p0 = np.asarray(p0, dtype=float)
@@ -257,8 +259,10 @@ def run_ensemble(
             with deferred_interrupt():
                 backend.reset(n_walkers, ndim)
     resumed_at = [*totals["resumed_at"], done]
+    # the evaluations of a step on local workers, each holding log_prob_fn from its start (``initargs``: inherited
+    # where the platform forks, pickled once per worker elsewhere); one process evaluates here, without a pool
     pool_cm = (
-        multiprocessing.get_context().Pool(n_processes, initializer=_init_worker, initargs=(log_prob_fn,))
+        LocalScheduler(n_processes, initializer=_init_worker, initargs=(log_prob_fn,))
         if n_processes > 1
         else contextlib.nullcontext()
     )

@@ -284,6 +284,8 @@ def sample_mixture_population(
             draws=draws,
             tune=tune,
             chains=chains,
+            # PyMC's own chain processes, not bayes_vmimics.scheduler: pm.sample starts, seeds, steps and gathers
+            # its chains itself (no task-level map to substitute)
             cores=n_processes,
             random_seed=seed,
             progressbar=progress,

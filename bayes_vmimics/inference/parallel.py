@@ -1,4 +1,4 @@
-"""Independent chains (stage 2 of the two-stage sampler, with or without covariates) on a local fork pool."""
+"""Independent chains (stage 2 of the two-stage sampler, with or without covariates) on local fork workers."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ def _call(task):
 
 
 def run_chains(fn: Callable, chain_args: list[tuple], *, n_processes: int = 1, desc: str, progress: bool = False):
-    """``fn(*args)`` for each chain's ``args``, in order: on a fork pool of ``n_processes`` workers (Ctrl-C
-    ignored in the workers, as in stage 1) or one after the other. Each chain carries its own random generator,
-    so the results do not depend on ``n_processes``.
+    """``fn(*args)`` for each chain's ``args``, in order: on a :class:`~bayes_vmimics.scheduler.LocalScheduler`
+    of ``n_processes`` forked workers (Ctrl-C ignored in the workers, as in stage 1) or one after the other in this
+    process. Each chain carries its own random generator, so the results do not depend on ``n_processes``.
 
     Args:
         fn: a module-level function (picklable) (–).
@@ -28,24 +28,14 @@ def run_chains(fn: Callable, chain_args: list[tuple], *, n_processes: int = 1, d
         The results of ``fn``, one per chain, in the order of ``chain_args``.
     """
     from ..progress import progress_bar
+    from ..scheduler import LocalScheduler
 
     bar = progress_bar(total=len(chain_args), desc=desc, disable=not progress)
-    if n_processes > 1 and len(chain_args) > 1:
-        import multiprocessing
-
-        from ..interrupt import ignore_sigint
-
-        out = []
-        with multiprocessing.get_context("fork").Pool(
-            min(n_processes, len(chain_args)), initializer=ignore_sigint
-        ) as pool:
-            for res in pool.imap(_call, [(fn, a) for a in chain_args]):
-                out.append(res)
-                bar.update()
-    else:
-        out = []
-        for a in chain_args:
-            out.append(fn(*a))
+    out = []
+    # fork: the workers inherit the parent's modules and numba-compiled functions instead of starting afresh
+    with LocalScheduler(min(n_processes, len(chain_args)), context="fork") as sched:
+        for res in sched.imap(_call, [(fn, a) for a in chain_args]):
+            out.append(res)
             bar.update()
     bar.close()
     return out

@@ -264,19 +264,14 @@ def site_posterior_samples(
         for s, res in zip(todo, map_fn(_stage1_task, [tasks[s] for s in todo]), strict=True):
             store(s, res)
             bar.update()
-    elif n_processes > 1 and len(todo) > 1:
-        import multiprocessing
+    else:
+        from ..scheduler import LocalScheduler
 
-        from ..interrupt import ignore_sigint
-
-        with multiprocessing.get_context("fork").Pool(min(n_processes, len(todo)), initializer=ignore_sigint) as pool:
-            for s, res in zip(todo, pool.imap(_stage1_task, [tasks[s] for s in todo]), strict=True):
+        # fork: the workers inherit the parent's modules and numba-compiled functions; one process: here, in order
+        with LocalScheduler(min(n_processes, len(todo)), context="fork") as sched:
+            for s, res in zip(todo, sched.imap(_stage1_task, [tasks[s] for s in todo]), strict=True):
                 store(s, res)
                 bar.update()
-    else:
-        for s in todo:
-            store(s, _stage1_task(tasks[s]))
-            bar.update()
     bar.close()
     return SitePosteriorSamples(
         list(problem.site_ids),
@@ -366,15 +361,11 @@ def check_stage1_branches(
         )
     elif map_fn is not None:
         values = list(map_fn(_branch_task, tasks))
-    elif n_processes > 1 and S > 1:
-        import multiprocessing
-
-        from ..interrupt import ignore_sigint
-
-        with multiprocessing.get_context("fork").Pool(min(n_processes, S), initializer=ignore_sigint) as pool:
-            values = pool.map(_branch_task, tasks)
     else:
-        values = [_branch_task(t) for t in tasks]
+        from ..scheduler import LocalScheduler
+
+        with LocalScheduler(min(n_processes, S), context="fork") as sched:
+            values = sched.map(_branch_task, tasks)
     n_checked, n_bad, max_diff = np.zeros(S, int), np.zeros(S, int), np.zeros(S)
     for s in range(S):
         a, b = values[s], stored[s, picks[s]]

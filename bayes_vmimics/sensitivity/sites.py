@@ -24,8 +24,9 @@ import xarray as xr
 
 from ..interrupt import deferred_interrupt
 from ..parameters import PARAMETER_NAMES
+from ..scheduler import open_executor
 from .evaluate import DEFAULT_DEPTHS_CM, SiteEvaluator, evaluate_design
-from .executor import MapFn, open_executor
+from .executor import MapFn
 from .given_data import GivenData
 from .inputs import check_names, default_bounds
 from .morris import Morris
