@@ -1,25 +1,40 @@
-"""What every command of the command line shares: option types, the common options, the output folder and its
-``run.json`` (:mod:`.rundir`), and the study configuration assembled from the options.
+"""What every command of the command line shares: option types, the common options, the scheduler of
+``--scheduler``, and the parsed arguments' view of what the workflows share (:mod:`.workflows.common`: the study
+configuration, the output folder and its ``run.json``).
 
 Below :mod:`.cli` and the command modules that register subcommands (:mod:`.crossvalidate_cli`,
-:mod:`.sensitivity_cli`), which all import it.
+:mod:`.sensitivity_cli`), which all import it; above :mod:`.workflows`, which knows nothing of argparse.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .rundir import check_out_path, fingerprint, prepare_out, update_run
+from .workflows.common import (
+    DEFAULT_OUT,
+    MAX_CHAINS,
+    MAX_DRAWS,
+    MAX_PREDICTIVE_DRAWS,
+    MAX_PROCESSES,
+    MAX_STEPS,
+    MAX_WALKERS,
+    POOLED_COMMANDS,
+    UNUSED_SECTIONS,
+    claim_folder,
+    count_problem,
+    finish,
+    hierarchical_stage2,
+    mixture_stage2,
+    output_folder,
+    study_config,
+)
 
 if TYPE_CHECKING:  # the study modules (pandas, the likelihood) load inside main(), where Ctrl-C is handled
     from .config import StudyConfig
     from .study import Study
-
-DEFAULT_OUT = Path("results")
 
 
 # ----------------------------------------------------------------------------- option types
@@ -33,12 +48,9 @@ def int_at_least(low: int, why: str = "", *, high: int | None = None):
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be ≥ {low}{why}, got {value}")
-        if high is not None and value > high:
-            bound = f"{high:_}".replace("_", " ")
-            got = f"{value:_}".replace("_", " ")
-            raise argparse.ArgumentTypeError(f"must be ≤ {bound} (the bound stated in --help), got {got}")
+        problem = count_problem(value, low, high, why)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
         return value
 
     parse.__name__ = f"integer ≥ {low}" if high is None else f"integer in [{low}, {high}]"
@@ -49,13 +61,6 @@ SEED = int_at_least(0)
 COUNT = int_at_least(1)
 COUNT0 = int_at_least(0)
 
-#: Upper bounds of the counts that set a run's length (each option's help states its bound).
-MAX_STEPS = 1_000_000  # emcee steps per ensemble or site: ≈ 10⁷ model solves per walker set, days on 2 cores
-MAX_WALKERS = 10_000
-MAX_DRAWS = 10_000_000  # stage-2 sweeps or NUTS draws per chain
-MAX_PREDICTIVE_DRAWS = 100_000  # posterior or prior draws, each a solve of every site
-MAX_CHAINS = 100  # ensembles, chains, replicates
-MAX_PROCESSES = 1024
 STEPS = int_at_least(1, high=MAX_STEPS)
 WALKERS = int_at_least(1, high=MAX_WALKERS)
 DRAWS = int_at_least(1, high=MAX_DRAWS)
@@ -118,21 +123,6 @@ def scheduler_option(text: str) -> str:
         return parse_scheduler(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
-
-
-def hierarchical_stage2(quick: bool, draws: int | None, chains: int) -> dict:
-    """Stage-2 settings of ``hierarchical`` (``draws`` sweeps per chain, default 6 000 or 1 000 with
-    ``--quick``; a tenth of them tuning). ``crossvalidate`` samples its first pass with the same settings, so
-    that it fits the same second-pass prior and finds the hierarchical run's refined checkpoints (count)."""
-    n = draws or (1000 if quick else 6000)
-    return {"draws": n, "tune": n // 10, "chains": chains}
-
-
-def mixture_stage2(quick: bool, draws: int | None, chains: int) -> dict:
-    """NUTS settings of ``--stage2 mixture`` (``hierarchical`` and ``crossvalidate``): ``draws`` per chain, default
-    1000 or 300 with ``--quick``, after as many tuning steps (count)."""
-    n = draws or (300 if quick else 1000)
-    return {"draws": n, "tune": n, "chains": chains}
 
 
 def add_refine_arguments(p: argparse.ArgumentParser, *, what: str = "") -> None:
@@ -245,29 +235,8 @@ def scheduler_from_args(args, n_workers: int):
 
 # ----------------------------------------------------------------------------- output folders
 def out_dir(args, cfg: StudyConfig, types=None) -> Path:
-    """``--out``, or the command's default folder: one for the synthetic twin and one per forest type (or
-    site list), so that runs on different data never share a folder."""
-    if args.out:
-        return check_out_path(Path(args.out))
-    base = getattr(args, "default_out", None) or str(DEFAULT_OUT / args.command.replace("-", "_"))
-    if cfg.study.mode == "synthetic":
-        tag = "synthetic"
-    elif cfg.data.site_ids:
-        tag = "sites"
-    else:
-        tag = "-".join(types or [cfg.data.forest_type])
-    return check_out_path(Path(f"{base}_{tag}"))
-
-
-#: Configuration sections each command does not read (not compared between invocations into one folder).
-UNUSED_SECTIONS = {
-    "calibrate": ("optimize",),
-    "optimize": ("sampler",),
-    "prior-predictive": ("sampler", "optimize"),
-    "hierarchical": ("sampler", "optimize"),
-    "validate": ("sampler", "optimize", "synthetic"),
-    "crossvalidate": ("sampler", "optimize", "synthetic"),
-}
+    """``--out``, or the command's default folder (:func:`~bayes_vmimics.workflows.common.output_folder`)."""
+    return output_folder(args.command, args.out, cfg, types, default_out=getattr(args, "default_out", None))
 
 
 def claim(
@@ -282,28 +251,21 @@ def claim(
     files=None,
     sites=None,
 ) -> None:
-    """Check ``out`` against this run's fingerprint (see :mod:`.rundir`) and write its ``run.json``."""
-    fp = fingerprint(
+    """Check ``out`` against this run's fingerprint and write its ``run.json``
+    (:func:`~bayes_vmimics.workflows.common.claim_folder` with the command, ``--seed`` and ``--fresh``)."""
+    claim_folder(
         args.command,
+        out,
+        cfg,
+        study,
         seed=args.seed,
-        config=cfg.to_dict(),
-        sites=list(study.problem.site_ids) if study is not None else list(sites or []),
-        data_files={**(study.data_files if study is not None else {}), **(files or {})},
-        data_folder=str(study.folder) if study is not None and study.folder is not None else None,
+        fresh=getattr(args, "fresh", False),
+        products=products,
+        resumable=resumable,
         settings=settings,
-        unused_sections=UNUSED_SECTIONS.get(args.command, ()),
+        files=files,
+        sites=sites,
     )
-    prepare_out(out, fp, fresh=getattr(args, "fresh", False), products=list(products), resumable=list(resumable))
-
-
-def finish(out: Path, **fields) -> None:
-    from datetime import UTC, datetime
-
-    update_run(out, finished_at=datetime.now(UTC).isoformat(timespec="seconds"), **fields)
-
-
-#: Commands whose synthetic twin takes its sites from ``[synthetic]`` alone (real-site options are refused there).
-POOLED_COMMANDS = ("calibrate", "optimize", "prior-predictive")
 
 
 def data_sources(text: str) -> tuple[str, ...]:
@@ -323,80 +285,14 @@ def data_sources(text: str) -> tuple[str, ...]:
 
 
 def config_from_args(args) -> StudyConfig:
-    """The study configuration of a command's options: ``--config`` (else study_quick with ``--quick``, else
-    study_default) with the options that override it.
+    """The study configuration of a command's options (:func:`~bayes_vmimics.workflows.common.study_config`);
+    a note that the burn-in was cut (``--quick`` with few ``--n-steps``) goes to ``args.burn_in_note``.
 
     Raises:
-        ValueError: ``calibrate --n-steps`` not above the burn-in (``sampler.discard``, or ``--discard``) of a
-            full run: nothing or next to nothing would be kept; the message names both numbers. A ``--quick``
-            smoke run instead keeps the second half of its steps and records that in ``args.burn_in_note``.
+        ValueError: ``calibrate --n-steps`` not above the burn-in of a full run (the message names both numbers).
     """
-    from .config import load_config
-
-    cfg = load_config(args.config) if args.config else load_config("study_quick" if args.quick else "study_default")
-    changes: dict[str, dict] = {}
-    if getattr(args, "synthetic", False):
-        changes.setdefault("study", {})["mode"] = "synthetic"
-    if getattr(args, "synthetic", False) and getattr(args, "command", None) in POOLED_COMMANDS:
-        ignored = [
-            option
-            for option, key in (("--site-id", "site_id"), ("--split", "split"))
-            if getattr(args, key, None) not in (None, [], False)
-        ]
-        if getattr(args, "max_sites", None):
-            print(
-                f"note: --max-sites {args.max_sites} is not used by the synthetic twin, which makes "
-                "[synthetic] n_sites sites",
-                file=sys.stderr,
-            )
-        if isinstance(getattr(args, "forest_type", None), str):  # the pooled commands: one forest type of real sites
-            ignored.insert(0, "--forest-type")
-        if ignored:
-            raise ValueError(
-                f"{', '.join(ignored)} choose{'s' if len(ignored) == 1 else ''} real sites; the synthetic twin "
-                "(--synthetic) makes its own ([synthetic] n_sites of the configuration): drop "
-                f"{'it' if len(ignored) == 1 else 'them'} or --synthetic"
-            )
-    ft = getattr(args, "forest_type", None)
-    if isinstance(ft, list):  # commands that take several forest types: the configuration's when one is given
-        ft = ft[0] if len(ft) == 1 else None
-    if ft:
-        changes.setdefault("data", {})["forest_type"] = ft
-    if getattr(args, "site_id", None):
-        changes.setdefault("data", {})["site_ids"] = list(args.site_id)
-    if getattr(args, "split", None):
-        changes.setdefault("data", {})["split"] = args.split
-    if getattr(args, "sources", None) is not None:
-        changes.setdefault("data", {})["sources"] = list(args.sources)
-    if getattr(args, "max_sites", None) is not None:
-        changes.setdefault("data", {})["max_sites"] = args.max_sites
-    for key in ("n_steps", "n_walkers", "n_ensembles", "n_processes", "discard"):
-        v = getattr(args, key, None)
-        if v is not None:
-            changes.setdefault("sampler", {})[key] = v
-    if getattr(args, "no_progress", False):
-        changes.setdefault("sampler", {})["progress"] = False
-    warm = getattr(args, "warm", None)
-    if warm is not None:
-        changes.setdefault("likelihood", {})["warm_start"] = bool(warm)
-    args.burn_in_note = None
-    s = changes.get("sampler", {})
-    if "n_steps" in s:
-        n = s["n_steps"]
-        discard = s.get("discard", cfg.sampler.discard)
-        given = "--discard" if "discard" in s else f"sampler.discard of the configuration ({cfg.study.name})"
-        if discard >= n:
-            if getattr(args, "command", None) == "calibrate" and ("discard" in s or not args.quick):
-                raise ValueError(
-                    f"--n-steps {n} is not above the burn-in of {discard} steps ({given}): no step after the burn-in "
-                    f"would be kept; give --n-steps > {discard}, or a shorter burn-in with --discard (< {n})"
-                )
-            s["discard"] = n // 2
-            args.burn_in_note = (
-                f"burn-in cut from {discard} to {n // 2} steps (--n-steps {n} ≤ {given}): only the last "
-                f"{n - n // 2} of {n} steps per ensemble are kept"
-            )
-    return cfg.replace(**changes) if changes else cfg
+    cfg, args.burn_in_note = study_config(args, getattr(args, "command", None))
+    return cfg
 
 
 def add_common_arguments(
@@ -513,6 +409,7 @@ __all__ = [
     "MAX_STEPS",
     "MAX_WALKERS",
     "PREDICTIVE",
+    "POOLED_COMMANDS",
     "PREDICTIVE0",
     "PROCESSES",
     "SEED",
@@ -530,7 +427,9 @@ __all__ = [
     "claim",
     "config_from_args",
     "finish",
+    "hierarchical_stage2",
     "int_at_least",
+    "mixture_stage2",
     "out_dir",
     "scheduler_from_args",
     "scheduler_option",

@@ -326,8 +326,8 @@ def test_sources_option_sets_the_data_sources_and_the_fingerprint_covers_their_f
 def test_validate_with_a_config_of_another_forest_type_is_refused():
     """``validate RUN --config FILE`` whose [data] forest_type (default ENF) is not the result's: refused, naming
     both, instead of scoring the result on another type's held-out sites."""
-    from bayes_vmimics.cli import _result_types
     from bayes_vmimics.config import load_config
+    from bayes_vmimics.workflows.validate import result_types as _result_types
 
     res = {"kind": "pooled posterior", "path": "run/results.nc", "config": {"data": {"forest_type": "DBF"}}}
     cfg = load_config("study_default")

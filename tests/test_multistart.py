@@ -85,9 +85,9 @@ def test_each_ensemble_starts_around_its_optimum():
 def test_report_warns_when_an_optimiser_beats_the_posterior():
     """Chains started away from the optimum (a missed mode) for a few steps: the best draw's cost (re-evaluated
     as calibrate does) is far above the optimum's, and the report says so; chains at the optimum do not warn."""
-    from bayes_vmimics.cli import _best_draw_cost
     from bayes_vmimics.optimize import cost_name
     from bayes_vmimics.results import build_datatree, format_report
+    from bayes_vmimics.workflows.calibrate import best_draw_cost
 
     problem = CalibrationProblem(make_synthetic_sites(2, rng=np.random.default_rng(2)), use_c14=False)
     truth = true_parameters()
@@ -98,7 +98,7 @@ def test_report_warns_when_an_optimiser_beats_the_posterior():
         attrs = {
             "cost_name": cost_name(problem),
             "start": "multimap",
-            "posterior_best_cost": _best_draw_cost(problem, runs, 0),
+            "posterior_best_cost": best_draw_cost(problem, runs, 0),
             "optimiser_best_cost": float(problem.cost(truth)),
             "optimiser_costs": f"[{float(problem.cost(truth))}]",
         }

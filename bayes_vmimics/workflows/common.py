@@ -1,0 +1,319 @@
+"""What every workflow shares: the bounds of the counts that set a run's length, the checks of the options, the
+study configuration assembled from the options, the output folder and its ``run.json`` (:mod:`..rundir`), and
+:class:`Progress`, through which a running workflow reports.
+
+Below the command line (:mod:`..cli`, :mod:`..cli_common`), which turns its arguments into the options of a
+workflow; nothing here knows of argparse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..rundir import check_out_path, fingerprint, prepare_out, update_run
+
+if TYPE_CHECKING:  # the study modules (pandas, the likelihood) load when a workflow runs
+    from ..config import StudyConfig
+    from ..study import Study
+
+#: Folder under which each command writes by default (``results/<command>_<tag>``).
+DEFAULT_OUT = Path("results")
+
+#: Upper bounds of the counts that set a run's length (each option's help states its bound).
+MAX_STEPS = 1_000_000  # emcee steps per ensemble or site: ≈ 10⁷ model solves per walker set, days on 2 cores
+MAX_WALKERS = 10_000
+MAX_DRAWS = 10_000_000  # stage-2 sweeps or NUTS draws per chain
+MAX_PREDICTIVE_DRAWS = 100_000  # posterior or prior draws, each a solve of every site
+MAX_CHAINS = 100  # ensembles, chains, replicates
+MAX_PROCESSES = 1024
+
+
+# ----------------------------------------------------------------------------- checks of the options
+def count_problem(value: int, low: int, high: int | None = None, why: str = "") -> str | None:
+    """What is wrong with a count (an integer ≥ ``low`` and, if given, ≤ ``high``), or None. The upper bound refuses
+    counts that would run for years (a typo such as ``n_steps = 1000000000000``) before anything starts. The command
+    line's option types (:func:`~bayes_vmimics.cli_common.int_at_least`) say the same."""
+    if value < low:
+        return f"must be ≥ {low}{why}, got {value}"
+    if high is not None and value > high:
+        bound = f"{high:_}".replace("_", " ")
+        got = f"{value:_}".replace("_", " ")
+        return f"must be ≤ {bound} (the bound stated in --help), got {got}"
+    return None
+
+
+def check_count(option: str, value: int | None, low: int, high: int | None = None, why: str = "") -> None:
+    """Raise ValueError naming ``option`` unless ``value`` is None or an integer in [low, high] (count)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{option}: expected an integer, got {value!r}")
+    problem = count_problem(value, low, high, why)
+    if problem:
+        raise ValueError(f"{option}: {problem}")
+
+
+def check_choice(option: str, value, choices) -> None:
+    """Raise ValueError naming ``option`` unless ``value`` is None or one of ``choices``."""
+    if value is not None and value not in choices:
+        raise ValueError(f"{option}: invalid choice {value!r} (choose from {', '.join(map(str, choices))})")
+
+
+def check_study_options(o) -> None:
+    """The checks of the options every study-building workflow shares (``seed``, ``forest_type``, ``sources``,
+    ``max_sites``, ``site_id``), on an options object ``o``; ``forest_type`` is one name or a sequence of them."""
+    from ..config import DATA_SOURCES
+    from ..constants import FOREST_TYPES
+
+    if isinstance(o.site_id, str) or isinstance(o.sources, str):
+        name = "site_id" if isinstance(o.site_id, str) else "sources"
+        raise ValueError(f"{name}: a sequence of names, got the string {getattr(o, name)!r}")
+    check_count("seed", o.seed, 0)
+    types = [o.forest_type] if isinstance(o.forest_type, str) else list(o.forest_type or [])
+    for t in types:
+        check_choice("forest_type", t, FOREST_TYPES)
+    for s in o.sources or ():
+        check_choice("sources", s, DATA_SOURCES)
+    check_count("max_sites", o.max_sites, 0)
+
+
+def as_tuple(value):
+    """A list option as a tuple (frozen options hold no lists), None kept."""
+    return None if value is None else tuple(value)
+
+
+@dataclass(frozen=True)
+class StudyOptions:
+    """The options of every workflow that builds a study (the command line's common options, same names).
+
+    Attributes:
+        seed: random seed, ≥ 0 (–).
+        out: output folder; None: ``default_out`` (else results/<command>) with _synthetic, _<FOREST_TYPE> or
+            _sites appended (path).
+        quick: quick settings (study_quick): a smoke run that tests the pipeline, never converged (bool).
+        config: study configuration, a TOML file or a name in model/; None: study_default, or study_quick with
+            ``quick`` (path or name).
+        data_dir: raw-data folder; None: $BAYES_VMIMICS_DATA (path).
+        sources: data sources to combine ("he2016", "israd"); () every source present; None the configuration's.
+        synthetic: the synthetic twin: profiles generated by the model from known parameters (bool).
+        forest_type: forest type of the real sites; None: the configuration's (one of FOREST_TYPES).
+        site_id: these sites instead of a forest type (site ids).
+        max_sites: at most this many sites, 0 = all; None: the configuration's (count).
+        warm: warm starts of the steady-state solves (True), cold spin-ups (False); None: the configuration's.
+        fresh: delete another run's results in ``out`` and start again, instead of resuming or refusing (bool).
+        default_out: stem of the output folder when ``out`` is None (path).
+    """
+
+    seed: int = 2021
+    out: str | Path | None = None
+    quick: bool = False
+    config: str | Path | None = None
+    data_dir: str | Path | None = None
+    sources: tuple[str, ...] | None = None
+    synthetic: bool = False
+    forest_type: str | None = None
+    site_id: tuple[str, ...] | None = None
+    max_sites: int | None = None
+    warm: bool | None = None
+    fresh: bool = False
+    default_out: str | None = None
+
+    def __post_init__(self) -> None:
+        check_study_options(self)
+        for name in ("sources", "site_id"):
+            object.__setattr__(self, name, as_tuple(getattr(self, name)))
+
+
+# ----------------------------------------------------------------------------- how a workflow reports
+class Progress:
+    """What a running workflow reports: its lines (printed, by default) and, as it passes each stage, what a stop
+    there leaves behind (:attr:`resume_hint`, the command line's message after Ctrl-C).
+
+    Args:
+        say: called with each line of the run's log (default :func:`print`; ``lambda line: None`` silences it).
+    """
+
+    def __init__(self, say: Callable[[str], object] = print) -> None:
+        self._say = say
+        self.resume_hint = "nothing was written yet: rerun the same command to start"
+
+    def say(self, line: str) -> None:
+        """Report one line of the run's log."""
+        self._say(line)
+
+    def stage(self, resume_hint: str) -> None:
+        """Enter a stage: a stop from now on leaves what ``resume_hint`` says."""
+        self.resume_hint = resume_hint
+
+
+# ----------------------------------------------------------------------------- the study configuration
+#: Commands whose synthetic twin takes its sites from ``[synthetic]`` alone (real-site options are refused there).
+POOLED_COMMANDS = ("calibrate", "optimize", "prior-predictive")
+
+
+def study_config(o, command: str | None) -> tuple[StudyConfig, str | None]:
+    """The study configuration of a command's options, and a note when the burn-in was cut (else None).
+
+    ``o`` is a workflow's options object or the command line's parsed arguments (the same names): ``config``
+    (else study_quick with ``quick``, else study_default) with the options that override it.
+
+    Raises:
+        ValueError: ``calibrate``'s ``n_steps`` not above the burn-in (``sampler.discard``, or ``discard``) of a
+            full run: nothing or next to nothing would be kept; the message names both numbers. A ``quick`` smoke
+            run instead keeps the second half of its steps and says so in the note.
+    """
+    import sys
+
+    from ..config import load_config
+
+    cfg = load_config(o.config) if o.config else load_config("study_quick" if o.quick else "study_default")
+    changes: dict[str, dict] = {}
+    if getattr(o, "synthetic", False):
+        changes.setdefault("study", {})["mode"] = "synthetic"
+    if getattr(o, "synthetic", False) and command in POOLED_COMMANDS:
+        ignored = [
+            option
+            for option, key in (("--site-id", "site_id"), ("--split", "split"))
+            if getattr(o, key, None) not in (None, [], (), False)
+        ]
+        if getattr(o, "max_sites", None):
+            print(
+                f"note: --max-sites {o.max_sites} is not used by the synthetic twin, which makes "
+                "[synthetic] n_sites sites",
+                file=sys.stderr,
+            )
+        if isinstance(getattr(o, "forest_type", None), str):  # the pooled commands: one forest type of real sites
+            ignored.insert(0, "--forest-type")
+        if ignored:
+            raise ValueError(
+                f"{', '.join(ignored)} choose{'s' if len(ignored) == 1 else ''} real sites; the synthetic twin "
+                "(--synthetic) makes its own ([synthetic] n_sites of the configuration): drop "
+                f"{'it' if len(ignored) == 1 else 'them'} or --synthetic"
+            )
+    ft = getattr(o, "forest_type", None)
+    if isinstance(ft, list | tuple):  # commands that take several forest types: the configuration's when one is given
+        ft = ft[0] if len(ft) == 1 else None
+    if ft:
+        changes.setdefault("data", {})["forest_type"] = ft
+    if getattr(o, "site_id", None):
+        changes.setdefault("data", {})["site_ids"] = list(o.site_id)
+    if getattr(o, "split", None):
+        changes.setdefault("data", {})["split"] = o.split
+    if getattr(o, "sources", None) is not None:
+        changes.setdefault("data", {})["sources"] = list(o.sources)
+    if getattr(o, "max_sites", None) is not None:
+        changes.setdefault("data", {})["max_sites"] = o.max_sites
+    for key in ("n_steps", "n_walkers", "n_ensembles", "n_processes", "discard"):
+        v = getattr(o, key, None)
+        if v is not None:
+            changes.setdefault("sampler", {})[key] = v
+    if getattr(o, "no_progress", False):
+        changes.setdefault("sampler", {})["progress"] = False
+    warm = getattr(o, "warm", None)
+    if warm is not None:
+        changes.setdefault("likelihood", {})["warm_start"] = bool(warm)
+    note = None
+    s = changes.get("sampler", {})
+    if "n_steps" in s:
+        n = s["n_steps"]
+        discard = s.get("discard", cfg.sampler.discard)
+        given = "--discard" if "discard" in s else f"sampler.discard of the configuration ({cfg.study.name})"
+        if discard >= n:
+            if command == "calibrate" and ("discard" in s or not o.quick):
+                raise ValueError(
+                    f"--n-steps {n} is not above the burn-in of {discard} steps ({given}): no step after the burn-in "
+                    f"would be kept; give --n-steps > {discard}, or a shorter burn-in with --discard (< {n})"
+                )
+            s["discard"] = n // 2
+            note = (
+                f"burn-in cut from {discard} to {n // 2} steps (--n-steps {n} ≤ {given}): only the last "
+                f"{n - n // 2} of {n} steps per ensemble are kept"
+            )
+    return (cfg.replace(**changes) if changes else cfg), note
+
+
+def hierarchical_stage2(quick: bool, draws: int | None, chains: int) -> dict:
+    """Stage-2 settings of ``hierarchical`` (``draws`` sweeps per chain, default 6 000 or 1 000 with
+    ``quick``; a tenth of them tuning). ``crossvalidate`` samples its first pass with the same settings, so
+    that it fits the same second-pass prior and finds the hierarchical run's refined checkpoints (count)."""
+    n = draws or (1000 if quick else 6000)
+    return {"draws": n, "tune": n // 10, "chains": chains}
+
+
+def mixture_stage2(quick: bool, draws: int | None, chains: int) -> dict:
+    """NUTS settings of stage 2 ``mixture`` (``hierarchical`` and ``crossvalidate``): ``draws`` per chain, default
+    1000 or 300 with ``quick``, after as many tuning steps (count)."""
+    n = draws or (300 if quick else 1000)
+    return {"draws": n, "tune": n, "chains": chains}
+
+
+# ----------------------------------------------------------------------------- output folders
+def output_folder(command: str, out, cfg: StudyConfig, types=None, *, default_out: str | None = None) -> Path:
+    """``out``, or the command's default folder (``default_out``, else ``results/<command>``, with a tag): one
+    for the synthetic twin and one per forest type (or site list), so that runs on different data never share a
+    folder (path)."""
+    if out:
+        return check_out_path(Path(out))
+    base = default_out or str(DEFAULT_OUT / command.replace("-", "_"))
+    if cfg.study.mode == "synthetic":
+        tag = "synthetic"
+    elif cfg.data.site_ids:
+        tag = "sites"
+    else:
+        tag = "-".join(types or [cfg.data.forest_type])
+    return check_out_path(Path(f"{base}_{tag}"))
+
+
+#: Configuration sections each command does not read (not compared between invocations into one folder).
+UNUSED_SECTIONS = {
+    "calibrate": ("optimize",),
+    "optimize": ("sampler",),
+    "prior-predictive": ("sampler", "optimize"),
+    "hierarchical": ("sampler", "optimize"),
+    "validate": ("sampler", "optimize", "synthetic"),
+    "crossvalidate": ("sampler", "optimize", "synthetic"),
+}
+
+
+def claim_folder(
+    command: str,
+    out: Path,
+    cfg: StudyConfig,
+    study: Study | None,
+    *,
+    seed: int,
+    fresh: bool = False,
+    products,
+    resumable=(),
+    settings=None,
+    files=None,
+    sites=None,
+) -> None:
+    """Check ``out`` against this run's fingerprint (see :mod:`..rundir`) and write its ``run.json``; ``fresh``
+    deletes the ``products`` of another run there instead of refusing."""
+    fp = fingerprint(
+        command,
+        seed=seed,
+        config=cfg.to_dict(),
+        sites=list(study.problem.site_ids) if study is not None else list(sites or []),
+        data_files={**(study.data_files if study is not None else {}), **(files or {})},
+        data_folder=str(study.folder) if study is not None and study.folder is not None else None,
+        settings=settings,
+        unused_sections=UNUSED_SECTIONS.get(command, ()),
+    )
+    prepare_out(out, fp, fresh=fresh, products=list(products), resumable=list(resumable))
+
+
+def finish(out: Path, **fields) -> None:
+    """Stamp ``run.json`` in ``out`` as finished (UTC time), with ``fields``."""
+    from datetime import UTC, datetime
+
+    update_run(out, finished_at=datetime.now(UTC).isoformat(timespec="seconds"), **fields)
+
+
+def pages_text(pages: list[Path]) -> str:
+    """The files of :func:`~bayes_vmimics.plotting.plot_profile_pages` for a "wrote …" line."""
+    return pages[0].name if len(pages) == 1 else f"{pages[0].name} … {pages[-1].name} ({len(pages)} pages)"
