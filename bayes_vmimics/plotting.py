@@ -262,6 +262,14 @@ def _draw_variable(ax, dt, var: str, site: str, *, level: float, colour: str, re
     return True
 
 
+def _short_id(site: str, width: int = 44) -> str:
+    """A site id that fits above its two panels: long ISRaD ids keep their start and end around an ellipsis."""
+    if len(site) <= width:
+        return site
+    keep = (width - 1) // 2
+    return f"{site[:keep]}…{site[-(width - 1 - keep):]}"
+
+
 def _profile_figure(dt, sites: list[str], *, level: float, seed: int, title: str, row_of: int | None = None):
     """The profile grid of ``sites``; ``row_of``: lay the rows out as for this many sites (the pages of
     :func:`plot_profile_pages` keep the first page's panel size)."""
@@ -293,7 +301,7 @@ def _profile_figure(dt, sites: list[str], *, level: float, seed: int, title: str
             ax.tick_params(labelsize=8)
             ax.xaxis.set_major_locator(MaxNLocator(4))
         ft = types.get(site)
-        cell.suptitle(f"{site}" + (f" ({ft})" if ft else ""), fontsize=9)
+        cell.suptitle(_short_id(site) + (f" ({ft})" if ft else ""), fontsize=9)
     sd = observation_error_sd(dt)
     pct = round(100 * level)
     # each legend swatch shows the colours the panels use (SOC blue, F14C orange), never a grey stand-in

@@ -360,3 +360,12 @@ def test_cv_predictions_figure_has_a_panel_per_type_and_method(tmp_path, saved_f
     for artist in (fig.legends[0], fig._suptitle):
         box = artist.get_window_extent()
         assert box.x0 >= 0 and box.x1 <= width, artist
+
+
+def test_long_site_ids_are_shortened_in_profile_titles():
+    from bayes_vmimics.plotting import _short_id
+
+    long_id = "israd_trumbore_harden_1997__th_1992burn__gillamroad_92burn_fw10"
+    short = _short_id(long_id)
+    assert len(short) == 44 and short.startswith("israd_trumbore") and short.endswith("92burn_fw10")
+    assert _short_id("he2016_143") == "he2016_143"
