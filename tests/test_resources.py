@@ -51,3 +51,8 @@ def test_wheel_carries_every_study_file_and_table(tmp_path):
     for path in sorted((REPO / "data").glob("*.csv")):
         assert f"bayes_vmimics/project_tables/{path.name}" in names
     assert "bayes_vmimics/_core.py" in names
+    # every module of every subpackage (a subpackage missing from pyproject's list would install without it)
+    for path in sorted((REPO / "bayes_vmimics").rglob("*.py")):
+        rel = path.relative_to(REPO).as_posix()
+        if "__pycache__" not in rel:
+            assert rel in names, f"{rel} is not in the wheel (add its package to [tool.setuptools] packages)"
