@@ -92,7 +92,7 @@ display(Image(save_pair_plot(dt, RUN / "pair_population.png", var_name="theta_po
 
 # %% [markdown]
 # ## Fit at the calibration sites (each with its own θ_s)
-# Present when the run wrote its site predictive (the default; `results.add_site_predictive` in Python).
+# Present when the run wrote its site predictive (the default; `predictive.add_site_predictive` in Python).
 
 # %%
 if "posterior_predictive" in dt.children:

@@ -398,7 +398,7 @@ def _crossvalidate(args, scheduler) -> int:
 
         plot_beta(full, out / "beta.png")
         finish(out)
-    from .diagnostics import convergence_verdict
+    from .convergence import convergence_verdict
 
     # the verdict over every fold's stage 2 and the regression on all sites (stage-1 N/τ per site as in sites.csv)
     st2 = cv.stage2

@@ -1,7 +1,7 @@
 """The constant-temperature steady state (a fixed point of dC/dt) and the solver's result record.
 
 A cold solve first finds the steady state on coarser grids (:func:`coarse_start`: spin-up on a grid with adjacent
-layers merged, then Newton on each finer grid; ``_core.coarse_cascade``) and falls back to the spin-up on the
+layers merged, then Newton on each finer grid; ``_coarse.coarse_cascade``) and falls back to the spin-up on the
 site's grid (:func:`~bayes_vmimics._core.steady_state_iterate`: implicit time steps of growing length, then
 Newton) when that fails or ends on an unstable or invadable root; both end on the same equilibrium (verified in
 ``tests/test_steady_start.py`` and ``docs/steady_state.md``). Near β = 1 (linear microbial turnover, the lower
@@ -28,7 +28,7 @@ try:  # a 140 × 140 eigenproblem runs ~4× slower on 2 BLAS threads of a busy m
 except ImportError:  # pragma: no cover - optional
     ThreadpoolController = None
 
-from . import _core
+from . import _coarse, _core
 from .constants import HOURS_PER_YEAR, N_POOLS, SOC_POOLS
 from .grid import DepthGrid
 from .model import Rates, SiteModel
@@ -214,7 +214,7 @@ def solve_constant(site: SiteModel, theta, C: np.ndarray, warm: bool, options: S
 
 
 def coarse_start(site: SiteModel, theta, rates: Rates, options: SolverOptions):
-    """The cold steady state from coarser grids (``_core.coarse_cascade``): spin-up from WC22's pools on the
+    """The cold steady state from coarser grids (``_coarse.coarse_cascade``): spin-up from WC22's pools on the
     grid with adjacent layers merged ``options.coarse_levels`` times (20 × 5 cm → 5 × 20 cm for 2), then pure
     Newton on each finer grid from the coarser solution (log C interpolated in depth), ending on the site's grid.
     A root that is a saddle or has negligible microbes that could invade (``INVASION_RATE``) is rejected.
@@ -222,7 +222,7 @@ def coarse_start(site: SiteModel, theta, rates: Rates, options: SolverOptions):
     Returns (C (n_layers, 7) or None, n_iter, fn, Ginv): the steady state on the site's grid with its relative
     residual norm (h⁻¹) and Jacobian factors, or None when a level failed or the root was rejected (the caller
     then spins up on the site's grid); n_iter counts the iterations on every level (a coarse one costs less)."""
-    status, n_iter, fn, Ginv, C = _core.coarse_cascade(
+    status, n_iter, fn, Ginv, C = _coarse.coarse_cascade(
         np.asarray(theta, dtype=np.float64), site.kc, float(site.T_mean), site.clay, site.edges_cm,
         float(site.IA), float(site.IB), float(site.fmetA), float(site.fmetB), float(site.npp),
         float(site.fixed_beta), rates, int(options.coarse_levels), WC22_INITIAL, float(options.dt0_cold),

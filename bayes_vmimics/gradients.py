@@ -31,7 +31,7 @@ log-likelihood units per parameter unit.
 This module sits below :mod:`~bayes_vmimics.likelihood`, which calls it for
 ``CalibrationProblem.site_log_likelihood_and_gradient``: it imports nothing from there. ``problem`` arguments are
 :class:`~bayes_vmimics.likelihood.CalibrationProblem` instances and ``p`` their
-:class:`~bayes_vmimics.likelihood.PreparedSite` entries.
+:class:`~bayes_vmimics.site_evaluation.PreparedSite` entries.
 """
 
 from __future__ import annotations

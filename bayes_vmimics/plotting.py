@@ -267,7 +267,7 @@ def _short_id(site: str, width: int = 44) -> str:
     if len(site) <= width:
         return site
     keep = (width - 1) // 2
-    return f"{site[:keep]}…{site[-(width - 1 - keep):]}"
+    return f"{site[:keep]}…{site[-(width - 1 - keep) :]}"
 
 
 def _profile_figure(dt, sites: list[str], *, level: float, seed: int, title: str, row_of: int | None = None):
@@ -419,7 +419,7 @@ def _check_profiles_input(dt, level: float) -> None:
     if missing:
         raise ValueError(
             f"the result has no {' or '.join(missing)} group: run the posterior predictive first "
-            "(results.add_site_predictive for hierarchical results)"
+            "(predictive.add_site_predictive for hierarchical results)"
         )
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level}")

@@ -27,8 +27,9 @@ import numpy as np
 from .atmosphere import ATMOSPHERE_HOLD_YEARS, AtmosphereHeldWarning
 from .config import StudyConfig
 from .errors import ErrorModel
-from .likelihood import CalibrationProblem, SiteObservations, radiocarbon_available
+from .likelihood import CalibrationProblem
 from .parameters import TABLE1
+from .site_observations import SiteObservations, radiocarbon_available
 
 #: The four forest types of Wang et al. (2021) Sect. 2.5.2, the choices of ``--forest-type``.
 

@@ -10,10 +10,10 @@ import numpy as np
 
 from .forcing import SiteForcing
 from .grid import DepthGrid
-from .likelihood import SiteObservations
 from .model import SiteModel
 from .observation import ObservationOperator, required_grid
 from .parameters import PARAMETER_NAMES, TABLE1, Parameters
+from .site_observations import SiteObservations
 from .steady_state import solve_site
 
 #: Default generating parameters: inside the Table 1 box, away from its edges (close to the CABLE PFT fit,

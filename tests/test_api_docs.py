@@ -32,6 +32,8 @@ MAIN_MODULES = (
     "bayes_vmimics.radiocarbon",
     "bayes_vmimics.errors",
     "bayes_vmimics.likelihood",
+    "bayes_vmimics.site_observations",
+    "bayes_vmimics.site_evaluation",
     "bayes_vmimics.gradients",
     "bayes_vmimics.inference",
     "bayes_vmimics.inference.emcee_sampler",
@@ -44,6 +46,8 @@ MAIN_MODULES = (
     "bayes_vmimics.crossvalidation",
     "bayes_vmimics.scoring",
     "bayes_vmimics.results",
+    "bayes_vmimics.predictive",
+    "bayes_vmimics.convergence",
 )
 
 #: pdoc's warning when a rendered annotation cannot be resolved: a docstring/annotation problem, not an import one

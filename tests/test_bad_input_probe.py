@@ -709,7 +709,7 @@ def _atmosphere(name, folder):
 
 
 def _obs(**change):
-    from bayes_vmimics.likelihood import SiteObservations
+    from bayes_vmimics.site_observations import SiteObservations
 
     values = dict(
         site_id="s1",

@@ -11,7 +11,7 @@ import pytest
 import xarray as xr
 
 from bayes_vmimics.cli import main
-from bayes_vmimics.diagnostics import ConvergenceVerdict, convergence_verdict, result_verdict
+from bayes_vmimics.convergence import ConvergenceVerdict, convergence_verdict, result_verdict
 
 NAMES = ["x_v", "x_K"]
 

@@ -212,7 +212,7 @@ def test_held_out_prediction_and_sensitivity_chunks_on_dask_are_unchanged(cluste
     import xarray as xr
 
     from bayes_vmimics import sensitivity as sa
-    from bayes_vmimics.results import add_shared_held_out_predictive
+    from bayes_vmimics.predictive import add_shared_held_out_predictive
 
     _ready(cluster)
     thetas = three_site_problem.prior.sample(np.random.default_rng(2), 6).reshape(2, 3, NPAR)

@@ -15,8 +15,9 @@ from bayes_vmimics.gradients import (
     site_log_likelihoods,
     site_log_likelihoods_and_gradients,
 )
-from bayes_vmimics.likelihood import CalibrationProblem, SiteObservations
+from bayes_vmimics.likelihood import CalibrationProblem
 from bayes_vmimics.model import SiteModel
+from bayes_vmimics.site_observations import SiteObservations
 from bayes_vmimics.steady_state import solve_site
 from bayes_vmimics.synthetic import make_synthetic_sites
 

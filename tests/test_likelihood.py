@@ -7,10 +7,11 @@ import pytest
 
 import bayes_vmimics.likelihood as lk
 from bayes_vmimics.grid import DepthGrid
-from bayes_vmimics.likelihood import CalibrationProblem, SiteObservations, radiocarbon_available
+from bayes_vmimics.likelihood import CalibrationProblem
 from bayes_vmimics.metrics import bic_eq18, fit_metrics, regression, rmse_eq17
 from bayes_vmimics.model import SiteModel
 from bayes_vmimics.observation import ObservationOperator
+from bayes_vmimics.site_observations import SiteObservations, radiocarbon_available
 from bayes_vmimics.steady_state import solve_site
 from bayes_vmimics.synthetic import make_synthetic_sites, true_parameters
 

@@ -15,7 +15,8 @@ import pytest
 
 from bayes_vmimics.atmosphere import ATMOSPHERE_HOLD_YEARS, AtmosphereHeldWarning, AtmosphericRecord
 from bayes_vmimics.grid import DepthGrid
-from bayes_vmimics.likelihood import CalibrationProblem, SiteObservations, radiocarbon_available
+from bayes_vmimics.likelihood import CalibrationProblem
+from bayes_vmimics.site_observations import SiteObservations, radiocarbon_available
 from bayes_vmimics.synthetic import make_synthetic_sites
 
 SITE_FILE = "he2016_forest_layers.csv"

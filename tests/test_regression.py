@@ -569,7 +569,7 @@ def test_crossvalidate_command_parses_and_rejects_bad_input(capsys):
 def test_two_stage_hierarchical_with_covariates_and_held_out_prediction(tmp_path):
     from bayes_vmimics.inference.two_stage import two_stage_hierarchical
     from bayes_vmimics.likelihood import CalibrationProblem
-    from bayes_vmimics.results import add_held_out_predictive
+    from bayes_vmimics.predictive import add_held_out_predictive
     from bayes_vmimics.synthetic import make_synthetic_sites
 
     sites = make_synthetic_sites(5, rng=np.random.default_rng(4))

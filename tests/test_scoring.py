@@ -7,7 +7,7 @@ import pytest
 
 from bayes_vmimics.likelihood import CalibrationProblem
 from bayes_vmimics.parameters import PARAMETER_NAMES
-from bayes_vmimics.results import add_shared_held_out_predictive, held_out_scores
+from bayes_vmimics.predictive import add_shared_held_out_predictive, held_out_scores
 from bayes_vmimics.scoring import (
     discrepancy_prior_keys,
     fit_discrepancy_prior_sites,
@@ -123,7 +123,7 @@ def test_synthetic_twin_keeps_the_paper_error_model():
 def test_scores_by_depth_add_up_and_show_the_side_of_a_bias(sites):
     """The depth bands partition the observations (their coverage, weighted by n_obs, is the overall one), a
     calibrated prediction misses on both sides, and a prediction biased low misses above the interval."""
-    from bayes_vmimics.results import held_out_by_depth
+    from bayes_vmimics.predictive import held_out_by_depth
     from bayes_vmimics.scoring import score_by_depth
 
     problem = _problem(sites)

@@ -8,8 +8,9 @@ import pytest
 
 from bayes_vmimics import sensitivity as sa
 from bayes_vmimics.forcing import SiteForcing
-from bayes_vmimics.likelihood import CalibrationProblem, SiteObservations
+from bayes_vmimics.likelihood import CalibrationProblem
 from bayes_vmimics.parameters import DEFAULTS, PARAMETER_NAMES
+from bayes_vmimics.site_observations import SiteObservations
 
 pytest.importorskip("SALib")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bayes_vmimics import DepthGrid, SiteModel, _core, solve_site
+from bayes_vmimics import DepthGrid, SiteModel, _coarse, _core, solve_site
 from bayes_vmimics.fixed_point import INVASION_RATE, coarse_start, is_unstable
 from bayes_vmimics.parameters import LOWER, UPPER
 from bayes_vmimics.solver_status import SolverStatus
@@ -168,34 +168,34 @@ def test_a_root_with_invadable_microbes_is_rejected():
     rates = site.raw_rates(theta)
     ss = solve_site(site, theta)
     assert ss.converged and ss.pools[3].min() > 1e-6
-    assert not _core.invadable(ss.solver_state["C"], rates, _core.CTINY, INVASION_RATE)
+    assert not _coarse.invadable(ss.solver_state["C"], rates, _core.CTINY, INVASION_RATE)
     X = ss.solver_state["C"].copy()
     X[:, 3] = 1e-30
     status, *_ = _core.steady_state_iterate(X, rates, -1.0, 30, 1e-10, 1e-12, 0.01, 10.0)
     assert status == 0 and X[:, 3].max() < 1e-20  # Newton "converges" on the boundary root
-    assert _core.invadable(X, rates, _core.CTINY, INVASION_RATE)
+    assert _coarse.invadable(X, rates, _core.CTINY, INVASION_RATE)
     assert is_unstable(rates, X)
 
 
 def test_coarsen_and_prolong():
     grid = DepthGrid.uniform(20, 5.0)
     clay = np.linspace(0.1, 0.3, 20)
-    edges, cl = _core.coarsen_grid(grid.edges_cm, clay)
+    edges, cl = _coarse.coarsen_grid(grid.edges_cm, clay)
     np.testing.assert_allclose(edges, np.arange(0.0, 101.0, 10.0))
     np.testing.assert_allclose(cl, 0.5 * (clay[0::2] + clay[1::2]))
-    e3, c3 = _core.coarsen_grid(np.arange(6.0), np.array([0.1, 0.2, 0.3, 0.4, 0.5]))  # odd count
+    e3, c3 = _coarse.coarsen_grid(np.arange(6.0), np.array([0.1, 0.2, 0.3, 0.4, 0.5]))  # odd count
     np.testing.assert_allclose(e3, [0.0, 2.0, 4.0, 5.0])
     np.testing.assert_allclose(c3, [0.15, 0.35, 0.5])
     # log-linear interpolation between midpoints is exact for exponential profiles, constant beyond them
     zc = 0.5 * (edges[:-1] + edges[1:])
     Cc = np.exp(-0.05 * zc)[:, None] * np.arange(1.0, 8.0)[None, :]
-    X = _core.prolong(np.ascontiguousarray(Cc), edges, grid.edges_cm)
+    X = _coarse.prolong(np.ascontiguousarray(Cc), edges, grid.edges_cm)
     zf = 0.5 * (grid.edges_cm[:-1] + grid.edges_cm[1:])
     inside = (zf >= zc[0]) & (zf <= zc[-1])
     np.testing.assert_allclose(X[inside], (np.exp(-0.05 * zf)[:, None] * np.arange(1.0, 8.0))[inside], rtol=1e-12)
     np.testing.assert_allclose(X[0], Cc[0])
     np.testing.assert_allclose(X[-1], Cc[-1])
-    assert np.all(_core.prolong(np.zeros((10, 7)), edges, grid.edges_cm) > 0)  # positive
+    assert np.all(_coarse.prolong(np.zeros((10, 7)), edges, grid.edges_cm) > 0)  # positive
 
 
 def test_rescue_gives_up_within_its_iteration_budget(sites):

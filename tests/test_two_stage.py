@@ -236,7 +236,8 @@ def test_two_stage_recovers_a_known_population_on_model_sites():
 
 
 def test_site_predictive_uses_each_sites_own_parameters(synthetic_problem):
-    from bayes_vmimics.results import add_site_predictive, fit_metrics_table
+    from bayes_vmimics.predictive import add_site_predictive
+    from bayes_vmimics.results import fit_metrics_table
 
     prob = synthetic_problem
     n = len(prob.sites)

@@ -13,8 +13,8 @@ from bayes_vmimics.inference.initial import logit_from_theta
 from bayes_vmimics.likelihood import CalibrationProblem
 from bayes_vmimics.parameters import PARAMETER_NAMES
 from bayes_vmimics.plotting import plot_profiles
+from bayes_vmimics.predictive import add_held_out_predictive, held_out_scores
 from bayes_vmimics.priors import BoxPrior
-from bayes_vmimics.results import add_held_out_predictive, held_out_scores
 from bayes_vmimics.synthetic import make_synthetic_sites, population_site_parameters, true_parameters
 
 NPAR = len(PARAMETER_NAMES)

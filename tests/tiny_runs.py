@@ -32,7 +32,8 @@ def make_hierarchical_runs(out: Path) -> tuple[Path, Path]:
     ``validation/held_out_scores.csv``). Returns (run folder, validation folder)."""
     from bayes_vmimics.inference.two_stage import two_stage_hierarchical
     from bayes_vmimics.likelihood import CalibrationProblem
-    from bayes_vmimics.results import add_held_out_predictive, add_site_predictive, held_out_scores, save_datatree
+    from bayes_vmimics.predictive import add_held_out_predictive, add_site_predictive, held_out_scores
+    from bayes_vmimics.results import save_datatree
     from bayes_vmimics.synthetic import make_synthetic_sites
 
     sites = make_synthetic_sites(4, rng=np.random.default_rng(4))

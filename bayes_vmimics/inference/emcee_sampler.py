@@ -30,8 +30,8 @@ import emcee
 import numpy as np
 
 from ..interrupt import deferred_interrupt
-from ..likelihood import EvaluationStats
 from ..progress import bar_kwargs
+from ..site_evaluation import EvaluationStats
 
 __all__ = [
     "EnsembleRun",

@@ -60,9 +60,9 @@ def paper_costs(obs, prediction, *, rel_error: float = PAPER_REL_ERROR, c14_weig
     """The paper's costs J₁ and J₂ of one site (P Eqs 15, 16; λ once, spec A14), by :func:`chi_square`.
 
     Args:
-        obs: the site's :class:`~bayes_vmimics.likelihood.SiteObservations` (or anything with ``soc_mg_cm3``
+        obs: the site's :class:`~bayes_vmimics.site_observations.SiteObservations` (or anything with ``soc_mg_cm3``
             and ``f14c``) (–).
-        prediction: its :class:`~bayes_vmimics.likelihood.SitePrediction` at the observed intervals (–).
+        prediction: its :class:`~bayes_vmimics.site_evaluation.SitePrediction` at the observed intervals (–).
         rel_error: s as a fraction of each observed value (–).
         c14_weight: λ (–).
 

@@ -45,7 +45,7 @@ def output_names(depths_cm: Sequence[float] = DEFAULT_DEPTHS_CM) -> list[str]:
 
 def _site_subproblem(problem, index: int):
     """A shallow copy of ``problem`` holding site ``index`` alone (so that a worker receives one site)."""
-    from ..likelihood import EvaluationStats
+    from ..site_evaluation import EvaluationStats
 
     sub = copy.copy(problem)
     sub.sites = [problem.sites[int(index)]]

@@ -186,12 +186,14 @@ def run_hierarchical(
     """
     import pandas as pd
 
-    from ..diagnostics import plot_xv_xk, result_verdict
+    from ..convergence import result_verdict
+    from ..diagnostics import plot_xv_xk
     from ..inference.pymc_models import posterior_convergence, save_results
     from ..inference.replicates import combine_replicates, replicate_seeds
     from ..inference.two_stage import two_stage_hierarchical
     from ..plotting import plot_population, plot_profile_pages
-    from ..results import add_site_predictive, fit_metrics_table
+    from ..predictive import add_site_predictive
+    from ..results import fit_metrics_table
     from ..study import build_hierarchical_study
 
     o, progress = options, progress or Progress()

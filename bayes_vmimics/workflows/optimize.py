@@ -61,7 +61,7 @@ def run_optimize(options: OptimizeOptions, *, progress: Progress | None = None) 
         ValueError: an input that cannot run (the message names it); :class:`~bayes_vmimics.rundir.RunFolderError`:
             ``out`` holds another run.
     """
-    from ..diagnostics import convergence_verdict
+    from ..convergence import convergence_verdict
     from ..optimize import fit_point_estimate
     from ..study import build_study
 

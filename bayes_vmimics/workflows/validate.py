@@ -126,7 +126,7 @@ def load_result(path: Path) -> dict:
     """What ``validate`` scores: an ``optimize`` point estimate (``point_estimate.json`` or its folder), a pooled
     ``calibrate`` posterior or a ``hierarchical`` population (``results.nc`` or its folder), with the
     configuration stored in it (or in ``run.json`` beside it)."""
-    from ..diagnostics import ConvergenceVerdict, convergence_verdict, result_verdict
+    from ..convergence import ConvergenceVerdict, convergence_verdict, result_verdict
     from ..results import load_datatree
 
     if path.is_dir():
@@ -285,14 +285,13 @@ def run_validate(options: ValidateOptions, *, scheduler=None, progress: Progress
     """
     from ..errors import ErrorModel
     from ..plotting import plot_profile_pages
-    from ..results import (
+    from ..predictive import (
         add_held_out_predictive,
         add_shared_held_out_predictive,
-        fit_metrics_table,
         held_out_by_depth,
         held_out_scores,
-        save_datatree,
     )
+    from ..results import fit_metrics_table, save_datatree
     from ..rundir import RunFolderError
     from ..scoring import discrepancy_prior_keys
     from ..study import build_hierarchical_study, file_sha256
