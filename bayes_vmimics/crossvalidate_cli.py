@@ -11,7 +11,7 @@ runs on the process pool (``--n-processes``) or on a Dask cluster (``--scheduler
 Second pass (``--refine``, as in ``hierarchical``): when the population of all sites is narrow, few of a
 site's stage-1 draws (taken under the box prior) fall inside it, the stage-2 weights rest on a handful of draws
 and stage 2 does not mix. Stage 1 is then run once more for every site under a normal prior fitted to the
-population of all sites (:func:`~bayes_vmimics.inference.two_stage.refined_stage1_prior`), and all folds use
+population of all sites (:func:`~bayes_vmimics.inference.stage1.refined_stage1_prior`), and all folds use
 those draws. That prior is only a proposal: stage 2 divides it out of every weight, so fitting it on all sites
 (held-out ones included) changes the Monte Carlo error of a fold, not the posterior it estimates, and no
 held-out data enter a prediction. The first pass uses ``hierarchical``'s stage-2 settings and seed, so with
@@ -206,12 +206,8 @@ def _crossvalidate(args, scheduler) -> int:
     from .crossvalidation import crossvalidate_sites, site_folds
     from .inference.pymc_models import posterior_convergence, save_results
     from .inference.regression import RegressionPrior, sample_regression_population
-    from .inference.two_stage import (
-        needs_refinement,
-        refined_stage1_prior,
-        sample_population,
-        site_posterior_samples,
-    )
+    from .inference.stage1 import refined_stage1_prior, site_posterior_samples
+    from .inference.two_stage import needs_refinement, sample_population
     from .interrupt import deferred_interrupt
     from .io.sites import build_site_tables
     from .rundir import check_out_path

@@ -191,7 +191,7 @@ def crossvalidate_sites(
 
     Args:
         problem: the calibration problem of all sites (–).
-        stage1: their stage-1 draws (:func:`~bayes_vmimics.inference.two_stage.site_posterior_samples`), same
+        stage1: their stage-1 draws (:func:`~bayes_vmimics.inference.stage1.site_posterior_samples`), same
             sites in the same order (–).
         forest_types: forest type of each site (–).
         n_folds: K (count).

@@ -23,7 +23,7 @@ makes a sampler's step cost a few warm solves, but the model can have several eq
 bifurcation a warm start may land on a different branch than a cold spin-up, so the log-probability can
 depend on the evaluation history. (Until 2026-11-25 a solver bug let warm starts stop on states that are no
 steady state, at 7 % of the stage-1 draws of real ENF sites; fixed, see ``model/README.md``. Since then
-warm and cold agreed on all 3500 draws checked; :func:`~.inference.two_stage.check_stage1_branches` checks a
+warm and cold agreed on all 3500 draws checked; :func:`~.inference.stage1.check_stage1_branches` checks a
 run.) ``warm_start=False`` starts every solve from WC22's initial pools and gives a deterministic
 log-probability.
 

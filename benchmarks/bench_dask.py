@@ -8,7 +8,7 @@ asserts nothing (the tests check that the numbers agree).
    ``multiprocessing.Pool`` with ``imap``, as stage 1 uses) and through
    :meth:`~bayes_vmimics.scheduler.DaskScheduler.as_completed` on a ``LocalCluster``, with 1 and 2 workers:
    wall time per task, after the pool or cluster has started (its start-up time is printed apart).
-2. Stage-1 throughput: :func:`~bayes_vmimics.inference.two_stage.site_posterior_samples` on the same sites
+2. Stage-1 throughput: :func:`~bayes_vmimics.inference.stage1.site_posterior_samples` on the same sites
    (real sites of ``--forest-type`` as ``hierarchical`` builds them, cold solves, ¹⁴C where the study has it; or
    ``--synthetic N`` sites, SOC only), from the sites' MAP (computed once, outside the timing), with 1 and 2
    worker processes of the pool and 1 and 2 Dask workers: wall time, sites per hour, and whether the draws equal
@@ -91,7 +91,7 @@ def overhead(n_tasks: int, workers: tuple[int, ...]) -> list[tuple]:
 
 def throughput(problem, z0, settings: dict, workers: tuple[int, ...]):
     """Rows (engine, workers, wall s, sites per hour, equal to serial) and the memory figures."""
-    from bayes_vmimics.inference.two_stage import site_posterior_samples
+    from bayes_vmimics.inference.stage1 import site_posterior_samples
     from bayes_vmimics.scheduler import DaskScheduler
 
     S = len(problem.sites)

@@ -24,7 +24,7 @@ from scipy.special import expit
 from bayes_vmimics.config import StudyConfig
 from bayes_vmimics.gradients import site_log_likelihood_and_gradient
 from bayes_vmimics.inference.initial import site_map_estimates
-from bayes_vmimics.inference.two_stage import _one_site_problem, _stage1_task
+from bayes_vmimics.inference.stage1 import _one_site_problem, _stage1_task
 from bayes_vmimics.io.atmosphere import load_atmosphere
 from bayes_vmimics.io.datadir import resolve_data_dir
 from bayes_vmimics.io.sites import build_site_tables

@@ -17,7 +17,7 @@ pytest.importorskip("distributed")  # a safety net: the dev extra (and so CI) in
 
 from bayes_vmimics import progress as progress_module  # noqa: E402
 from bayes_vmimics.inference.emcee_sampler import run_ensembles  # noqa: E402
-from bayes_vmimics.inference.two_stage import check_stage1_branches, site_posterior_samples  # noqa: E402
+from bayes_vmimics.inference.stage1 import check_stage1_branches, site_posterior_samples  # noqa: E402
 from bayes_vmimics.likelihood import CalibrationProblem  # noqa: E402
 from bayes_vmimics.parameters import PARAMETER_NAMES  # noqa: E402
 from bayes_vmimics.scheduler import DaskScheduler, as_scheduler, import_distributed, parse_scheduler  # noqa: E402

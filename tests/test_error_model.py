@@ -527,7 +527,7 @@ def test_problem_predictive_hooks(sites, atmosphere):
 
 def test_emcee_and_two_stage_run_with_the_discrepancy_preset(sites, atmosphere):
     from bayes_vmimics.inference.emcee_sampler import run_ensemble
-    from bayes_vmimics.inference.two_stage import site_posterior_samples
+    from bayes_vmimics.inference.stage1 import site_posterior_samples
 
     prob = CalibrationProblem(sites[:1], atmosphere=atmosphere, error_model="discrepancy")
     run = run_ensemble(prob.log_probability, prob.prior, n_walkers=16, n_steps=5, seed=1, around=THETA)

@@ -110,7 +110,7 @@ def test_stage1_on_a_local_scheduler_equals_the_serial_run_bit_for_bit(three_sit
     own pool (``n_processes``): both give the serial draws exactly."""
     import numpy as np
 
-    from bayes_vmimics.inference.two_stage import site_posterior_samples
+    from bayes_vmimics.inference.stage1 import site_posterior_samples
     from bayes_vmimics.parameters import PARAMETER_NAMES
 
     kw = dict(n_walkers=16, n_steps=40, thin=2, seed=7, z_start=np.zeros((3, len(PARAMETER_NAMES))))

@@ -11,12 +11,8 @@ from gaussian_hierarchy import gaussian_case as make_gaussian_case
 
 from bayes_vmimics.inference.initial import logit_from_theta, theta_from_logit
 from bayes_vmimics.inference.pymc_models import posterior_convergence, sample_new_site_parameters
-from bayes_vmimics.inference.two_stage import (
-    SitePosteriorSamples,
-    logistic_log_density,
-    sample_population,
-    site_posterior_samples,
-)
+from bayes_vmimics.inference.stage1 import site_posterior_samples
+from bayes_vmimics.inference.two_stage import SitePosteriorSamples, logistic_log_density, sample_population
 from bayes_vmimics.likelihood import CalibrationProblem
 from bayes_vmimics.parameters import PARAMETER_NAMES
 from bayes_vmimics.priors import BoxPrior
@@ -325,7 +321,7 @@ def test_stage2_divides_out_a_normal_stage1_prior(gaussian_case):
 
 
 def test_stage1_under_a_normal_prior(synthetic_problem, tmp_path):
-    from bayes_vmimics.inference.two_stage import _SiteLogProbability
+    from bayes_vmimics.inference.stage1 import _SiteLogProbability
 
     prob = synthetic_problem
     loc, scale = np.full(NPAR, 0.2), np.full(NPAR, 0.7)
@@ -347,7 +343,8 @@ def test_stage1_under_a_normal_prior(synthetic_problem, tmp_path):
 
 
 def test_refined_stage1_prior_matches_the_population_predictive(gaussian_case):
-    from bayes_vmimics.inference.two_stage import needs_refinement, refined_stage1_prior
+    from bayes_vmimics.inference.stage1 import refined_stage1_prior
+    from bayes_vmimics.inference.two_stage import needs_refinement
 
     samples, _, _ = gaussian_case
     dt = sample_population(samples, ["A"] * 4 + ["B"] * 4, BoxPrior(), draws=400, tune=100, chains=2, thin=1)
@@ -367,7 +364,7 @@ def test_refined_stage1_prior_matches_the_population_predictive(gaussian_case):
 def test_stage1_keeps_its_log_prob_and_the_cold_check_finds_tampered_draws(synthetic_problem, tmp_path):
     from dataclasses import replace
 
-    from bayes_vmimics.inference.two_stage import check_stage1_branches
+    from bayes_vmimics.inference.stage1 import check_stage1_branches
 
     kw = dict(n_walkers=16, n_steps=60, thin=2, seed=7, z_start=np.zeros((2, NPAR)))
     a = site_posterior_samples(synthetic_problem, checkpoint_dir=tmp_path, **kw)

@@ -107,7 +107,7 @@ def fit_site_mixtures(stage1: SitePosteriorSamples, n_components: int = 2, *, se
     """Fit the Gaussian-mixture likelihood approximation of every site from its stage-1 draws.
 
     Args:
-        stage1: stage-1 draws (:func:`~bayes_vmimics.inference.two_stage.site_posterior_samples`) (–).
+        stage1: stage-1 draws (:func:`~bayes_vmimics.inference.stage1.site_posterior_samples`) (–).
         n_components: K, mixture components per site (count).
         seed: seed of the resampling and of EM's initialisation (integer).
 

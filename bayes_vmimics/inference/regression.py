@@ -310,7 +310,7 @@ def sample_regression_population(
     model solves).
 
     Args:
-        stage1_samples: stage-1 result (:func:`.two_stage.site_posterior_samples`), any sites (e.g. the
+        stage1_samples: stage-1 result (:func:`.stage1.site_posterior_samples`), any sites (e.g. the
             training sites of a cross-validation fold, ``samples.subset(...)``) (–).
         X: standardised covariates of those sites, shape (n_sites, J), or a
             :class:`~bayes_vmimics.covariates.CovariateDesign` of them (standardised units).
@@ -465,7 +465,7 @@ def predict_new_site_regression(
 def refined_stage1_prior_regression(dt: xr.DataTree, *, inflate: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
     """A stage-1 prior for a second pass with covariates: per site, a normal in z matching the regression
     population's predictive at the site's covariates (mean E[μ_t + B_t x_s], variance E[σ_t²] + Var[μ_t + B_t x_s]),
-    widened by ``inflate``. The counterpart of :func:`.two_stage.refined_stage1_prior` (same reasons).
+    widened by ``inflate``. The counterpart of :func:`.stage1.refined_stage1_prior` (same reasons).
 
     Args:
         dt: a first pass of :func:`sample_regression_population` (–).
