@@ -30,8 +30,9 @@ matplotlib.use(os.environ.get("MPLBACKEND", "Agg"))
 from IPython.display import Image, display  # noqa: E402
 
 from bayes_vmimics.diagnostics import plot_xv_xk, save_pair_plot, xv_xk_correlation  # noqa: E402
+from bayes_vmimics.parameter_plots import plot_marginals  # noqa: E402
 from bayes_vmimics.parameters import PARAMETER_NAMES  # noqa: E402
-from bayes_vmimics.plotting import plot_marginals, plot_profiles  # noqa: E402
+from bayes_vmimics.plotting import plot_profiles  # noqa: E402
 from bayes_vmimics.results import fit_metrics_table, load_datatree, summary_table  # noqa: E402
 
 RUN = Path(os.environ.get("BAYES_VMIMICS_RUN", "results/calibrate"))

@@ -31,7 +31,8 @@ matplotlib.use(os.environ.get("MPLBACKEND", "Agg"))
 from IPython.display import Image, display  # noqa: E402
 
 from bayes_vmimics.diagnostics import plot_xv_xk, save_pair_plot, xv_xk_correlation  # noqa: E402
-from bayes_vmimics.plotting import plot_marginals, plot_population, plot_profiles  # noqa: E402
+from bayes_vmimics.parameter_plots import plot_marginals, plot_population  # noqa: E402
+from bayes_vmimics.plotting import plot_profiles  # noqa: E402
 from bayes_vmimics.priors import BoxPrior  # noqa: E402
 from bayes_vmimics.results import load_datatree  # noqa: E402
 

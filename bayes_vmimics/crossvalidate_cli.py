@@ -390,7 +390,7 @@ def _crossvalidate(args, scheduler) -> int:
         cv.write(out)
         save_results(full, out / "regression.nc")
         beta_summary.to_csv(out / "beta_summary.csv")
-        from .plotting import plot_beta
+        from .parameter_plots import plot_beta
 
         plot_beta(full, out / "beta.png")
         finish(out)

@@ -114,7 +114,7 @@ class CrossValidation:
         """Write the tables (``cv_<name>.csv``) and the figures ``cv_scores.png`` (r², lppd, 90 % coverage of
         held-out SOC per type and method) and ``cv_predictions.png`` (held-out SOC against its predictive
         median by depth) to the folder ``out`` (path); returns the files written."""
-        from .plotting import plot_cv_predictions, plot_cv_scores
+        from .cv_plots import plot_cv_predictions, plot_cv_scores
 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

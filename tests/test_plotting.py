@@ -23,9 +23,9 @@ from bayes_vmimics.diagnostics import (  # noqa: E402
     posterior_samples,
     xv_xk_correlation,
 )
+from bayes_vmimics.parameter_plots import _marginals_figure  # noqa: E402
 from bayes_vmimics.parameters import PARAMETER_NAMES  # noqa: E402
 from bayes_vmimics.plotting import (  # noqa: E402
-    _marginals_figure,
     _profile_figure,
     observation_error_sd,
     plot_profile_pages,
@@ -301,7 +301,7 @@ def saved_figure(monkeypatch):
 def test_cv_scores_figure_shows_every_method_and_type(tmp_path, saved_figure):
     import pandas as pd
 
-    from bayes_vmimics import plotting
+    from bayes_vmimics import cv_plots
 
     rows = []
     for m in ("population", "regression", "own"):
@@ -311,7 +311,7 @@ def test_cv_scores_figure_shows_every_method_and_type(tmp_path, saved_figure):
                 for c in ("r2", "lppd", "coverage_90"):
                     row[f"{c}_all"], row[f"{c}_fold_se"] = 0.5, 0.1
                 rows.append(row)
-    path = plotting.plot_cv_scores(pd.DataFrame(rows), tmp_path / "cv.png")
+    path = cv_plots.plot_cv_scores(pd.DataFrame(rows), tmp_path / "cv.png")
     assert path.stat().st_size > 10_000
     fig = saved_figure["fig"]
     assert [t.get_text() for t in fig.legends[0].get_texts()] == [
@@ -323,14 +323,14 @@ def test_cv_scores_figure_shows_every_method_and_type(tmp_path, saved_figure):
     assert ticks == ["ENF\n(5 sites)", "BNF\n(4 sites)", "all\n(9 sites)"]
     assert [ax.get_title() for ax in fig.axes] == ["r²", "lppd (nats per observation)", "90 % interval coverage"]
     # one forest type (``crossvalidate --forest-type ENF``) has no "all" row, and shows none
-    plotting.plot_cv_scores(pd.DataFrame([r for r in rows if r["forest_type"] == "ENF"]), tmp_path / "one.png")
+    cv_plots.plot_cv_scores(pd.DataFrame([r for r in rows if r["forest_type"] == "ENF"]), tmp_path / "one.png")
     assert [t.get_text() for t in saved_figure["fig"].axes[0].get_xticklabels()] == ["ENF\n(5 sites)"]
 
 
 def test_cv_predictions_figure_has_a_panel_per_type_and_method(tmp_path, saved_figure):
     import pandas as pd
 
-    from bayes_vmimics import plotting
+    from bayes_vmimics import cv_plots
 
     rng = np.random.default_rng(0)
     rows = []
@@ -342,7 +342,7 @@ def test_cv_predictions_figure_has_a_panel_per_type_and_method(tmp_path, saved_f
                     rows.append({"method": m, "forest_type": t, "variable": "soc", "site_id": f"{t}{s}",
                                  "top_cm": top, "bottom_cm": top + 10, "observed": o, "median": o * 1.1})  # fmt: skip
     methods = ("population", "regression", "own")
-    path = plotting.plot_cv_predictions(pd.DataFrame(rows), tmp_path / "p.png", methods=methods)
+    path = cv_plots.plot_cv_predictions(pd.DataFrame(rows), tmp_path / "p.png", methods=methods)
     assert path.stat().st_size > 10_000
     fig = saved_figure["fig"]
     assert [ax.get_title() for ax in fig.axes[:2]] == ["ENF (3 sites)", "BNF (3 sites)"]
@@ -350,10 +350,10 @@ def test_cv_predictions_figure_has_a_panel_per_type_and_method(tmp_path, saved_f
     # a prediction proportional to the observation has r² 1 in every panel
     assert all(ax.texts[0].get_text().startswith("r² all layers 1.00") for ax in fig.axes)
     with pytest.raises(ValueError, match="none of the methods"):
-        plotting.plot_cv_predictions(pd.DataFrame(rows), tmp_path / "q.png", methods=("own",))
+        cv_plots.plot_cv_predictions(pd.DataFrame(rows), tmp_path / "q.png", methods=("own",))
     # one forest type: the figure stays wide enough for the depth legend and the title
     one = pd.DataFrame([r for r in rows if r["forest_type"] == "ENF"])
-    plotting.plot_cv_predictions(one, tmp_path / "one.png")
+    cv_plots.plot_cv_predictions(one, tmp_path / "one.png")
     fig = saved_figure["fig"]
     fig.canvas.draw()
     width = fig.bbox.width

@@ -223,7 +223,8 @@ def run_calibrate(options: CalibrateOptions, *, scheduler=None, progress: Progre
     from ..inference import ensemble_convergence, run_ensembles
     from ..inference.emcee_sampler import check_backend
     from ..optimize import cost_name
-    from ..plotting import plot_marginals, plot_profiles
+    from ..parameter_plots import plot_marginals
+    from ..plotting import plot_profiles
     from ..results import build_datatree, format_report, save_datatree, summary_table
     from ..study import build_study
 

@@ -191,7 +191,8 @@ def run_hierarchical(
     from ..inference.pymc_models import posterior_convergence, save_results
     from ..inference.replicates import combine_replicates, replicate_seeds
     from ..inference.two_stage import two_stage_hierarchical
-    from ..plotting import plot_population, plot_profile_pages
+    from ..parameter_plots import plot_population
+    from ..plotting import plot_profile_pages
     from ..predictive import add_site_predictive
     from ..results import fit_metrics_table
     from ..study import build_hierarchical_study
@@ -380,7 +381,7 @@ def run_hierarchical(
         plot_population(dt, problem.prior, out / "population.png")
         plot_xv_xk(dt, out / "xv_xk.png", prior=problem.prior)
         if design is not None:
-            from ..plotting import plot_beta
+            from ..parameter_plots import plot_beta
 
             plot_beta(dt, out / "beta.png")  # which covariates move which parameters
             written.append("beta.png")

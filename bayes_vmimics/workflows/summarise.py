@@ -60,7 +60,8 @@ def run_summarise(options: SummariseOptions, *, progress: Progress | None = None
         ValueError: a hierarchical result (summarise reads calibrate's); OSError: no readable results file.
     """
     from ..diagnostics import plot_xv_xk, save_pair_plot
-    from ..plotting import plot_marginals, plot_profiles, result_prior
+    from ..parameter_plots import plot_marginals
+    from ..plotting import plot_profiles, result_prior
     from ..results import format_report, load_datatree, summary_table
 
     o, progress = options, progress or Progress()
